@@ -1,0 +1,157 @@
+//! A Redis Cluster of real nodes on loopback, slots assigned and `cluster_state:ok` awaited.
+
+use std::time::Duration;
+
+use crate::catalog::ServerVersion;
+use crate::client::Reply;
+use crate::poll::poll_until;
+use crate::server::Server;
+
+/// Number of hash slots in a Redis Cluster.
+const SLOTS: u16 = 16384;
+
+/// How to start a cluster; see [`Cluster::builder`].
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    version: ServerVersion,
+    masters: usize,
+    replicas: usize,
+}
+
+impl ClusterBuilder {
+    /// Number of masters (default 3); slots are split evenly between them.
+    pub fn masters(mut self, n: usize) -> Self {
+        self.masters = n.max(1);
+        self
+    }
+    /// Replicas per master (default 0).
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n;
+        self
+    }
+
+    /// Starts every node, assigns slots, joins them and waits (30 s deadline) for
+    /// `cluster_state:ok` on every node and for every replica to be linked.
+    #[track_caller]
+    pub fn start(self) -> Cluster {
+        let masters: Vec<Server> =
+            (0..self.masters).map(|_| Server::builder(&self.version).cluster().start()).collect();
+        let per = SLOTS as usize / masters.len();
+        for (i, m) in masters.iter().enumerate() {
+            let lo = i * per;
+            let hi = if i + 1 == masters.len() { SLOTS as usize } else { lo + per };
+            let mut args = vec!["CLUSTER".to_string(), "ADDSLOTS".to_string()];
+            args.extend((lo..hi).map(|s| s.to_string()));
+            m.cmd(&args).ok();
+        }
+        let mut replicas = Vec::new();
+        for m in &masters {
+            for _ in 0..self.replicas {
+                replicas.push((m.node_id(), Server::builder(&self.version).cluster().start()));
+            }
+        }
+        let first = masters[0].port().to_string();
+        for node in masters.iter().skip(1).chain(replicas.iter().map(|(_, r)| r)) {
+            node.cmd(&["CLUSTER", "MEET", "127.0.0.1", first.as_str()]).ok();
+        }
+        let total = masters.len() + replicas.len();
+        for (master_id, r) in &replicas {
+            poll_until(Duration::from_secs(30), "a replica to learn its master", || {
+                (!r.cmd(&["CLUSTER", "REPLICATE", master_id.as_str()]).is_error()).then_some(())
+            });
+        }
+        let cluster = Cluster { masters, replicas: replicas.into_iter().map(|(_, r)| r).collect() };
+        cluster.wait_ok(total);
+        for r in &cluster.replicas {
+            r.wait_replica_synced();
+        }
+        cluster
+    }
+}
+
+/// A running cluster; every node is killed when dropped.
+#[derive(Debug)]
+pub struct Cluster {
+    masters: Vec<Server>,
+    replicas: Vec<Server>,
+}
+
+impl Cluster {
+    /// A builder: 3 masters, no replicas, of `version`.
+    pub fn builder(version: &ServerVersion) -> ClusterBuilder {
+        ClusterBuilder { version: version.clone(), masters: 3, replicas: 0 }
+    }
+
+    fn wait_ok(&self, total: usize) {
+        for node in self.nodes() {
+            poll_until(Duration::from_secs(30), "cluster_state:ok on every node", || {
+                let info = node.cmd(&["CLUSTER", "INFO"]).ok().text();
+                let ok = info.contains("cluster_state:ok")
+                    && info.contains(&format!("cluster_known_nodes:{total}\r"));
+                ok.then_some(())
+            });
+        }
+    }
+
+    /// The masters as started (a failover may change roles later).
+    pub fn masters(&self) -> &[Server] {
+        &self.masters
+    }
+    /// The replicas, grouped by master in start order.
+    pub fn replicas(&self) -> &[Server] {
+        &self.replicas
+    }
+    /// Every node, masters first.
+    pub fn nodes(&self) -> impl Iterator<Item = &Server> {
+        self.masters.iter().chain(self.replicas.iter())
+    }
+    /// The node that currently serves `slot` as master, asked of the first master.
+    #[track_caller]
+    pub fn master_for_slot(&self, slot: u16) -> &Server {
+        let reply = self.masters[0].cmd(&["CLUSTER", "SLOTS"]).ok();
+        for range in reply.array() {
+            let r = range.array();
+            let (lo, hi) = (r[0].int(), r[1].int());
+            if (lo..=hi).contains(&i64::from(slot)) {
+                let port = r[2].array()[1].int();
+                if let Some(n) = self.nodes().find(|n| i64::from(n.port()) == port) {
+                    return n;
+                }
+            }
+        }
+        panic!("no master serves slot {slot}")
+    }
+    /// The `DEBUG DIGEST`s of every current master XORed: with an odd number of non-empty
+    /// masters this equals a standalone server's digest of the same data.
+    #[track_caller]
+    pub fn xor_digest(&self) -> String {
+        let mut acc = [0u8; 20];
+        for n in self.nodes() {
+            let role = n.cmd(&["ROLE"]).ok().array();
+            if role.first().map(Reply::text).as_deref() != Some("master") {
+                continue;
+            }
+            let d = n.digest();
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a ^= u8::from_str_radix(d.get(i * 2..i * 2 + 2).unwrap_or("00"), 16).unwrap_or(0);
+            }
+        }
+        acc.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    /// Total keys over the current masters.
+    #[track_caller]
+    pub fn dbsize(&self) -> i64 {
+        self.nodes()
+            .filter(|n| n.cmd(&["ROLE"]).ok().array()[0].text() == "master")
+            .map(Server::dbsize)
+            .sum()
+    }
+}
+
+impl Server {
+    /// This node's cluster id (`CLUSTER MYID`).
+    #[track_caller]
+    pub fn node_id(&self) -> String {
+        self.cmd(&["CLUSTER", "MYID"]).ok().text()
+    }
+}

@@ -1,0 +1,40 @@
+//! Real Redis and Valkey servers for redis-sync's tests.
+//!
+//! Every test that talks to a server starts a real `redis-server` or `valkey-server` process
+//! through this crate: on a free `127.0.0.1` port, in its own temporary directory, with
+//! persistence off (`--save ""`), killed when the [`Server`] is dropped (also when the test
+//! panics). There are no mocks of Redis anywhere in the project.
+//!
+//! Binaries come from `$REDIS_SERVERS_DIR/bin/<name>/` as installed by
+//! `shared/servers/install.sh` (default `~/.cache/redis-sync/servers`), else a `redis-server` on
+//! `PATH`. [`versions`] lists what is there so a test can run across the whole matrix. Under
+//! `CI=true` a missing server is a failing test whose message says how to install it; outside CI
+//! a test may skip, and says so on stderr.
+//!
+//! ```no_run
+//! use redis_sync_testkit::{versions, Server};
+//!
+//! for v in versions() {
+//!     let server = Server::builder(&v).start();
+//!     server.cmd(&["SET", "k", "v"]).ok();
+//!     println!("{}: {}", v.name(), server.digest());
+//! }
+//! ```
+#![deny(missing_docs)]
+
+mod catalog;
+mod client;
+mod cluster;
+mod poll;
+mod server;
+
+pub use catalog::{Flavor, ServerVersion, find, require, versions, versions_where};
+pub use client::{Client, Reply};
+pub use cluster::{Cluster, ClusterBuilder};
+pub use poll::poll_until;
+pub use server::{Server, ServerBuilder};
+
+/// True when running under CI (`CI=true`): missing servers fail tests instead of skipping them.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
