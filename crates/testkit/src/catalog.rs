@@ -123,14 +123,23 @@ fn scan(dir: &Path) -> Vec<ServerVersion> {
             continue;
         }
         let modules = Some(e.path().join("modules")).filter(|m| m.is_dir());
-        out.push(ServerVersion { name, flavor, version, bin, modules });
+        out.push(ServerVersion {
+            name,
+            flavor,
+            version,
+            bin,
+            modules,
+        });
     }
     out.sort_by_key(|v| (v.flavor, v.version));
     out
 }
 
 fn redis_on_path() -> Option<ServerVersion> {
-    let out = std::process::Command::new("redis-server").arg("--version").output().ok()?;
+    let out = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let v = text.split_whitespace().find_map(|w| w.strip_prefix("v="))?;
     let (flavor, version) = parse_name(&format!("redis-{v}"))?;
@@ -197,8 +206,14 @@ mod tests {
 
     #[test]
     fn names_parse() {
-        assert_eq!(parse_name("redis-7.0.15"), Some((Flavor::Redis, (7, 0, 15))));
-        assert_eq!(parse_name("valkey-9.1.2"), Some((Flavor::Valkey, (9, 1, 2))));
+        assert_eq!(
+            parse_name("redis-7.0.15"),
+            Some((Flavor::Redis, (7, 0, 15)))
+        );
+        assert_eq!(
+            parse_name("valkey-9.1.2"),
+            Some((Flavor::Valkey, (9, 1, 2)))
+        );
         assert_eq!(parse_name("redis-8.6"), Some((Flavor::Redis, (8, 6, 0))));
         assert_eq!(parse_name("keydb-6.0"), None);
     }

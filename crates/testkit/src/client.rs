@@ -85,7 +85,10 @@ impl Client {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
-        Ok(Client { reader: BufReader::new(stream.try_clone()?), writer: stream })
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
     }
 
     /// Sends one command and reads its reply. Server errors come back as [`Reply::Error`];
@@ -140,7 +143,10 @@ fn read_line(r: &mut impl BufRead) -> io::Result<String> {
 fn read_reply(r: &mut impl BufRead) -> io::Result<Reply> {
     let line = read_line(r)?;
     let (kind, rest) = line.split_at(line.len().min(1));
-    let num = || rest.parse::<i64>().map_err(|_| bad(format!("bad length line {line:?}")));
+    let num = || {
+        rest.parse::<i64>()
+            .map_err(|_| bad(format!("bad length line {line:?}")))
+    };
     Ok(match kind {
         "+" => Reply::Status(rest.to_string()),
         "-" => Reply::Error(rest.to_string()),

@@ -34,12 +34,17 @@ impl ClusterBuilder {
     /// `cluster_state:ok` on every node and for every replica to be linked.
     #[track_caller]
     pub fn start(self) -> Cluster {
-        let masters: Vec<Server> =
-            (0..self.masters).map(|_| Server::builder(&self.version).cluster().start()).collect();
+        let masters: Vec<Server> = (0..self.masters)
+            .map(|_| Server::builder(&self.version).cluster().start())
+            .collect();
         let per = SLOTS as usize / masters.len();
         for (i, m) in masters.iter().enumerate() {
             let lo = i * per;
-            let hi = if i + 1 == masters.len() { SLOTS as usize } else { lo + per };
+            let hi = if i + 1 == masters.len() {
+                SLOTS as usize
+            } else {
+                lo + per
+            };
             let mut args = vec!["CLUSTER".to_string(), "ADDSLOTS".to_string()];
             args.extend((lo..hi).map(|s| s.to_string()));
             m.cmd(&args).ok();
@@ -47,20 +52,37 @@ impl ClusterBuilder {
         let mut replicas = Vec::new();
         for m in &masters {
             for _ in 0..self.replicas {
-                replicas.push((m.node_id(), Server::builder(&self.version).cluster().start()));
+                replicas.push((
+                    m.node_id(),
+                    Server::builder(&self.version).cluster().start(),
+                ));
             }
         }
         let first = masters[0].port().to_string();
-        for node in masters.iter().skip(1).chain(replicas.iter().map(|(_, r)| r)) {
-            node.cmd(&["CLUSTER", "MEET", "127.0.0.1", first.as_str()]).ok();
+        for node in masters
+            .iter()
+            .skip(1)
+            .chain(replicas.iter().map(|(_, r)| r))
+        {
+            node.cmd(&["CLUSTER", "MEET", "127.0.0.1", first.as_str()])
+                .ok();
         }
         let total = masters.len() + replicas.len();
         for (master_id, r) in &replicas {
-            poll_until(Duration::from_secs(30), "a replica to learn its master", || {
-                (!r.cmd(&["CLUSTER", "REPLICATE", master_id.as_str()]).is_error()).then_some(())
-            });
+            poll_until(
+                Duration::from_secs(30),
+                "a replica to learn its master",
+                || {
+                    (!r.cmd(&["CLUSTER", "REPLICATE", master_id.as_str()])
+                        .is_error())
+                    .then_some(())
+                },
+            );
         }
-        let cluster = Cluster { masters, replicas: replicas.into_iter().map(|(_, r)| r).collect() };
+        let cluster = Cluster {
+            masters,
+            replicas: replicas.into_iter().map(|(_, r)| r).collect(),
+        };
         cluster.wait_ok(total);
         for r in &cluster.replicas {
             r.wait_replica_synced();
@@ -79,17 +101,25 @@ pub struct Cluster {
 impl Cluster {
     /// A builder: 3 masters, no replicas, of `version`.
     pub fn builder(version: &ServerVersion) -> ClusterBuilder {
-        ClusterBuilder { version: version.clone(), masters: 3, replicas: 0 }
+        ClusterBuilder {
+            version: version.clone(),
+            masters: 3,
+            replicas: 0,
+        }
     }
 
     fn wait_ok(&self, total: usize) {
         for node in self.nodes() {
-            poll_until(Duration::from_secs(30), "cluster_state:ok on every node", || {
-                let info = node.cmd(&["CLUSTER", "INFO"]).ok().text();
-                let ok = info.contains("cluster_state:ok")
-                    && info.contains(&format!("cluster_known_nodes:{total}\r"));
-                ok.then_some(())
-            });
+            poll_until(
+                Duration::from_secs(30),
+                "cluster_state:ok on every node",
+                || {
+                    let info = node.cmd(&["CLUSTER", "INFO"]).ok().text();
+                    let ok = info.contains("cluster_state:ok")
+                        && info.contains(&format!("cluster_known_nodes:{total}\r"));
+                    ok.then_some(())
+                },
+            );
         }
     }
 

@@ -81,12 +81,21 @@ impl ServerBuilder {
 
     fn spawn_once(&self) -> io::Result<Server> {
         let port = free_port(self.cluster)?;
-        let dir = tempfile::Builder::new().prefix("redis-sync-test-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("redis-sync-test-")
+            .tempdir()?;
         let log = dir.path().join("server.log");
         let mut cmd = Command::new(self.version.bin());
         cmd.arg("--port")
             .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--dbfilename", "dump.rdb", "--save", ""])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(dir.path())
@@ -108,7 +117,11 @@ impl ServerBuilder {
             cmd.arg("--loadmodule").arg(path);
         }
         if let Some((mport, mpass)) = &self.replica_of {
-            let key = if self.version.at_least(5, 0) { "--replicaof" } else { "--slaveof" };
+            let key = if self.version.at_least(5, 0) {
+                "--replicaof"
+            } else {
+                "--slaveof"
+            };
             cmd.args([key, "127.0.0.1", &mport.to_string()]);
             if let Some(pw) = mpass {
                 cmd.args(["--masterauth", pw]);
@@ -120,7 +133,9 @@ impl ServerBuilder {
                 .arg(dir.path().join("nodes.conf"));
         }
         cmd.args(&self.args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let child = cmd.spawn()?;
         let mut server = Server {
             version: self.version.clone(),
@@ -146,7 +161,10 @@ fn free_port(cluster: bool) -> io::Result<u16> {
             return Ok(port);
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free port pair for a cluster node"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free port pair for a cluster node",
+    ))
 }
 
 /// A running server process, killed when dropped.
@@ -182,7 +200,10 @@ impl Server {
                 } else {
                     io::ErrorKind::Other
                 };
-                return Err(io::Error::new(kind, format!("exited with {status}; log:\n{log}")));
+                return Err(io::Error::new(
+                    kind,
+                    format!("exited with {status}; log:\n{log}"),
+                ));
             }
             if let Ok(mut c) = self.try_client() {
                 if matches!(c.call(&["PING"]), Ok(Reply::Status(_))) {
@@ -246,7 +267,10 @@ impl Server {
     pub fn cmd<A: AsRef<[u8]>>(&self, args: &[A]) -> Reply {
         match self.client().call(args) {
             Ok(r) => r,
-            Err(e) => panic!("I/O error talking to {} on {}: {e}", self.version, self.port),
+            Err(e) => panic!(
+                "I/O error talking to {} on {}: {e}",
+                self.version, self.port
+            ),
         }
     }
 
@@ -283,8 +307,12 @@ impl Server {
     #[track_caller]
     pub fn wait_replica_synced(&self) {
         poll_until(Duration::from_secs(30), "master_link_status:up", || {
-            (self.info("replication").get("master_link_status").map(String::as_str) == Some("up"))
-                .then_some(())
+            (self
+                .info("replication")
+                .get("master_link_status")
+                .map(String::as_str)
+                == Some("up"))
+            .then_some(())
         });
     }
 }
