@@ -205,10 +205,10 @@ impl Server {
                     format!("exited with {status}; log:\n{log}"),
                 ));
             }
-            if let Ok(mut c) = self.try_client() {
-                if matches!(c.call(&["PING"]), Ok(Reply::Status(_))) {
-                    return Ok(());
-                }
+            if let Ok(mut c) = self.try_client()
+                && matches!(c.call(&["PING"]), Ok(Reply::Status(_)))
+            {
+                return Ok(());
             }
             if std::time::Instant::now() > deadline {
                 return Err(io::Error::other(format!(
