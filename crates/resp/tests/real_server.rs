@@ -218,7 +218,7 @@ fn resp3_replies(server: &Server, v: &ServerVersion) {
     // 3.141 on 6.2+, 3.14159265359 on 6.0.
     let d = dbg(&mut c, "double");
     assert!(
-        matches!(d, Frame::Double(x) if (x - 3.141).abs() < 0.001),
+        matches!(d, Frame::Double(x) if x.to_string().starts_with("3.141")),
         "{name}: {d:?}"
     );
     assert_eq!(
