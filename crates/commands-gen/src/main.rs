@@ -1,0 +1,52 @@
+//! Regenerates `crates/commands/src/table/generated.rs` from live servers.
+//!
+//! ```text
+//! cargo run -p redis-sync-commands-gen [-- OUTPUT]
+//! ```
+//!
+//! Starts the newest installed Redis 8.x, Redis 7.x and Valkey 9.x with the test kit (see
+//! `shared/servers/SERVERS.md`; set `REDIS_SERVERS_DIR`), reads `COMMAND` and `COMMAND DOCS`
+//! from each and writes the merged table. Run `cargo fmt -p redis-sync-commands` afterwards.
+
+use std::process::ExitCode;
+
+use redis_sync_commands_gen::{merge, read_server, render, table_versions};
+
+fn main() -> ExitCode {
+    let out = std::env::args().nth(1).unwrap_or_else(|| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../commands/src/table/generated.rs"
+        )
+        .to_string()
+    });
+    let versions = table_versions(&redis_sync_testkit::versions());
+    if versions.is_empty() {
+        eprintln!(
+            "error: no Redis 8.x, Redis 7.x or Valkey 9.x installed; run shared/servers/install.sh"
+        );
+        return ExitCode::from(2);
+    }
+    let mut readings = Vec::new();
+    for v in &versions {
+        eprintln!("reading {v} …");
+        match read_server(v) {
+            Ok(r) => {
+                eprintln!("  {} commands", r.commands.len());
+                readings.push(r);
+            }
+            Err(e) => {
+                eprintln!("error: reading {v}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let merged = merge(&readings);
+    let source = render(&readings, &merged);
+    if let Err(e) = std::fs::write(&out, source) {
+        eprintln!("error: writing {out}: {e}");
+        return ExitCode::from(1);
+    }
+    eprintln!("wrote {} commands to {out}", merged.len());
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,218 @@
+//! Classifying one command: what it is, its keys, its slot and what a replica does with it.
+
+use crate::error::{Error, show};
+use crate::keys::{KeyPos, key_positions};
+use crate::slot::hash_slot;
+use crate::sync::{SyncAction, SyncOptions, sync_action};
+use crate::table::{CommandDef, lookup, sources};
+
+/// Where a command must run on a cluster target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Route {
+    /// No keys: any node will do (e.g. `MULTI`, `SELECT 0`, `PING`).
+    Any,
+    /// Every master (the server's `request_policy:all_shards` / `all_nodes` tip, e.g.
+    /// `FLUSHALL`, `FUNCTION LOAD`, `SCRIPT LOAD`).
+    AllMasters,
+    /// The master owning this slot (keys and `not_key` names such as `SPUBLISH`'s channel).
+    Slot(u16),
+    /// Keys in different slots: see [`crate::split_for_cluster`].
+    CrossSlot,
+}
+
+/// A classified command; `keys` borrows from the [`Classifier`] that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Classified<'c> {
+    /// The command (the subcommand for containers such as `FUNCTION LOAD`).
+    pub command: &'static CommandDef,
+    /// Key arguments, in key-spec order (may include `not_key` names; see [`KeyPos::is_key`]).
+    pub keys: &'c [KeyPos],
+    /// Where it runs on a cluster.
+    pub route: Route,
+    /// What a replica does with it.
+    pub sync: SyncAction,
+}
+
+/// Classifies commands, reusing one key buffer (no allocation per command once warm).
+///
+/// ```
+/// use redis_sync_commands::{Classifier, Route, SyncAction, SyncOptions, hash_slot};
+///
+/// let mut c = Classifier::new(SyncOptions::default());
+/// let got = c.classify(&["SET", "user:{42}:name", "ada"]).expect("a known command");
+/// assert_eq!(got.command.name, "set");
+/// assert_eq!(got.keys[0].index, 1);
+/// assert_eq!(got.route, Route::Slot(hash_slot(b"42")));
+/// assert_eq!(got.sync, SyncAction::Apply);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Classifier {
+    options: SyncOptions,
+    keys: Vec<KeyPos>,
+}
+
+impl Classifier {
+    /// A classifier with these sync options.
+    pub fn new(options: SyncOptions) -> Self {
+        Classifier {
+            options,
+            keys: Vec::with_capacity(16),
+        }
+    }
+
+    /// The sync options in use.
+    pub fn options(&self) -> SyncOptions {
+        self.options
+    }
+
+    /// Classifies `args` (`args[0]` is the command name).
+    ///
+    /// Errors: [`Error::Empty`], [`Error::UnknownCommand`], [`Error::Arity`],
+    /// [`Error::BadKeyCount`].
+    pub fn classify<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Classified<'_>, Error> {
+        let Some(name) = args.first() else {
+            return Err(Error::Empty);
+        };
+        let Some(def) = lookup(args) else {
+            return Err(Error::UnknownCommand {
+                name: show(name.as_ref()),
+                sources: source_names(),
+            });
+        };
+        if !def.arity_ok(args.len()) {
+            let a = def.arity();
+            let expected = if a >= 0 {
+                format!("exactly {a}")
+            } else {
+                format!("at least {}", a.unsigned_abs())
+            };
+            return Err(Error::Arity {
+                command: def.display_name(),
+                got: args.len(),
+                expected,
+            });
+        }
+        key_positions(def, args, &mut self.keys)?;
+        let route = route_of(def, args, &self.keys);
+        Ok(Classified {
+            command: def,
+            keys: &self.keys,
+            route,
+            sync: sync_action(def, self.options),
+        })
+    }
+}
+
+/// An owned [`Classified`], from [`classify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Classification {
+    /// The command (the subcommand for containers).
+    pub command: &'static CommandDef,
+    /// Key arguments, in key-spec order.
+    pub keys: Vec<KeyPos>,
+    /// Where it runs on a cluster.
+    pub route: Route,
+    /// What a replica does with it (default [`SyncOptions`]).
+    pub sync: SyncAction,
+}
+
+/// Classifies one command with default [`SyncOptions`], allocating its key list; use a
+/// [`Classifier`] in a hot loop.
+pub fn classify<A: AsRef<[u8]>>(args: &[A]) -> Result<Classification, Error> {
+    let mut c = Classifier::new(SyncOptions::default());
+    let got = c.classify(args)?;
+    let (command, route, sync) = (got.command, got.route, got.sync);
+    Ok(Classification {
+        command,
+        keys: c.keys,
+        route,
+        sync,
+    })
+}
+
+pub(crate) fn source_names() -> String {
+    sources()
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn route_of<A: AsRef<[u8]>>(def: &CommandDef, args: &[A], keys: &[KeyPos]) -> Route {
+    let mut slot = None;
+    for k in keys {
+        let s = hash_slot(args[k.index].as_ref());
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => return Route::CrossSlot,
+            Some(_) => {}
+        }
+    }
+    match slot {
+        Some(s) => Route::Slot(s),
+        None if def
+            .tips()
+            .iter()
+            .any(|t| *t == "request_policy:all_shards" || *t == "request_policy:all_nodes") =>
+        {
+            Route::AllMasters
+        }
+        None => Route::Any,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let mut c = Classifier::default();
+        assert_eq!(
+            c.classify(&["MSET", "{a}1", "x", "{a}2", "y"])
+                .unwrap()
+                .route,
+            Route::Slot(hash_slot(b"a"))
+        );
+        assert_eq!(
+            c.classify(&["MSET", "a", "x", "b", "y"]).unwrap().route,
+            Route::CrossSlot
+        );
+        assert_eq!(c.classify(&["FLUSHALL"]).unwrap().route, Route::AllMasters);
+        assert_eq!(
+            c.classify(&["FUNCTION", "LOAD", "x"]).unwrap().route,
+            Route::AllMasters
+        );
+        assert_eq!(
+            c.classify(&["SCRIPT", "LOAD", "x"]).unwrap().route,
+            Route::AllMasters
+        );
+        assert_eq!(c.classify(&["MULTI"]).unwrap().route, Route::Any);
+        assert_eq!(
+            c.classify(&["SPUBLISH", "ch", "m"]).unwrap().route,
+            Route::Slot(hash_slot(b"ch"))
+        );
+    }
+
+    #[test]
+    fn errors_say_what() {
+        let mut c = Classifier::default();
+        let e = c.classify(&["NOPE", "x"]).unwrap_err().to_string();
+        assert!(e.contains("\"NOPE\"") && e.contains("module"), "{e}");
+        let e = c.classify(&["GET"]).unwrap_err().to_string();
+        assert!(
+            e.contains("GET") && e.contains("got 1") && e.contains("exactly 2"),
+            "{e}"
+        );
+        let e = c.classify(&["SET", "k"]).unwrap_err().to_string();
+        assert!(e.contains("at least 3"), "{e}");
+        assert_eq!(c.classify::<&[u8]>(&[]).unwrap_err(), Error::Empty);
+        let got = classify(&[&b"del"[..], b"a", b"b"]).unwrap();
+        assert_eq!(got.command.name, "del");
+        assert_eq!(got.keys.len(), 2);
+    }
+}

@@ -1,0 +1,415 @@
+//! Which arguments of a command are keys, read from the command's key specs.
+//!
+//! This follows Redis's `getKeysUsingKeySpecs` (db.c): for each key spec, find where the keys
+//! begin (a fixed index, or after a keyword such as `STREAMS` searched forwards or backwards),
+//! then which arguments are keys (a range, possibly a fraction of the remaining arguments as
+//! for `XREAD`, or a count argument as for `EVAL`, `ZUNIONSTORE`, `LMPOP`, `SINTERCARD`).
+//!
+//! Two commands have key specs that the server itself marks as unable to find every key, and
+//! for which Redis runs a key procedure instead; the same procedures are here:
+//! - `SORT … STORE dst` (the STORE spec is `unknown`: the keyword may appear anywhere, and
+//!   `BY`/`GET`/`LIMIT` take arguments that must be skipped): `sortGetKeys`;
+//! - `MIGRATE … KEYS k1 k2` (the KEYS spec is `incomplete`: a key could be called `KEYS`, and
+//!   the key argument is then empty): `migrateGetKeys`.
+//!
+//! The `BY`/`GET` patterns of `SORT` are not keys of the command (their spec is `unknown`
+//! too) and are not returned. A unit test fails if the table ever gains another command
+//! with an `unknown` or `incomplete` spec, so a new quirk cannot slip in unnoticed.
+
+use crate::error::{Error, show};
+use crate::table::{BeginSearch, CommandDef, FindKeys, KeySpecFlags};
+
+/// One key argument of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPos {
+    /// Index into the arguments (the name is 0).
+    pub index: usize,
+    /// The flags of the key spec that found it (`RW`, `OW`, `not_key`, …).
+    pub flags: KeySpecFlags,
+}
+
+impl KeyPos {
+    /// False for a `not_key` argument: a name that only decides the slot (e.g. the shard
+    /// channel of `SPUBLISH`), not a key of the keyspace.
+    pub fn is_key(&self) -> bool {
+        !self.flags.contains(KeySpecFlags::NOT_KEY)
+    }
+}
+
+fn parse_count(arg: &[u8]) -> Option<usize> {
+    if arg.is_empty() || arg.len() > 10 || !arg.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
+/// Appends the key positions of `args` (a command `def` resolves to, `args[0]` its name) to
+/// `out`, in key-spec order. `out` is cleared first.
+///
+/// Never panics, whatever `args` hold. Malformed key counts are errors; a spec whose keyword is
+/// absent or whose keys lie beyond the arguments yields no keys (as on the server).
+pub fn key_positions<A: AsRef<[u8]>>(
+    def: &CommandDef,
+    args: &[A],
+    out: &mut Vec<KeyPos>,
+) -> Result<(), Error> {
+    out.clear();
+    match def.name {
+        "migrate" => {
+            migrate_keys(args, out);
+            return Ok(());
+        }
+        "sort" => {
+            sort_keys(args, out);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let argc = args.len() as i64;
+    for spec in def.key_specs() {
+        let first: i64 = match spec.begin {
+            BeginSearch::Index(i) => i64::from(i),
+            BeginSearch::Keyword {
+                keyword,
+                start_from,
+            } => match find_keyword(args, keyword, i64::from(start_from)) {
+                Some(i) => i + 1,
+                None => continue,
+            },
+            BeginSearch::Unknown => continue,
+        };
+        if first < 1 {
+            continue;
+        }
+        let (first, last, step) = match spec.find {
+            FindKeys::Range {
+                last_key,
+                step,
+                limit,
+            } => {
+                let (last_key, limit) = (i64::from(last_key), i64::from(limit));
+                let last = if last_key >= 0 {
+                    first + last_key
+                } else if limit <= 0 {
+                    argc + last_key
+                } else {
+                    first + ((argc - first).max(0) / limit + last_key)
+                };
+                (first, last, i64::from(step))
+            }
+            FindKeys::KeyNum {
+                key_num_index,
+                first_key,
+                step,
+            } => {
+                let at = first + i64::from(key_num_index);
+                let bad = || Error::BadKeyCount {
+                    command: def.display_name(),
+                    index: at.max(0) as usize,
+                    value: args
+                        .get(at.max(0) as usize)
+                        .map(|a| show(a.as_ref()))
+                        .unwrap_or_default(),
+                    argc: args.len(),
+                };
+                let Some(arg) = usize::try_from(at).ok().and_then(|i| args.get(i)) else {
+                    return Err(bad());
+                };
+                let n = parse_count(arg.as_ref()).ok_or_else(bad)? as i64;
+                let step = i64::from(step).max(1);
+                let first = first + i64::from(first_key);
+                let last = first + (n - 1) * step;
+                if n > 0 && last >= argc {
+                    return Err(bad());
+                }
+                (first, last, step)
+            }
+            FindKeys::Unknown => continue,
+        };
+        if last < first || first >= argc || last >= argc {
+            continue;
+        }
+        let step = step.max(1) as usize;
+        for i in (first as usize..=last as usize).step_by(step) {
+            out.push(KeyPos {
+                index: i,
+                flags: spec.flags,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The index of `keyword` searched as Redis does: from `start_from` forwards up to the
+/// argument before the last, or (negative) from `argc + start_from` backwards down to 1.
+fn find_keyword<A: AsRef<[u8]>>(args: &[A], keyword: &str, start_from: i64) -> Option<i64> {
+    let argc = args.len() as i64;
+    let hit = |i: i64| {
+        args[i as usize]
+            .as_ref()
+            .eq_ignore_ascii_case(keyword.as_bytes())
+    };
+    if start_from > 0 {
+        (start_from..argc - 1).find(|&i| hit(i))
+    } else {
+        let start = (argc + start_from).min(argc - 1);
+        (1..=start).rev().find(|&i| hit(i))
+    }
+}
+
+/// `sortGetKeys`: the key, then the destination of the last `STORE`, skipping the arguments
+/// of `LIMIT` (2), `GET` (1) and `BY` (1).
+fn sort_keys<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<KeyPos>) {
+    if args.len() < 2 {
+        return;
+    }
+    out.push(KeyPos {
+        index: 1,
+        flags: KeySpecFlags::RO | KeySpecFlags::ACCESS,
+    });
+    let mut store = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args[i].as_ref();
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < args.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    if let Some(index) = store {
+        out.push(KeyPos {
+            index,
+            flags: KeySpecFlags::OW | KeySpecFlags::UPDATE,
+        });
+    }
+}
+
+/// `migrateGetKeys`: argument 3, or with `KEYS` (searched from argument 6, skipping the
+/// arguments of `AUTH` (1) and `AUTH2` (2)) every argument after it.
+fn migrate_keys<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<KeyPos>) {
+    let flags = KeySpecFlags::RW | KeySpecFlags::ACCESS | KeySpecFlags::DELETE;
+    let mut i = 6;
+    while i < args.len() {
+        let a = args[i].as_ref();
+        if a.eq_ignore_ascii_case(b"keys") {
+            out.extend((i + 1..args.len()).map(|index| KeyPos { index, flags }));
+            return;
+        } else if a.eq_ignore_ascii_case(b"auth") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"auth2") {
+            i += 2;
+        }
+        i += 1;
+    }
+    if args.len() > 3 {
+        out.push(KeyPos { index: 3, flags });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::table::{commands, lookup};
+
+    fn keys(args: &[&str]) -> Vec<String> {
+        let def = lookup(args).unwrap();
+        let mut out = Vec::new();
+        key_positions(def, args, &mut out).unwrap();
+        out.iter().map(|k| args[k.index].to_string()).collect()
+    }
+
+    fn err(args: &[&str]) -> Error {
+        let mut out = Vec::new();
+        key_positions(lookup(args).unwrap(), args, &mut out).unwrap_err()
+    }
+
+    #[test]
+    fn quirks_are_exactly_the_known_ones() {
+        let mut odd = Vec::new();
+        let mut visit = |c: &CommandDef| {
+            for f in c.forms {
+                for s in f.key_specs {
+                    if s.flags.contains(KeySpecFlags::INCOMPLETE) || s.begin == BeginSearch::Unknown
+                    {
+                        odd.push(c.name);
+                    }
+                }
+            }
+        };
+        for c in commands() {
+            visit(c);
+            c.subcommands.iter().for_each(&mut visit);
+        }
+        odd.dedup();
+        // sort_ro's unknown specs are its BY/GET patterns only, which are not keys.
+        assert_eq!(
+            odd,
+            ["migrate", "sort", "sort_ro"],
+            "a new command needs a key procedure"
+        );
+    }
+
+    #[test]
+    fn table_driven() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["GET", "k"], &["k"]),
+            (&["set", "k", "v", "PX", "10"], &["k"]),
+            (&["DEL", "a", "b", "c"], &["a", "b", "c"]),
+            (&["MSET", "a", "1", "b", "2"], &["a", "b"]),
+            (&["MSETNX", "a", "1", "b", "2"], &["a", "b"]),
+            (&["EVAL", "return 1", "2", "k1", "k2", "arg"], &["k1", "k2"]),
+            (&["EVAL", "return 1", "0", "arg"], &[]),
+            (&["EVALSHA", "abc", "1", "k1"], &["k1"]),
+            (&["FCALL", "f", "2", "k1", "k2", "a", "b"], &["k1", "k2"]),
+            (
+                &["XREAD", "COUNT", "2", "STREAMS", "s1", "s2", "0", "0"],
+                &["s1", "s2"],
+            ),
+            (&["XREAD", "STREAMS", "streams", "0"], &["streams"]),
+            (
+                &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s1", ">"],
+                &["s1"],
+            ),
+            (
+                &["ZUNIONSTORE", "dst", "2", "a", "b", "WEIGHTS", "1", "2"],
+                &["dst", "a", "b"],
+            ),
+            (&["ZINTERSTORE", "dst", "1", "a"], &["dst", "a"]),
+            (&["ZUNION", "2", "a", "b"], &["a", "b"]),
+            (
+                &["LMPOP", "2", "l1", "l2", "LEFT", "COUNT", "3"],
+                &["l1", "l2"],
+            ),
+            (&["BLMPOP", "0", "2", "l1", "l2", "LEFT"], &["l1", "l2"]),
+            (&["SINTERCARD", "2", "a", "b", "LIMIT", "1"], &["a", "b"]),
+            (
+                &["GEORADIUS", "g", "0", "0", "1", "km", "STORE", "dst"],
+                &["g", "dst"],
+            ),
+            (
+                &["GEORADIUS", "g", "0", "0", "1", "km", "STOREDIST", "dst"],
+                &["g", "dst"],
+            ),
+            (
+                &["GEORADIUSBYMEMBER", "g", "m", "1", "km", "STORE", "dst"],
+                &["g", "dst"],
+            ),
+            (
+                &[
+                    "GEOSEARCHSTORE",
+                    "dst",
+                    "src",
+                    "FROMMEMBER",
+                    "m",
+                    "BYRADIUS",
+                    "1",
+                    "km",
+                ],
+                &["dst", "src"],
+            ),
+            (&["SORT", "k"], &["k"]),
+            (
+                &["SORT", "k", "BY", "w_*", "GET", "store", "STORE", "dst"],
+                &["k", "dst"],
+            ),
+            (
+                &["SORT", "k", "LIMIT", "0", "10", "STORE", "a", "STORE", "b"],
+                &["k", "b"],
+            ),
+            (&["SORT", "k", "GET", "STORE"], &["k"]),
+            (&["SORT_RO", "k", "BY", "x"], &["k"]),
+            (&["MIGRATE", "h", "1", "k", "0", "100"], &["k"]),
+            (
+                &[
+                    "MIGRATE", "h", "1", "", "0", "100", "COPY", "AUTH", "keys", "KEYS", "a",
+                    "keys",
+                ],
+                &["a", "keys"],
+            ),
+            (
+                &[
+                    "MIGRATE", "h", "1", "", "0", "100", "AUTH2", "u", "KEYS", "KEYS", "b",
+                ],
+                &["b"],
+            ),
+            (&["RENAME", "a", "b"], &["a", "b"]),
+            (&["COPY", "a", "b", "DB", "1", "REPLACE"], &["a", "b"]),
+            (&["LMOVE", "a", "b", "LEFT", "RIGHT"], &["a", "b"]),
+            (&["BITOP", "AND", "dst", "a", "b"], &["dst", "a", "b"]),
+            (&["XGROUP", "CREATE", "s", "g", "$"], &["s"]),
+            (&["OBJECT", "ENCODING", "k"], &["k"]),
+            (&["FUNCTION", "LOAD", "code"], &[]),
+            (&["SPUBLISH", "ch", "msg"], &["ch"]),
+            (&["PFMERGE", "dst", "a", "b"], &["dst", "a", "b"]),
+            (&["BLPOP", "a", "b", "0"], &["a", "b"]),
+            (
+                &["MSETEX", "2", "a", "1", "b", "2", "EX", "10"],
+                &["a", "b"],
+            ),
+            (&["PING"], &[]),
+        ];
+        for (args, want) in cases {
+            assert_eq!(&keys(args), want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn not_key_is_marked() {
+        let args = ["SPUBLISH", "ch", "m"];
+        let mut out = Vec::new();
+        key_positions(lookup(&args).unwrap(), &args, &mut out).unwrap();
+        assert!(!out[0].is_key());
+        let args = ["SET", "k", "v"];
+        key_positions(lookup(&args).unwrap(), &args, &mut out).unwrap();
+        assert!(out[0].is_key());
+    }
+
+    #[test]
+    fn bad_counts() {
+        assert!(matches!(
+            err(&["EVAL", "s", "x", "k"]),
+            Error::BadKeyCount { index: 2, .. }
+        ));
+        assert!(matches!(
+            err(&["EVAL", "s", "3", "k"]),
+            Error::BadKeyCount { .. }
+        ));
+        assert!(matches!(
+            err(&["EVAL", "s", "-1", "k"]),
+            Error::BadKeyCount { .. }
+        ));
+        assert!(matches!(
+            err(&["ZUNIONSTORE", "d", "99999999999", "a"]),
+            Error::BadKeyCount { .. }
+        ));
+        let msg = err(&["LMPOP", "5", "a", "LEFT"]).to_string();
+        assert!(msg.contains("LMPOP") && msg.contains("\"5\""), "{msg}");
+    }
+
+    #[test]
+    fn never_panics_on_short_or_odd_arguments() {
+        let noise: [&str; 6] = ["STREAMS", "KEYS", "STORE", "2", "-1", ""];
+        let mut out = Vec::new();
+        for c in commands()
+            .iter()
+            .flat_map(|c| std::iter::once(c).chain(c.subcommands))
+        {
+            let mut args: Vec<&str> = c.name.split('|').collect();
+            for n in 0..7 {
+                for start in 0..noise.len() {
+                    let _ = key_positions(c, &args, &mut out);
+                    for k in &out {
+                        assert!(k.index < args.len() && k.index > 0, "{} {args:?}", c.name);
+                    }
+                    args.push(noise[(start + n) % noise.len()]);
+                }
+                args.truncate(c.name.split('|').count() + n);
+            }
+        }
+    }
+}
