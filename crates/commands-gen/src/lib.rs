@@ -83,6 +83,8 @@ pub struct Reading {
     pub version: (u32, u32, u32),
     /// Every command, sorted by name.
     pub commands: Vec<RawCommand>,
+    /// A legacy reading: only its commands that no main reading has were merged.
+    pub legacy: bool,
 }
 
 fn text(r: &Reply) -> String {
@@ -253,6 +255,7 @@ pub fn read_server(version: &ServerVersion) -> std::io::Result<Reading> {
         flavor: version.flavor(),
         version: version.version(),
         commands: fetch(&server)?,
+        legacy: false,
     })
 }
 
@@ -317,13 +320,46 @@ fn merge_list(lists: &[(usize, &[RawCommand])]) -> Vec<Merged> {
 }
 
 /// Merges the readings: the union of their commands, each with its distinct descriptions.
+/// A legacy reading contributes only the commands no main reading has.
 pub fn merge(readings: &[Reading]) -> Vec<Merged> {
-    let lists: Vec<(usize, &[RawCommand])> = readings
+    let main: Vec<&str> = readings
+        .iter()
+        .filter(|r| !r.legacy)
+        .flat_map(|r| r.commands.iter().map(|c| c.name.as_str()))
+        .collect();
+    let kept: Vec<Vec<RawCommand>> = readings
+        .iter()
+        .map(|r| {
+            r.commands
+                .iter()
+                .filter(|c| !r.legacy || (!is_pseudo(&c.name) && !main.contains(&c.name.as_str())))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let lists: Vec<(usize, &[RawCommand])> = kept
         .iter()
         .enumerate()
-        .map(|(i, r)| (i, r.commands.as_slice()))
+        .map(|(i, l)| (i, l.as_slice()))
         .collect();
     merge_list(&lists)
+}
+
+/// `host:` and `post`: pseudo-commands of Redis < 7 that only drop HTTP requests.
+fn is_pseudo(name: &str) -> bool {
+    name == "host:" || name == "post"
+}
+
+/// Commands of `reading` that none of `main` has (never-replicated pseudo-commands of
+/// Redis < 7, `host:` and `post`, are left out).
+pub fn missing_from(reading: &Reading, main: &[Reading]) -> Vec<String> {
+    reading
+        .commands
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|n| !is_pseudo(n))
+        .filter(|n| !main.iter().any(|m| m.commands.iter().any(|c| &c.name == n)))
+        .collect()
 }
 
 /// A flag / category name as a Rust constant name (`may_replicate` → `MAY_REPLICATE`).
@@ -441,8 +477,8 @@ pub fn render(readings: &[Reading], merged: &[Merged]) -> String {
         let (a, b, c) = r.version;
         let _ = writeln!(
             out,
-            "    Source {{ name: {:?}, flavor: ServerFlavor::{flavor}, version: ({a}, {b}, {c}) }},",
-            r.server
+            "    Source {{ name: {:?}, flavor: ServerFlavor::{flavor}, version: ({a}, {b}, {c}), legacy: {} }},",
+            r.server, r.legacy
         );
     }
     out.push_str("];\n\n");

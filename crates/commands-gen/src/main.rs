@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use redis_sync_commands_gen::{merge, read_server, render, table_versions};
+use redis_sync_commands_gen::{merge, missing_from, read_server, render, table_versions};
 
 fn main() -> ExitCode {
     let out = std::env::args().nth(1).unwrap_or_else(|| {
@@ -20,7 +20,8 @@ fn main() -> ExitCode {
         )
         .to_string()
     });
-    let versions = table_versions(&redis_sync_testkit::versions());
+    let all = redis_sync_testkit::versions();
+    let versions = table_versions(&all);
     if versions.is_empty() {
         eprintln!(
             "error: no Redis 8.x, Redis 7.x or Valkey 9.x installed; run shared/servers/install.sh"
@@ -41,6 +42,29 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Older servers: commands they have that the main ones dropped (e.g. STRALGO of 6.x) are
+    // added, with the oldest server as their only source, so every command is known.
+    let main_count = readings.len();
+    let mut older: Vec<_> = all.iter().filter(|v| !versions.contains(v)).collect();
+    older.sort_by_key(|v| std::cmp::Reverse((v.flavor(), v.version())));
+    for v in older {
+        match read_server(v) {
+            Ok(mut r) => {
+                let missing = missing_from(&r, &readings);
+                if !missing.is_empty() && readings.len() < 8 {
+                    eprintln!("{v}: adds {missing:?} as a legacy source");
+                    r.legacy = true;
+                    readings.push(r);
+                }
+            }
+            Err(e) => eprintln!("warning: reading {v}: {e}"),
+        }
+    }
+    eprintln!(
+        "{} main and {} legacy sources",
+        main_count,
+        readings.len() - main_count
+    );
     let merged = merge(&readings);
     let source = render(&readings, &merged);
     if let Err(e) = std::fs::write(&out, source) {

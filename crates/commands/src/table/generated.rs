@@ -9,16 +9,25 @@ pub(crate) static SOURCES: &[Source] = &[
         name: "redis-8.6.3",
         flavor: ServerFlavor::Redis,
         version: (8, 6, 3),
+        legacy: false,
     },
     Source {
         name: "redis-7.4.1",
         flavor: ServerFlavor::Redis,
         version: (7, 4, 1),
+        legacy: false,
     },
     Source {
         name: "valkey-9.1.2",
         flavor: ServerFlavor::Valkey,
         version: (9, 1, 2),
+        legacy: false,
+    },
+    Source {
+        name: "redis-6.2.14",
+        flavor: ServerFlavor::Redis,
+        version: (6, 2, 14),
+        legacy: true,
     },
 ];
 
@@ -7671,6 +7680,22 @@ pub(crate) static COMMANDS: &[CommandDef] = &[
                 }],
             },
         ],
+        subcommands: &[],
+    },
+    CommandDef {
+        name: "stralgo",
+        group: "",
+        servers: ServerSet(0b1000),
+        forms: &[Form {
+            servers: ServerSet(0b1000),
+            arity: -2,
+            flags: flags!(MOVABLEKEYS, READONLY),
+            acl: acl!(READ, SLOW, STRING),
+            legacy_keys: (0, 0, 0),
+            tips: &[],
+            since: "",
+            key_specs: &[],
+        }],
         subcommands: &[],
     },
     CommandDef {

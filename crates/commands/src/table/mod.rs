@@ -33,6 +33,9 @@ pub struct Source {
     pub flavor: ServerFlavor,
     /// `(major, minor, patch)`.
     pub version: (u32, u32, u32),
+    /// A legacy source: only the commands that no newer source has (e.g. `STRALGO` of Redis
+    /// 6.x) were taken from it, so every command an older server lists is known.
+    pub legacy: bool,
 }
 
 /// The table's sources, in generation order (bit `i` of a [`ServerSet`] is `sources()[i]`).
