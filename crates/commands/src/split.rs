@@ -182,12 +182,14 @@ pub enum MoveKind {
 ///
 /// Not atomic; do it only when the user asks. Steps, on the target cluster:
 /// 1. on the master of `source_slot`: [`dump_args`](Self::dump_args) (`DUMP src`) and
-///    [`pttl_args`](Self::pttl_args) (`PTTL src`); a nil DUMP means there is nothing to move
-///    (the master's command failed or the key is gone): stop;
+///    [`pttl_args`](Self::pttl_args) (`PTTL src`), or on 7.0+ targets
+///    [`pexpiretime_args`](Self::pexpiretime_args) for an exact expiry; a nil DUMP means
+///    there is nothing to move (the master's command failed or the key is gone): stop;
 /// 2. if [`only_if_absent`](Self::only_if_absent): on the master of `destination_slot`,
 ///    `EXISTS dst`; when 1, stop (RENAMENX / COPY without REPLACE do nothing then);
 /// 3. on the master of `destination_slot`: [`restore_args`](Self::restore_args)
-///    (`RESTORE dst ttl payload REPLACE`, ttl 0 when PTTL was -1);
+///    (`RESTORE dst ttl payload REPLACE`, ttl 0 when PTTL was -1) or
+///    [`restore_abs_args`](Self::restore_abs_args) (`… ABSTTL`);
 /// 4. if [`deletes_source`](Self::deletes_source): [`del_args`](Self::del_args) (`DEL src`)
 ///    on the master of `source_slot`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +233,18 @@ impl MovePlan {
             payload,
             Bytes::from_static(b"REPLACE"),
         ]
+    }
+    /// `PEXPIRETIME source` (Redis 7.0+): the absolute expiry for
+    /// [`restore_abs_args`](Self::restore_abs_args), exact to the millisecond.
+    pub fn pexpiretime_args(&self) -> Vec<Bytes> {
+        vec![Bytes::from_static(b"PEXPIRETIME"), self.source.clone()]
+    }
+    /// `RESTORE destination at payload REPLACE ABSTTL` with `expire_at_ms` as `PEXPIRETIME`
+    /// returned it (negative: no expiry, sent as 0, which means no expiry with `ABSTTL` too).
+    pub fn restore_abs_args(&self, expire_at_ms: i64, payload: Bytes) -> Vec<Bytes> {
+        let mut v = self.restore_args(expire_at_ms, payload);
+        v.push(Bytes::from_static(b"ABSTTL"));
+        v
     }
     /// True for RENAME / RENAMENX: the source is deleted afterwards.
     pub fn deletes_source(&self) -> bool {
