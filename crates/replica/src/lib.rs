@@ -1,0 +1,72 @@
+//! The replica side of Redis and Valkey replication, as an async stream of events.
+//!
+//! [`ReplicaBuilder`] configures a connection to a source (address, `AUTH`, TLS, timeouts,
+//! spool) and [`ReplicaBuilder::start`] returns a [`Replica`]: it performs the handshake a real
+//! replica does (`PING`, `REPLCONF listening-port`, `REPLCONF capa eof capa psync2`,
+//! `REPLCONF version` for Valkey, `PSYNC`), decodes the RDB snapshot as it arrives (disk-based
+//! `$<len>` and diskless `$EOF:<mark>` payloads, never written to disk first) and then the
+//! command stream, and yields [`ReplicaEvent`]s:
+//!
+//! - [`ReplicaEvent::FullResync`], then the snapshot as [`ReplicaEvent::Rdb`] events (from
+//!   [`redis_sync_rdb`]), then [`ReplicaEvent::RdbDone`];
+//! - [`ReplicaEvent::Command`] for each write, with its database, its replication offset
+//!   (counted exactly as the source counts it) and its size on the wire;
+//! - [`ReplicaEvent::LinkLost`] and [`ReplicaEvent::Continued`] when the link drops and a
+//!   partial resynchronisation picks up where it stopped.
+//!
+//! The replica acknowledges (`REPLCONF ACK`) every second and on `REPLCONF GETACK`, with the
+//! offset the consumer has applied ([`AppliedOffset`], [`AckMode`]); [`Replica::resume_point`]
+//! gives a checkpoint to continue from after a restart ([`ReplicaBuilder::resume_from`]).
+//! [`Metrics`] has the figures (bytes read, RDB size and progress, offsets, lag).
+//!
+//! A slow consumer never slows the socket: a reader task queues what arrives in memory and
+//! then in a spool file ([`SpoolConfig`]), so the source's output buffer for this replica does
+//! not grow. Every wait has a timeout ([`Timeouts`]).
+//!
+//! ```
+//! use redis_sync_replica::{ReplicaBuilder, ReplicaEvent};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // Port 1 on loopback refuses connections: the replica says so and stops.
+//! let mut replica = ReplicaBuilder::new("127.0.0.1:1").start(std::future::pending());
+//! while let Some(event) = replica.next_event().await {
+//!     match event {
+//!         Ok(ReplicaEvent::Command { db, args, offset, .. }) => {
+//!             println!("db {db} at {offset}: {args:?}");
+//!             // With AckMode::Manual, report what is applied:
+//!             // replica.applied().set(offset, db);
+//!         }
+//!         Ok(other) => println!("{other:?}"),
+//!         Err(e) => {
+//!             assert!(e.to_string().contains("cannot connect to 127.0.0.1:1"));
+//!             break;
+//!         }
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! See `examples/print_writes.rs` in the repository for a complete program.
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod event;
+mod handshake;
+mod metrics;
+mod offset;
+mod payload;
+mod replica;
+mod spool;
+mod stream;
+mod transport;
+
+pub use config::{
+    AckMode, Auth, Config, Reconnect, ReplicaBuilder, ResumePoint, SpoolConfig, Timeouts, TlsConfig,
+};
+pub use error::Error;
+pub use event::ReplicaEvent;
+pub use metrics::Metrics;
+pub use offset::AppliedOffset;
+pub use replica::Replica;

@@ -1,0 +1,153 @@
+//! Offsets: what the consumer has applied ([`AppliedOffset`]) and how far the decoder is
+//! (`Progress`), and from those the offset to acknowledge and to resume from.
+//!
+//! The rule, from Redis's replica (`replicationSendAck` sends the processed offset;
+//! `slaveTryPartialResynchronization` asks for `reploff + 1`): the offset acknowledged and
+//! checkpointed is the last byte applied. Frames that carry no data for the consumer (`PING`,
+//! `SELECT`, `REPLCONF GETACK`, newlines) count as applied once everything before them is, so
+//! a caught-up consumer acknowledges exactly the master's `master_repl_offset`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::ResumePoint;
+use crate::metrics::Metrics;
+
+/// The consumer's report of what it has applied; cheap to clone and share.
+///
+/// With [`AckMode::Delivered`](crate::AckMode::Delivered) (the default) the replica updates it
+/// itself as it hands out events. With [`AckMode::Manual`](crate::AckMode::Manual) call
+/// [`set`](Self::set) with a command's `offset` and `db` once the command is applied (and with
+/// [`ReplicaEvent::RdbDone`](crate::ReplicaEvent::RdbDone)'s offset and db 0 once the snapshot is).
+#[derive(Debug, Clone)]
+pub struct AppliedOffset {
+    inner: Arc<Mutex<Option<(u64, u32)>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl AppliedOffset {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+        AppliedOffset {
+            inner: Arc::new(Mutex::new(None)),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<(u64, u32)>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Everything up to replication offset `offset` is applied; `db` is the database selected
+    /// at that point (the `db` of the command whose `offset` this is).
+    pub fn set(&self, offset: u64, db: u32) {
+        *self.lock() = Some((offset, db));
+        self.metrics.set_applied(offset);
+    }
+
+    /// The last value set, if any since the current full sync began.
+    pub fn get(&self) -> Option<(u64, u32)> {
+        *self.lock()
+    }
+
+    /// A new full sync: nothing of the new data set is applied yet.
+    pub(crate) fn reset(&self) {
+        *self.lock() = None;
+    }
+}
+
+/// How far the decoder is; shared with the task that sends ACKs.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ProgressState {
+    /// The replication ID of the stream being decoded.
+    pub(crate) replid: Option<String>,
+    /// True once the payload is done (or after `+CONTINUE`): the offsets below are valid.
+    pub(crate) streaming: bool,
+    /// The offset at which the snapshot was taken (`+FULLRESYNC`), or where we continued.
+    pub(crate) base_offset: u64,
+    /// Offset of the last byte decoded.
+    pub(crate) decoded: u64,
+    /// Database selected at `decoded`.
+    pub(crate) db: u32,
+    /// Offset after the last event handed to the consumer's queue.
+    pub(crate) last_event: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    inner: Arc<Mutex<ProgressState>>,
+}
+
+impl Progress {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ProgressState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The offset to acknowledge: the applied offset, extended over trailing frames that carry
+    /// no data; the snapshot's offset while nothing after it is applied.
+    pub(crate) fn ack_offset(&self, applied: Option<(u64, u32)>) -> Option<u64> {
+        let p = self.lock();
+        if !p.streaming {
+            return None;
+        }
+        Some(effective(&p, applied).0)
+    }
+
+    /// Where a restarted replica should continue.
+    pub(crate) fn resume_point(&self, applied: Option<(u64, u32)>) -> Option<ResumePoint> {
+        let p = self.lock();
+        let replid = p.replid.clone()?;
+        if !p.streaming {
+            return None;
+        }
+        applied?;
+        let (offset, db) = effective(&p, applied);
+        Some(ResumePoint { replid, offset, db })
+    }
+}
+
+fn effective(p: &ProgressState, applied: Option<(u64, u32)>) -> (u64, u32) {
+    match applied {
+        Some((a, _)) if a >= p.last_event => (p.decoded, p.db),
+        Some((a, db)) if a >= p.base_offset => (a, db),
+        _ => (p.base_offset, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_extends_over_control_frames_only_when_caught_up() {
+        let progress = Progress::default();
+        assert_eq!(progress.ack_offset(None), None);
+        {
+            let mut p = progress.lock();
+            p.replid = Some("r".into());
+            p.streaming = true;
+            p.base_offset = 100;
+            p.decoded = 180; // ... SET at 150, then PINGs up to 180
+            p.last_event = 150;
+            p.db = 2;
+        }
+        assert_eq!(progress.ack_offset(None), Some(100));
+        assert_eq!(progress.ack_offset(Some((120, 2))), Some(120));
+        assert_eq!(progress.ack_offset(Some((150, 2))), Some(180));
+        assert_eq!(progress.resume_point(None), None);
+        assert_eq!(
+            progress.resume_point(Some((120, 1))),
+            Some(ResumePoint {
+                replid: "r".into(),
+                offset: 120,
+                db: 1
+            })
+        );
+        assert_eq!(
+            progress.resume_point(Some((150, 1))),
+            Some(ResumePoint {
+                replid: "r".into(),
+                offset: 180,
+                db: 2
+            })
+        );
+    }
+}

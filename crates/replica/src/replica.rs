@@ -1,0 +1,680 @@
+//! [`Replica`]: the driver. One task runs sessions (connect, handshake, payload, stream) and
+//! reconnects; per session a reader task moves socket bytes into the spool as fast as they
+//! come, and a writer task sends `REPLCONF ACK` every second and on `GETACK`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use redis_sync_rdb::{DecoderBuilder, Event};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::config::{AckMode, Config, ResumePoint};
+use crate::error::Error;
+use crate::event::ReplicaEvent;
+use crate::handshake::{Link, SyncStart, encode_command, handshake};
+use crate::metrics::Metrics;
+use crate::offset::{AppliedOffset, Progress};
+use crate::payload::{PayloadError, PayloadFramer, PayloadItem};
+use crate::spool::{SpoolReader, SpoolWriter, spool};
+use crate::stream::{CommandStream, StreamError, StreamItem};
+use crate::transport::{Transport, connect};
+
+type Item = Result<ReplicaEvent, Error>;
+
+/// A running replica: an async stream of [`ReplicaEvent`]s, the [`AppliedOffset`] handle and
+/// the [`Metrics`].
+///
+/// Created by [`ReplicaBuilder::start`](crate::ReplicaBuilder::start); needs a Tokio runtime.
+/// The stream ends (`None`) after the shutdown future completes, or after a fatal error, which
+/// is yielded once as `Err` first. Dropping the `Replica` stops its tasks.
+#[derive(Debug)]
+pub struct Replica {
+    rx: mpsc::Receiver<Item>,
+    applied: AppliedOffset,
+    metrics: Arc<Metrics>,
+    progress: Progress,
+    mode: AckMode,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug, Clone)]
+struct Shared {
+    metrics: Arc<Metrics>,
+    progress: Progress,
+    applied: AppliedOffset,
+}
+
+impl Replica {
+    /// Starts replicating from `config`'s source until `shutdown` completes.
+    pub fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Replica {
+        let metrics = Arc::new(Metrics::default());
+        let applied = AppliedOffset::new(metrics.clone());
+        let progress = Progress::default();
+        let (tx, rx) = mpsc::channel(config.event_capacity);
+        let shared = Shared {
+            metrics: metrics.clone(),
+            progress: progress.clone(),
+            applied: applied.clone(),
+        };
+        let mode = config.ack_mode;
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                r = drive(&config, &tx, &shared) => {
+                    if let Err(e) = r {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                }
+                () = shutdown => {}
+            }
+        });
+        Replica {
+            rx,
+            applied,
+            metrics,
+            progress,
+            mode,
+            task,
+        }
+    }
+
+    /// The next event; `None` once the replica has stopped.
+    pub async fn next_event(&mut self) -> Option<Item> {
+        let item = self.rx.recv().await;
+        self.delivered(item.as_ref());
+        item
+    }
+
+    /// The handle through which the consumer reports what it has applied.
+    pub fn applied(&self) -> AppliedOffset {
+        self.applied.clone()
+    }
+
+    /// The figures, readable at any time.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Where a restarted replica should continue (`None` until a snapshot is applied): store
+    /// it as a checkpoint and pass it to
+    /// [`ReplicaBuilder::resume_from`](crate::ReplicaBuilder::resume_from).
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        self.progress.resume_point(self.applied.get())
+    }
+
+    fn delivered(&self, item: Option<&Item>) {
+        match item {
+            Some(Ok(ReplicaEvent::FullResync { .. })) => self.applied.reset(),
+            Some(Ok(ReplicaEvent::RdbDone { offset, .. })) if self.mode == AckMode::Delivered => {
+                self.applied.set(*offset, 0);
+            }
+            Some(Ok(ReplicaEvent::Command { offset, db, .. }))
+                if self.mode == AckMode::Delivered =>
+            {
+                self.applied.set(*offset, *db);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl futures_util::Stream for Replica {
+    type Item = Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        let item = match self.rx.poll_recv(cx) {
+            Poll::Ready(item) => item,
+            Poll::Pending => return Poll::Pending,
+        };
+        self.delivered(item.as_ref());
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Aborts a session's tasks when the session ends, however it ends.
+struct TaskGuard(Vec<JoinHandle<()>>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// The consumer dropped the replica: stop quietly.
+struct Gone;
+
+async fn send(tx: &mpsc::Sender<Item>, event: ReplicaEvent) -> Result<(), Gone> {
+    tx.send(Ok(event)).await.map_err(|_| Gone)
+}
+
+/// Why a session ended.
+enum End {
+    Gone,
+    Failed(Error),
+}
+
+impl From<Error> for End {
+    fn from(e: Error) -> Self {
+        End::Failed(e)
+    }
+}
+
+impl From<Gone> for End {
+    fn from(_: Gone) -> Self {
+        End::Gone
+    }
+}
+
+/// Sessions with reconnection and backoff.
+async fn drive(config: &Config, tx: &mpsc::Sender<Item>, shared: &Shared) -> Result<(), Error> {
+    let mut resume = config.resume.clone();
+    let mut connected_once = false;
+    let mut attempts = 0u32;
+    let mut backoff = config.reconnect.initial_backoff;
+    loop {
+        let mut handshaken = false;
+        let end = session(config, tx, shared, &mut resume, &mut handshaken).await;
+        let e = match end {
+            End::Gone => return Ok(()),
+            End::Failed(e) => e,
+        };
+        if handshaken {
+            connected_once = true;
+            attempts = 0;
+            backoff = config.reconnect.initial_backoff;
+        }
+        // Bad configuration, refused credentials and undecodable data do not get better by
+        // retrying; nor does a first connection that fails outright (wrong address or port).
+        let decode_error = matches!(
+            e,
+            Error::Rdb { .. }
+                | Error::Resp { .. }
+                | Error::BadCommand { .. }
+                | Error::Protocol { .. }
+        );
+        let transient = matches!(e, Error::Refused { .. });
+        if e.is_fatal() || decode_error || (!connected_once && !transient) {
+            return Err(e);
+        }
+        shared.metrics.add_link_loss();
+        tracing::warn!(addr = %config.addr, "replication link lost: {e}");
+        if send(
+            tx,
+            ReplicaEvent::LinkLost {
+                reason: e.to_string(),
+            },
+        )
+        .await
+        .is_err()
+        {
+            return Ok(());
+        }
+        attempts += 1;
+        if config
+            .reconnect
+            .max_attempts
+            .is_some_and(|max| attempts > max)
+        {
+            return Err(Error::GaveUp {
+                attempts: attempts - 1,
+                last: Box::new(e),
+            });
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(config.reconnect.max_backoff);
+    }
+}
+
+/// One connection: handshake, then payload and/or stream until the link fails.
+async fn session(
+    config: &Config,
+    tx: &mpsc::Sender<Item>,
+    shared: &Shared,
+    resume: &mut Option<ResumePoint>,
+    handshaken: &mut bool,
+) -> End {
+    let addr = config.addr.clone();
+    let io = match connect(config).await {
+        Ok(io) => io,
+        Err(e) => return End::Failed(e),
+    };
+    let mut link = Link::new(io, addr.clone());
+    let asked = resume.clone();
+    let hs = match handshake(&mut link, config, asked.as_ref()).await {
+        Ok(hs) => hs,
+        Err(e) => return End::Failed(e),
+    };
+    *handshaken = true;
+    let metrics = &shared.metrics;
+    metrics.new_connection(link.bytes_read);
+    let handshake_consumed = link.bytes_read - link.buf.len() as u64;
+    if let Err(g) = send(
+        tx,
+        ReplicaEvent::Connected {
+            addr: addr.clone(),
+            server: hs.server,
+        },
+    )
+    .await
+    {
+        return g.into();
+    }
+
+    let Link {
+        io, buf: leftover, ..
+    } = link;
+    let (rd, wr) = tokio::io::split(io);
+    let (spool_w, mut spool_r) = spool(config.spool.clone(), metrics.clone());
+    let online = Arc::new(AtomicBool::new(false));
+    let ack_now = Arc::new(Notify::new());
+    let reader_task = tokio::spawn(reader(
+        rd,
+        spool_w,
+        leftover,
+        config.timeouts.idle,
+        metrics.clone(),
+        addr.clone(),
+    ));
+    let writer_task = tokio::spawn(writer(
+        wr,
+        online.clone(),
+        ack_now.clone(),
+        config.ack_interval,
+        config.timeouts.handshake,
+        shared.clone(),
+    ));
+    let _guard = TaskGuard(vec![reader_task, writer_task]);
+
+    let mut buf = BytesMut::new();
+    let (base, db) = match hs.start {
+        SyncStart::Full { .. } | SyncStart::Sync => {
+            let (replid, offset, resumable) = match &hs.start {
+                SyncStart::Full { replid, offset } => (replid.clone(), *offset, true),
+                _ => ("?".to_string(), 0, false),
+            };
+            let forced = asked.is_some();
+            if forced {
+                tracing::warn!(%addr, "partial resynchronisation refused: full resync");
+            }
+            metrics.add_full_sync();
+            *resume = None;
+            {
+                let mut p = shared.progress.lock();
+                p.replid = resumable.then(|| replid.clone());
+                p.streaming = false;
+                p.base_offset = offset;
+                p.decoded = offset;
+                p.last_event = offset;
+                p.db = 0;
+            }
+            metrics.set_offset(offset);
+            let consumed = match payload(
+                config,
+                tx,
+                shared,
+                &mut spool_r,
+                &mut buf,
+                (replid.clone(), offset, forced),
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => return e,
+            };
+            {
+                let mut p = shared.progress.lock();
+                p.streaming = true;
+            }
+            metrics.stream_start(handshake_consumed + consumed, offset);
+            if resumable {
+                *resume = Some(ResumePoint {
+                    replid,
+                    offset,
+                    db: 0,
+                });
+            }
+            // 7.0+ and Valkey send nothing after a diskless payload until the first ACK.
+            online.store(true, Ordering::Relaxed);
+            ack_now.notify_one();
+            (offset, 0)
+        }
+        SyncStart::Continue { new_replid } => {
+            // `asked` is set: CONTINUE only answers PSYNC with an ID.
+            let Some(point) = asked else {
+                return Error::Protocol {
+                    addr,
+                    during: "the PSYNC reply".into(),
+                    message: "+CONTINUE to PSYNC ? -1".into(),
+                }
+                .into();
+            };
+            let replid = new_replid.unwrap_or(point.replid.clone());
+            metrics.add_partial_sync();
+            {
+                let mut p = shared.progress.lock();
+                p.replid = Some(replid.clone());
+                p.streaming = true;
+                p.base_offset = point.offset;
+                p.decoded = point.offset;
+                p.db = point.db;
+                p.last_event = p.last_event.min(point.offset);
+            }
+            metrics.stream_start(handshake_consumed, point.offset);
+            *resume = Some(ResumePoint {
+                replid: replid.clone(),
+                ..point.clone()
+            });
+            online.store(true, Ordering::Relaxed);
+            ack_now.notify_one();
+            if let Err(g) = send(
+                tx,
+                ReplicaEvent::Continued {
+                    replid,
+                    offset: point.offset,
+                },
+            )
+            .await
+            {
+                return g.into();
+            }
+            (point.offset, point.db)
+        }
+    };
+
+    // The command stream.
+    let mut stream = CommandStream::new(base, db);
+    loop {
+        loop {
+            let item = match stream.poll(&mut buf) {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(StreamError::Resp(source)) => {
+                    return Error::Resp {
+                        addr,
+                        offset: stream.offset(),
+                        source,
+                    }
+                    .into();
+                }
+                Err(StreamError::BadSelect(message)) => {
+                    return Error::BadCommand {
+                        addr,
+                        offset: stream.offset(),
+                        message,
+                    }
+                    .into();
+                }
+            };
+            let (offset, db) = (stream.offset(), stream.db());
+            {
+                let mut p = shared.progress.lock();
+                p.decoded = offset;
+                p.db = db;
+                if matches!(item, StreamItem::Command { .. }) {
+                    p.last_event = offset;
+                }
+            }
+            metrics.set_offset(offset);
+            if let Some(r) = resume.as_mut() {
+                r.offset = offset;
+                r.db = db;
+            }
+            match item {
+                StreamItem::Command {
+                    db,
+                    args,
+                    offset,
+                    wire_len,
+                } => {
+                    metrics.add_command();
+                    if let Err(g) = send(
+                        tx,
+                        ReplicaEvent::Command {
+                            db,
+                            args,
+                            offset,
+                            wire_len,
+                        },
+                    )
+                    .await
+                    {
+                        return g.into();
+                    }
+                }
+                StreamItem::GetAck => ack_now.notify_one(),
+                StreamItem::Control => {}
+            }
+        }
+        match spool_r.next().await {
+            Ok(chunk) => buf.extend_from_slice(&chunk),
+            Err(e) => return e.into(),
+        }
+    }
+}
+
+/// Reads the payload, feeding the RDB decoder as bytes arrive. Returns the bytes consumed
+/// from the link (keep-alives, preamble, payload, mark).
+async fn payload(
+    config: &Config,
+    tx: &mpsc::Sender<Item>,
+    shared: &Shared,
+    spool_r: &mut SpoolReader,
+    buf: &mut BytesMut,
+    (replid, offset, forced): (String, u64, bool),
+) -> Result<u64, End> {
+    let addr = config.addr.clone();
+    let metrics = &shared.metrics;
+    let mut framer = PayloadFramer::new();
+    let mut builder = DecoderBuilder::new();
+    if config.rdb_restore_payloads {
+        builder = builder.restore_payloads(None);
+    }
+    let mut rdb = builder.build();
+    let rdb_error = |rdb: &redis_sync_rdb::Decoder, source| Error::Rdb {
+        addr: addr.clone(),
+        payload_offset: rdb.offset(),
+        source,
+    };
+    let mut replid = Some(replid);
+    loop {
+        loop {
+            let item = match framer.poll(buf) {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(PayloadError::Aborted(message)) => {
+                    return Err(Error::Aborted { addr, message }.into());
+                }
+                Err(PayloadError::Protocol(message)) => {
+                    return Err(Error::Protocol {
+                        addr,
+                        during: "the RDB payload".into(),
+                        message,
+                    }
+                    .into());
+                }
+            };
+            match item {
+                PayloadItem::Start { size } => {
+                    metrics.rdb_start(size);
+                    let replid = replid.take().unwrap_or_default();
+                    send(
+                        tx,
+                        ReplicaEvent::FullResync {
+                            replid,
+                            offset,
+                            rdb_size: size,
+                            forced,
+                        },
+                    )
+                    .await?;
+                }
+                PayloadItem::Data(data) => {
+                    rdb.handle_bytes(&data);
+                    metrics.set_rdb_bytes(framer.rdb_bytes());
+                    drain_rdb(&mut rdb, tx, metrics)
+                        .await
+                        .map_err(|e| match e {
+                            End::Failed(Error::Rdb { source, .. }) => {
+                                rdb_error(&rdb, source).into()
+                            }
+                            other => other,
+                        })?;
+                }
+                PayloadItem::End => {
+                    rdb.handle_eof();
+                    drain_rdb(&mut rdb, tx, metrics)
+                        .await
+                        .map_err(|e| match e {
+                            End::Failed(Error::Rdb { source, .. }) => {
+                                rdb_error(&rdb, source).into()
+                            }
+                            other => other,
+                        })?;
+                    if !rdb.is_done() {
+                        return Err(Error::Protocol {
+                            addr,
+                            during: "the RDB payload".into(),
+                            message: format!(
+                                "the payload ended after {} bytes but the RDB did not",
+                                framer.rdb_bytes()
+                            ),
+                        }
+                        .into());
+                    }
+                    metrics.rdb_end();
+                    send(
+                        tx,
+                        ReplicaEvent::RdbDone {
+                            offset,
+                            rdb_bytes: framer.rdb_bytes(),
+                        },
+                    )
+                    .await?;
+                    return Ok(framer.consumed());
+                }
+            }
+        }
+        debug_assert!(!framer.is_done());
+        let chunk = spool_r.next().await?;
+        buf.extend_from_slice(&chunk);
+    }
+}
+
+async fn drain_rdb(
+    rdb: &mut redis_sync_rdb::Decoder,
+    tx: &mpsc::Sender<Item>,
+    metrics: &Metrics,
+) -> Result<(), End> {
+    loop {
+        match rdb.poll_event() {
+            Ok(Some(event)) => {
+                if matches!(event, Event::Key(_)) {
+                    metrics.add_rdb_key();
+                }
+                send(tx, ReplicaEvent::Rdb(event)).await?;
+            }
+            Ok(None) => return Ok(()),
+            Err(source) => {
+                return Err(Error::Rdb {
+                    addr: String::new(),
+                    payload_offset: 0,
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+}
+
+/// Moves socket bytes into the spool as fast as they come, whatever the consumer does.
+async fn reader(
+    mut rd: ReadHalf<Transport>,
+    spool: SpoolWriter,
+    leftover: BytesMut,
+    idle: Duration,
+    metrics: Arc<Metrics>,
+    addr: String,
+) {
+    if let Err(e) = spool.push(leftover.freeze()) {
+        spool.close(e);
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        buf.reserve(64 * 1024);
+        let reason = match tokio::time::timeout(idle, rd.read_buf(&mut buf)).await {
+            Ok(Ok(0)) => Error::Closed {
+                addr,
+                during: "the replication stream".into(),
+                hint: "; the source dropped this replica (its log says why: a \
+                       `client-output-buffer-limit replica` overflow, a timeout or CLIENT KILL)"
+                    .into(),
+            },
+            Ok(Ok(n)) => {
+                metrics.add_read(n as u64);
+                match spool.push(buf.split().freeze()) {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                }
+            }
+            Ok(Err(source)) => Error::Io {
+                addr,
+                during: "reading the replication stream".into(),
+                source,
+            },
+            Err(_) => Error::Timeout {
+                addr,
+                step: "data on the replication link (the source sends a PING every 10 s)".into(),
+                after: idle,
+            },
+        };
+        spool.close(reason);
+        return;
+    }
+}
+
+/// Sends `REPLCONF ACK <offset>` every `interval` and whenever asked (GETACK, end of payload).
+async fn writer(
+    mut wr: WriteHalf<Transport>,
+    online: Arc<AtomicBool>,
+    ack_now: Arc<Notify>,
+    interval: Duration,
+    timeout: Duration,
+    shared: Shared,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = ack_now.notified() => {}
+        }
+        if !online.load(Ordering::Relaxed) {
+            continue;
+        }
+        let Some(offset) = shared.progress.ack_offset(shared.applied.get()) else {
+            continue;
+        };
+        let offset = offset.to_string();
+        let cmd = encode_command(&[b"REPLCONF", b"ACK", offset.as_bytes()]);
+        match tokio::time::timeout(timeout, wr.write_all(&cmd)).await {
+            Ok(Ok(())) => {}
+            // The reader notices a dead link; nothing more to do here.
+            _ => return,
+        }
+    }
+}

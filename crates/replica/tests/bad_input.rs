@@ -1,0 +1,199 @@
+//! Bad input gives a clear error quickly, never a hang: a peer that sends garbage, one that
+//! says nothing, a wrong password, a closed port, TLS to a plain port.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use redis_sync_replica::{Error, ReplicaBuilder, TlsConfig};
+use redis_sync_testkit::{Server, versions};
+
+use crate::common::runtime;
+
+/// Runs a replica until its first error; panics if it takes longer than `limit`.
+fn first_error(builder: ReplicaBuilder, limit: Duration) -> Error {
+    let rt = runtime();
+    let started = Instant::now();
+    let _g = rt.enter();
+    let mut replica = builder.start(std::future::pending());
+    let r = rt.block_on(async {
+        tokio::time::timeout(limit, async {
+            loop {
+                match replica.next_event().await {
+                    Some(Err(e)) => return Some(e),
+                    Some(Ok(_)) => {}
+                    None => return None,
+                }
+            }
+        })
+        .await
+    });
+    match r {
+        Ok(Some(e)) => {
+            eprintln!("after {:?}: {e}", started.elapsed());
+            e
+        }
+        Ok(None) => panic!("the replica stopped without an error"),
+        Err(_) => panic!("no error within {limit:?}: the replica hangs"),
+    }
+}
+
+/// A test peer (not a Redis mock): accepts one connection, writes `reply` to everything.
+fn peer(reply: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 1024];
+            if s.read(&mut buf).is_ok_and(|n| n > 0) {
+                let _ = s.write_all(reply);
+            }
+            // Keep the socket open a little so the client reads the reply, not a reset.
+            let _ = s.read(&mut buf);
+        }
+    });
+    (addr, h)
+}
+
+#[test]
+fn garbage_reply_is_a_protocol_error() {
+    let (addr, h) = peer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let e = first_error(ReplicaBuilder::new(addr), Duration::from_secs(10));
+    assert!(matches!(e, Error::Protocol { .. }), "{e}");
+    assert!(e.to_string().contains("HTTP/1.1 400"), "{e}");
+    h.join().unwrap();
+}
+
+#[test]
+fn binary_garbage_without_newline_is_a_protocol_error() {
+    static JUNK: [u8; 70_000] = [0xAB; 70_000];
+    let (addr, h) = peer(&JUNK);
+    let e = first_error(ReplicaBuilder::new(addr), Duration::from_secs(10));
+    assert!(matches!(e, Error::Protocol { .. }), "{e}");
+    h.join().unwrap();
+}
+
+#[test]
+fn silent_peer_times_out() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let e = first_error(
+        ReplicaBuilder::new(addr).handshake_timeout(Duration::from_millis(500)),
+        Duration::from_secs(10),
+    );
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("PING"), "{e}");
+    drop(l);
+}
+
+#[test]
+fn garbage_payload_is_a_protocol_error() {
+    // A peer that plays the handshake, then sends something that is not a payload.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Answer each command line-count-wise until PSYNC.
+        while !String::from_utf8_lossy(&got).contains("PSYNC") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "client closed early");
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            for cmd in text.split('*').filter(|c| !c.is_empty()) {
+                if cmd.contains("PSYNC") {
+                    s.write_all(b"+FULLRESYNC 0123456789abcdef0123456789abcdef01234567 0\r\n\n\nnot a payload\r\n").unwrap();
+                } else if cmd.contains("INFO") {
+                    s.write_all(b"$-1\r\n").unwrap();
+                } else {
+                    s.write_all(b"+OK\r\n").unwrap();
+                }
+            }
+        }
+        let _ = s.read(&mut buf);
+    });
+    let e = first_error(ReplicaBuilder::new(addr), Duration::from_secs(10));
+    assert!(matches!(e, Error::Protocol { .. }), "{e}");
+    assert!(e.to_string().contains("not a payload"), "{e}");
+    h.join().unwrap();
+}
+
+#[test]
+fn closed_port_is_a_connect_error() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = first_error(
+        ReplicaBuilder::new(format!("127.0.0.1:{port}")),
+        Duration::from_secs(10),
+    );
+    assert!(matches!(e, Error::Connect { .. }), "{e}");
+    assert!(e.to_string().contains("cannot connect"), "{e}");
+}
+
+#[test]
+fn wrong_or_missing_password() {
+    let Some(v) = versions().pop() else { return };
+    let s = Server::builder(&v).password("right-pw").start();
+    let e = first_error(
+        ReplicaBuilder::new(s.addr()).password(None, "wrong-pw"),
+        Duration::from_secs(10),
+    );
+    assert!(matches!(e, Error::Auth { .. }), "{e}");
+    assert!(e.to_string().contains("check the password"), "{e}");
+    let e = first_error(ReplicaBuilder::new(s.addr()), Duration::from_secs(10));
+    assert!(matches!(e, Error::AuthRequired { .. }), "{e}");
+}
+
+#[test]
+fn acl_user_without_replication_rights() {
+    let Some(v) = versions().into_iter().find(|v| v.at_least(6, 0)) else {
+        return;
+    };
+    let s = Server::builder(&v).start();
+    s.cmd(&[
+        "ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all", "-psync", "-sync",
+    ])
+    .ok();
+    let e = first_error(
+        ReplicaBuilder::new(s.addr()).password(Some("app"), "pw"),
+        Duration::from_secs(10),
+    );
+    assert!(matches!(e, Error::NoPermission { .. }), "{e}");
+    assert!(e.to_string().contains("PSYNC"), "{e}");
+}
+
+#[test]
+fn tls_to_a_plain_port_fails_clearly() {
+    let Some(v) = versions().pop() else { return };
+    let s = Server::builder(&v).start();
+    let e = first_error(
+        ReplicaBuilder::new(s.addr())
+            .tls(TlsConfig {
+                insecure: true,
+                ..TlsConfig::default()
+            })
+            .connect_timeout(Duration::from_secs(3)),
+        Duration::from_secs(10),
+    );
+    assert!(
+        matches!(
+            e,
+            Error::Tls { .. } | Error::Timeout { .. } | Error::Closed { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn tls_without_ca_is_a_config_error() {
+    let e = first_error(
+        ReplicaBuilder::new("127.0.0.1:1").tls(TlsConfig::default()),
+        Duration::from_secs(5),
+    );
+    assert!(matches!(e, Error::TlsConfig(_)), "{e}");
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the replica against real servers (one test binary).
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod common;
+mod sync;

@@ -1,0 +1,157 @@
+//! Full sync and command stream against every installed server version, disk-based and
+//! diskless: the events reproduce the source exactly, and the offsets equal the master's.
+
+use std::time::{Duration, Instant};
+
+use redis_sync_replica::ReplicaBuilder;
+use redis_sync_testkit::{DatasetOptions, Flavor, ServerVersion, compare_data, write_dataset};
+
+use crate::common::{Applier, Load, master_offset, replica_state, run_until, runtime, server};
+
+/// One version: a source with the reference data set, then a disk-based and a diskless sync
+/// into the same (flushed) target, each with writes running during the sync.
+fn sync_version(v: &ServerVersion) -> Result<String, String> {
+    let rt = runtime();
+    let source = server(v, &[]);
+    let target = server(v, &[]);
+    let info = write_dataset(&source, &DatasetOptions::default());
+    let mut figures = Vec::new();
+    for (round, diskless) in [false, true].into_iter().enumerate() {
+        let mode = if diskless { "diskless" } else { "disk" };
+        source
+            .cmd(&[
+                "CONFIG",
+                "SET",
+                "repl-diskless-sync",
+                if diskless { "yes" } else { "no" },
+            ])
+            .ok();
+        source
+            .cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"])
+            .ok();
+        target.cmd(&["FLUSHALL"]).ok();
+        let started = Instant::now();
+        let load = Load::start(&source, 300, &format!("load{round}:"));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut replica = {
+            let _rt = rt.enter();
+            ReplicaBuilder::new(source.addr())
+                .rdb_restore_payloads(true)
+                .start(async move {
+                    let _ = stop_rx.await;
+                })
+        };
+        let mut applier = Applier::new(&target);
+        run_until(
+            &rt,
+            &mut replica,
+            &mut applier,
+            Duration::from_secs(60),
+            "the payload",
+            |a, _| a.rdb_done,
+        );
+        let rdb_size = replica.metrics().rdb_size();
+        let sent = load.finish();
+        let what = format!("{v} {mode}: the offset to reach the master's");
+        run_until(
+            &rt,
+            &mut replica,
+            &mut applier,
+            Duration::from_secs(30),
+            &what,
+            |_, m| m.offset() == master_offset(&source),
+        );
+        let took = started.elapsed();
+        compare_data(&source, &target, &info).map_err(|e| format!("{v} {mode}: {e}"))?;
+        // The ACK: the source sees this replica online at its own offset.
+        let what = format!("{v} {mode}: the source to see our ACK at its offset");
+        run_until(
+            &rt,
+            &mut replica,
+            &mut applier,
+            Duration::from_secs(10),
+            &what,
+            |_, m| {
+                replica_state(&source)
+                    .is_some_and(|(state, off)| state == "online" && off == master_offset(&source))
+                    && m.offset() == master_offset(&source)
+            },
+        );
+        let m = replica.metrics();
+        if diskless && rdb_size.is_some() {
+            return Err(format!("{v}: a diskless payload announced a size"));
+        }
+        if !diskless && rdb_size != Some(m.rdb_bytes()) {
+            return Err(format!(
+                "{v}: payload size {rdb_size:?} but {} bytes read",
+                m.rdb_bytes()
+            ));
+        }
+        if applier.full_syncs != 1 || !applier.link_lost.is_empty() {
+            return Err(format!(
+                "{v} {mode}: {} full syncs, links lost: {:?}",
+                applier.full_syncs, applier.link_lost
+            ));
+        }
+        figures.push(format!(
+            "{mode}: {} keys, {} RDB bytes, {} stream commands ({sent} sent), offset {}, {:?}",
+            m.rdb_keys(),
+            m.rdb_bytes(),
+            applier.commands,
+            m.offset(),
+            took
+        ));
+        let _ = stop_tx.send(());
+        // The stream ends after the shutdown.
+        let end = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while replica.next_event().await.is_some() {}
+            })
+            .await
+        });
+        if end.is_err() {
+            return Err(format!("{v} {mode}: the replica did not stop on shutdown"));
+        }
+        // Let the source notice the closed link before the next round.
+        redis_sync_testkit::poll_until(Duration::from_secs(10), "the replica gone", || {
+            replica_state(&source).is_none().then_some(())
+        });
+    }
+    Ok(format!("{v}: {}", figures.join("; ")))
+}
+
+fn run_matrix(flavor: Flavor) {
+    let versions: Vec<ServerVersion> =
+        redis_sync_testkit::versions_where(&format!("{flavor:?}"), |v| v.flavor() == flavor);
+    let mut failures = Vec::new();
+    for v in &versions {
+        match std::panic::catch_unwind(|| sync_version(v)) {
+            Ok(Ok(line)) => eprintln!("ok {line}"),
+            Ok(Err(e)) => failures.push(e),
+            Err(p) => failures.push(format!(
+                "{v}: panicked: {}",
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} versions failed:\n{}",
+        failures.len(),
+        versions.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn full_sync_and_stream_every_redis_version() {
+    run_matrix(Flavor::Redis);
+}
+
+#[test]
+fn full_sync_and_stream_every_valkey_version() {
+    run_matrix(Flavor::Valkey);
+}

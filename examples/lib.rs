@@ -1,0 +1,1 @@
+//! Runnable examples of the redis-sync crates; see the `[[example]]` targets.
