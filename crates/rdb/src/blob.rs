@@ -634,7 +634,7 @@ pub(crate) mod tests {
         bad[4] = 11; // wrong zltail
         assert!(all(bad, BlobKind::Ziplist).is_err());
         let mut bad = z.clone();
-        bad[13] = 9; // wrong prevlen of the second entry
+        bad[14] = 9; // wrong prevlen of the second entry
         assert!(all(bad, BlobKind::Ziplist).is_err());
         for cut in 0..z.len() {
             assert!(all(z[..cut].to_vec(), BlobKind::Ziplist).is_err());

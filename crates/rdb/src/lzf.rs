@@ -18,7 +18,7 @@ pub(crate) fn decompress(input: &[u8], ulen: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(cap);
     let mut ip = 0usize;
     while ip < input.len() {
-        match step(input, &mut ip, &mut out, ulen)? {
+        match step(input, &mut ip, &mut out, ulen, 0, 0)? {
             Step::Done => {}
             Step::NeedMore => {
                 return Err(format!(
@@ -43,8 +43,18 @@ enum Step {
 
 /// Runs one instruction starting at `input[*ip]`, appending to `out` (whose length must stay
 /// within `limit`). Leaves `ip` unchanged and returns `NeedMore` if the instruction is cut.
-fn step(input: &[u8], ip: &mut usize, out: &mut Vec<u8>, limit: usize) -> Result<Step, String> {
+/// `in_base` / `out_base` are the stream positions of `input[0]` and `out[0]`, for messages
+/// that do not depend on how the input was split.
+fn step(
+    input: &[u8],
+    ip: &mut usize,
+    out: &mut Vec<u8>,
+    limit: usize,
+    in_base: u64,
+    out_base: u64,
+) -> Result<Step, String> {
     let start = *ip;
+    let pos = in_base + start as u64;
     let Some(&ctrl) = input.get(start) else {
         return Ok(Step::NeedMore);
     };
@@ -55,7 +65,7 @@ fn step(input: &[u8], ip: &mut usize, out: &mut Vec<u8>, limit: usize) -> Result
         };
         if out.len() + n > limit {
             return Err(format!(
-                "output would exceed the declared length {limit} (literal at compressed byte {start})"
+                "output would exceed the declared length (literal at compressed byte {pos})"
             ));
         }
         out.extend_from_slice(lit);
@@ -79,13 +89,13 @@ fn step(input: &[u8], ip: &mut usize, out: &mut Vec<u8>, limit: usize) -> Result
     let n = len + 2;
     if dist > out.len() {
         return Err(format!(
-            "back reference {dist} bytes behind an output of {} (compressed byte {start})",
-            out.len()
+            "back reference {dist} bytes behind an output of {} (compressed byte {pos})",
+            out_base + out.len() as u64
         ));
     }
     if out.len() + n > limit {
         return Err(format!(
-            "output would exceed the declared length {limit} (back reference at compressed byte {start})"
+            "output would exceed the declared length (back reference at compressed byte {pos})"
         ));
     }
     let from = out.len() - dist;
@@ -111,6 +121,8 @@ pub(crate) struct LzfStream {
     emitted: usize,
     /// Total output produced so far.
     produced: u64,
+    /// Total compressed input used so far.
+    used: u64,
     ulen: u64,
 }
 
@@ -120,6 +132,7 @@ impl LzfStream {
             window: Vec::new(),
             emitted: 0,
             produced: 0,
+            used: 0,
             ulen,
         }
     }
@@ -137,11 +150,13 @@ impl LzfStream {
             let before = self.window.len();
             let room = usize::try_from(self.ulen - self.produced).unwrap_or(usize::MAX);
             let limit = before.saturating_add(room);
-            match step(input, &mut ip, &mut self.window, limit)? {
+            let out_base = self.produced - before as u64;
+            match step(input, &mut ip, &mut self.window, limit, self.used, out_base)? {
                 Step::Done => self.produced += (self.window.len() - before) as u64,
                 Step::NeedMore => break,
             }
         }
+        self.used += ip as u64;
         Ok(ip)
     }
 
