@@ -1,0 +1,237 @@
+//! The command line: subcommands and their flags, with the help text that teaches them.
+//!
+//! Parsing is clap's (derive). Each subcommand's arguments are a plain struct that the
+//! subcommand's module turns into the library crates' builders.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Parses the process arguments; on a usage error clap prints it and exits with status 2.
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+/// redis-sync copies a Redis or Valkey data set into another server and keeps it in step.
+#[derive(Debug, Parser)]
+#[command(
+    name = "redis-sync",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    long_about = "redis-sync copies a Redis or Valkey data set into another server and keeps it \
+                  in step: a full copy from the source's RDB snapshot, then the live stream of \
+                  write commands a replica receives.\n\n\
+                  Today it decodes RDB files (`redis-sync rdb`); see `redis-sync help rdb`."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode an RDB file: JSON, commands for redis-cli --pipe, key names, counts, memory report.
+    #[command(long_about = RDB_LONG_ABOUT, after_long_help = RDB_EXAMPLES)]
+    Rdb(RdbArgs),
+}
+
+const RDB_LONG_ABOUT: &str = "\
+Decode an RDB file: JSON, commands for redis-cli --pipe, key names, counts, memory report.
+
+Reads any RDB file (dump.rdb, a replication payload, an AOF's RDB preamble) written by Redis \
+2.x to 8.x or Valkey 7.2 to 9.x, every type and encoding, as a stream: memory stays bounded \
+whatever the size of the file or of its keys. The checksum is verified. A corrupt or truncated \
+file is an error that names the byte offset (and the key, when known); the exit status is then 2.
+
+Output formats (--format):
+  jsonl    one JSON object per key and line (the default)
+  json     the same objects as one JSON array
+  resp     commands that recreate the data set, for `redis-cli --pipe`: DEL + RPUSH/SADD/ZADD/
+           HSET/XADD chunks, SET ... PXAT, PEXPIREAT, XSETID, XGROUP, XCLAIM, FUNCTION LOAD.
+           Idempotent: loading it twice gives the same data. Keys already expired are left
+           out. Module values (RedisJSON, RedisBloom, vector sets) become RESTORE.
+  restore  the same, but every key whose payload fits --payload-limit becomes one
+           RESTORE ... REPLACE of its bytes as stored in the file: faster to load, exact
+           (LRU/LFU, pending entries of deleted stream entries), but the target must be able to
+           read the source's RDB version (same or newer server).
+  keys     key names, one per line
+  count    keys per db and type (tab-separated), then the total
+  memory   the biggest keys (--top) and totals per type. Sizes are APPROXIMATE: the bytes of
+           the decoded data (key, members, fields, values), not what the server allocates.
+
+JSON shape (jsonl/json), one object per key:
+  {\"db\":0, \"key\":\"k\", \"type\":\"list\", \"rdb_type\":18, \"expire_ms\":null, \"value\":...}
+  plus \"idle_secs\" / \"lfu_freq\" when the file has them. value by type:
+    string  \"text\"                    list, set  [\"a\", \"b\"]
+    zset    [[\"member\", 1.5], ...]   (scores that JSON cannot hold: \"inf\", \"-inf\")
+    hash    [[\"field\", \"value\"], [\"field\", \"value\", expire_ms], ...]
+    stream  {\"entries\":[{\"id\":\"1-0\",\"fields\":[[\"f\",\"v\"]]}], \"length\":n, \"last_id\":\"..\",
+             \"first_id\", \"max_deleted_id\", \"entries_added\", \"groups\":[{\"name\", \"last_id\",
+             \"entries_read\", \"pending\":[{\"id\",\"delivery_time_ms\",\"delivery_count\"}],
+             \"consumers\":[{\"name\",\"seen_time_ms\",\"active_time_ms\",\"pending\":[\"id\"]}]}]}
+    module  {\"module\":\"ReJSON-RL\", \"encver\":3, \"raw_len\":123}
+  A byte string that is not valid UTF-8, or a string value longer than one decoder chunk
+  (64 KiB), is written as {\"hex\":\"...\"} instead of a JSON string, so nothing is lost.";
+
+const RDB_EXAMPLES: &str = "\
+Examples:
+
+  Look at a dump, one key per line:
+    redis-sync rdb dump.rdb | head
+
+  Copy a data set into another server (native commands, any target version):
+    redis-sync rdb dump.rdb --format resp | redis-cli -h target --pipe
+
+  The same with RESTORE payloads (target of the same or a newer version):
+    redis-sync rdb dump.rdb --format restore | redis-cli -h target --pipe
+
+  Only the session keys of db 0 and 2, as JSON:
+    redis-sync rdb dump.rdb --db 0 --db 2 --key 'session:*' --format json
+
+  How many keys of each type, and which keys are the biggest:
+    redis-sync rdb dump.rdb --format count
+    redis-sync rdb dump.rdb --format memory --top 20
+
+  Read from standard input (e.g. a compressed backup):
+    zstd -dc backup.rdb.zst | redis-sync rdb - --format keys --type stream";
+
+/// Output format of `redis-sync rdb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One JSON object per key and line.
+    Jsonl,
+    /// A JSON array of key objects.
+    Json,
+    /// Commands (RESP) that recreate the data set, for `redis-cli --pipe`.
+    Resp,
+    /// Like resp, with `RESTORE … REPLACE` of each key's payload where it fits.
+    Restore,
+    /// Key names, one per line.
+    Keys,
+    /// Keys per db and type.
+    Count,
+    /// Biggest keys and per-type totals (approximate sizes).
+    Memory,
+}
+
+/// A key type, for `--type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyType {
+    /// Strings.
+    String,
+    /// Lists.
+    List,
+    /// Sets.
+    Set,
+    /// Sorted sets.
+    Zset,
+    /// Hashes.
+    Hash,
+    /// Streams.
+    Stream,
+    /// Module values (RedisJSON, RedisBloom, vector sets, …).
+    Module,
+}
+
+/// Arguments of `redis-sync rdb`.
+#[derive(Debug, Args)]
+pub struct RdbArgs {
+    /// The RDB file to read, or `-` for standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// What to print.
+    #[arg(long, short, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+
+    /// Only keys of this db (repeat for several dbs).
+    #[arg(long = "db", value_name = "N")]
+    pub dbs: Vec<u64>,
+
+    /// Only keys matching this Redis glob pattern (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes),
+    /// as in `KEYS` / `SCAN MATCH`.
+    #[arg(long, value_name = "GLOB")]
+    pub key: Option<String>,
+
+    /// Only keys of this type (repeat for several types).
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub types: Vec<KeyType>,
+
+    /// resp/restore: the oldest server the commands must run on, e.g. `6.2`, `redis-7.0`,
+    /// `valkey-8.1`, `latest`. `auto` takes the oldest server that writes the file's RDB
+    /// version (what the file's own writer understands).
+    #[arg(long, value_name = "VERSION", default_value = "auto")]
+    pub target_version: String,
+
+    /// resp/restore: the largest RESTORE payload, in bytes, kept in memory for one key. Module
+    /// values bigger than this cannot be converted (they have no command form).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub payload_limit: usize,
+
+    /// memory: how many of the biggest keys to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// Do not verify the file's CRC-64 checksum.
+    #[arg(long)]
+    pub no_checksum: bool,
+
+    /// Try files whose RDB version is newer than this build knows.
+    #[arg(long)]
+    pub allow_newer: bool,
+
+    /// Never show the progress bar (it is shown on stderr for large files when stderr is a
+    /// terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rdb_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "redis-sync",
+            "rdb",
+            "dump.rdb",
+            "--format",
+            "count",
+            "--db",
+            "0",
+            "--db",
+            "3",
+            "--key",
+            "a*",
+            "--type",
+            "zset",
+            "--type",
+            "hash",
+        ])
+        .expect("parses");
+        let Command::Rdb(a) = cli.command;
+        assert_eq!(a.format, Format::Count);
+        assert_eq!(a.dbs, [0, 3]);
+        assert_eq!(a.key.as_deref(), Some("a*"));
+        assert_eq!(a.types, [KeyType::Zset, KeyType::Hash]);
+        assert_eq!(a.target_version, "auto");
+    }
+
+    #[test]
+    fn bad_format_is_a_usage_error() {
+        assert!(Cli::try_parse_from(["redis-sync", "rdb", "x", "--format", "xml"]).is_err());
+    }
+}

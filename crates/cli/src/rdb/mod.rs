@@ -1,0 +1,196 @@
+//! `redis-sync rdb`: reads an RDB file through the streaming decoder and prints it.
+//!
+//! The file is read in 256 KiB pieces and fed to [`redis_sync_rdb::Decoder`]; each event goes
+//! through the filters (`--db`, `--key`, `--type`) to one [`Output`]. Nothing holds a whole key,
+//! so memory stays bounded by the decoder's chunk budget (and, for `resp`/`restore`, the
+//! RESTORE payload limit).
+
+mod commands;
+mod json;
+mod report;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use redis_sync_rdb::{Decoder, Event, ValueType};
+
+use crate::flags::{Format, KeyType, RdbArgs};
+use crate::glob;
+
+/// Bytes read from the input at a time.
+const READ_SIZE: usize = 256 * 1024;
+/// Decoder chunk budget: one value chunk is about this many bytes.
+const CHUNK_BUDGET: usize = 64 * 1024;
+/// Files at least this big get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN: u64 = 32 << 20;
+
+/// Where decoded events go. `event` sees every event of the keys that pass the filters (and
+/// the file-level events); `finish` runs once after [`Event::End`].
+pub(crate) trait Output {
+    fn event(&mut self, ev: &Event) -> anyhow::Result<()>;
+    fn finish(&mut self) -> anyhow::Result<()>;
+}
+
+/// The `--db` / `--key` / `--type` filters.
+struct Filter {
+    dbs: Vec<u64>,
+    glob: Option<Vec<u8>>,
+    types: Vec<KeyType>,
+}
+
+impl Filter {
+    fn keeps(&self, k: &redis_sync_rdb::Key) -> bool {
+        (self.dbs.is_empty() || self.dbs.contains(&k.db))
+            && (self.types.is_empty() || self.types.contains(&key_type(k.value_type)))
+            && self.glob.as_ref().is_none_or(|g| glob::matches(g, &k.key))
+    }
+}
+
+fn key_type(t: ValueType) -> KeyType {
+    match t {
+        ValueType::String => KeyType::String,
+        ValueType::List => KeyType::List,
+        ValueType::Set => KeyType::Set,
+        ValueType::SortedSet => KeyType::Zset,
+        ValueType::Hash => KeyType::Hash,
+        ValueType::Stream => KeyType::Stream,
+        _ => KeyType::Module,
+    }
+}
+
+/// The name Redis's `TYPE` gives a value type (modules are named by the caller).
+pub(crate) fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::String => "string",
+        ValueType::List => "list",
+        ValueType::Set => "set",
+        ValueType::SortedSet => "zset",
+        ValueType::Hash => "hash",
+        ValueType::Stream => "stream",
+        _ => "module",
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Runs `redis-sync rdb`.
+pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
+    let stdin = args.file.as_os_str() == "-";
+    let name = if stdin {
+        "standard input".to_string()
+    } else {
+        args.file.display().to_string()
+    };
+    let (mut input, size): (Box<dyn Read>, Option<u64>) = if stdin {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let f = File::open(&args.file).with_context(|| format!("cannot open {name}"))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), size)
+    };
+    let payloads = matches!(args.format, Format::Resp | Format::Restore);
+    let mut decoder = Decoder::builder()
+        .chunk_budget(CHUNK_BUDGET)
+        .verify_checksum(!args.no_checksum)
+        .allow_newer_version(args.allow_newer)
+        .restore_payloads(payloads.then_some(args.payload_limit))
+        .build();
+    let out = BufWriter::with_capacity(256 * 1024, io::stdout().lock());
+    let mut output: Box<dyn Output> = match args.format {
+        Format::Jsonl => Box::new(json::JsonOutput::new(out, true)),
+        Format::Json => Box::new(json::JsonOutput::new(out, false)),
+        Format::Resp | Format::Restore => Box::new(commands::CommandOutput::new(out, args)?),
+        Format::Keys => Box::new(report::KeysOutput::new(out)),
+        Format::Count => Box::new(report::CountOutput::new(out)),
+        Format::Memory => Box::new(report::MemoryOutput::new(out, args.top)),
+    };
+    let filter = Filter {
+        dbs: args.dbs.clone(),
+        glob: args.key.as_ref().map(|g| g.as_bytes().to_vec()),
+        types: args.types.clone(),
+    };
+    let progress = size
+        .filter(|&s| s >= PROGRESS_MIN && !args.no_progress && io::stderr().is_terminal())
+        .map(progress_bar);
+
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut skipping = false;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("reading {name} failed at byte offset {}", decoder.offset())
+                });
+            }
+        };
+        if n == 0 {
+            decoder.handle_eof();
+        } else {
+            decoder.handle_bytes(&buf[..n]);
+        }
+        loop {
+            let ev = match decoder.poll_event() {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break,
+                Err(e) => return Err(e).with_context(|| format!("cannot decode {name}")),
+            };
+            match &ev {
+                Event::Key(k) => skipping = !filter.keeps(k),
+                Event::KeyEnd { .. } if skipping => {
+                    skipping = false;
+                    continue;
+                }
+                _ => {}
+            }
+            if !skipping {
+                output.event(&ev)?;
+            }
+        }
+        if let Some(p) = &progress {
+            p.set_position(decoder.offset());
+        }
+        if n == 0 || decoder.is_done() {
+            break;
+        }
+    }
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    if !decoder.is_done() {
+        bail!(
+            "{name} ended at byte offset {} before the RDB's end marker",
+            decoder.offset()
+        );
+    }
+    output.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Writes `bytes` to `out` as-is and then a newline.
+pub(crate) fn write_line(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    out.write_all(bytes)?;
+    out.write_all(b"\n")
+}

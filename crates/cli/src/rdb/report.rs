@@ -1,0 +1,328 @@
+//! `--format keys|count|memory`: key names, counts per db and type, biggest keys.
+//!
+//! Sizes in the memory report are approximate on purpose: they are the bytes of the decoded
+//! data (key name, members, fields, values, stream IDs), not what a server allocates for them
+//! (no allocator overhead, no encoding savings). They rank keys correctly in practice and cost
+//! nothing to compute while streaming.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::Write;
+
+use anyhow::Context;
+use redis_sync_rdb::{Event, ValueChunk};
+
+use super::{Output, type_name, write_line};
+
+/// The type name of the key being read: Redis's `TYPE` name, or the module's type name.
+#[derive(Default)]
+struct Current {
+    db: u64,
+    key: Vec<u8>,
+    kind: String,
+    bytes: u64,
+    elements: u64,
+}
+
+impl Current {
+    fn start(&mut self, k: &redis_sync_rdb::Key) {
+        self.db = k.db;
+        self.key = k.key.to_vec();
+        self.kind = type_name(k.value_type).to_string();
+        self.bytes = k.key.len() as u64;
+        self.elements = 0;
+    }
+
+    /// Adds a chunk's decoded size.
+    fn add(&mut self, c: &ValueChunk) {
+        let (bytes, elements): (usize, usize) = match c {
+            ValueChunk::String(s) => (s.len(), 0),
+            ValueChunk::ListItems(v) | ValueChunk::SetMembers(v) => {
+                (v.iter().map(|i| i.len()).sum(), v.len())
+            }
+            ValueChunk::SortedSetMembers(v) => (v.iter().map(|(m, _)| m.len() + 8).sum(), v.len()),
+            ValueChunk::HashFields(v) => (
+                v.iter()
+                    .map(|f| f.field.len() + f.value.len() + f.expire_ms.map_or(0, |_| 8))
+                    .sum(),
+                v.len(),
+            ),
+            ValueChunk::StreamEntries(v) => (
+                v.iter()
+                    .map(|e| {
+                        16 + e
+                            .fields
+                            .iter()
+                            .map(|(f, x)| f.len() + x.len())
+                            .sum::<usize>()
+                    })
+                    .sum(),
+                v.len(),
+            ),
+            ValueChunk::StreamPending(v) => (v.len() * 32, 0),
+            ValueChunk::StreamConsumerPending(v) => (v.len() * 16, 0),
+            ValueChunk::StreamGroup(g) => (g.name.len() + 24, 0),
+            ValueChunk::StreamConsumer(c) => (c.name.len() + 16, 0),
+            ValueChunk::Module { module, raw } => {
+                self.kind = module.name.clone();
+                (raw.len(), 0)
+            }
+            _ => (0, 0),
+        };
+        self.bytes += bytes as u64;
+        self.elements += elements as u64;
+    }
+}
+
+/// `--format keys`.
+pub(crate) struct KeysOutput<W: Write> {
+    out: W,
+}
+
+impl<W: Write> KeysOutput<W> {
+    pub(crate) fn new(out: W) -> Self {
+        KeysOutput { out }
+    }
+}
+
+impl<W: Write> Output for KeysOutput<W> {
+    fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
+        if let Event::Key(k) = ev {
+            write_line(&mut self.out, &k.key).context("writing key names")?;
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.out.flush().context("writing key names")
+    }
+}
+
+/// `--format count`: `db<TAB>type<TAB>keys` lines, then `total<TAB>*<TAB>n`.
+pub(crate) struct CountOutput<W: Write> {
+    out: W,
+    cur: Current,
+    counts: BTreeMap<(u64, String), u64>,
+}
+
+impl<W: Write> CountOutput<W> {
+    pub(crate) fn new(out: W) -> Self {
+        CountOutput {
+            out,
+            cur: Current::default(),
+            counts: BTreeMap::new(),
+        }
+    }
+}
+
+impl<W: Write> Output for CountOutput<W> {
+    fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
+        match ev {
+            Event::Key(k) => {
+                self.cur.db = k.db;
+                self.cur.kind = type_name(k.value_type).to_string();
+            }
+            Event::Value(ValueChunk::Module { module, .. }) => self.cur.kind = module.name.clone(),
+            Event::KeyEnd { .. } => {
+                let kind = std::mem::take(&mut self.cur.kind);
+                *self.counts.entry((self.cur.db, kind)).or_insert(0) += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        let mut text = String::from("db\ttype\tkeys\n");
+        for ((db, kind), n) in &self.counts {
+            text.push_str(&format!("{db}\t{kind}\t{n}\n"));
+        }
+        let total: u64 = self.counts.values().sum();
+        text.push_str(&format!("total\t*\t{total}\n"));
+        self.out
+            .write_all(text.as_bytes())
+            .context("writing counts")?;
+        self.out.flush().context("writing counts")
+    }
+}
+
+/// One key of the top-N list.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Big {
+    bytes: u64,
+    elements: u64,
+    db: u64,
+    kind: String,
+    key: Vec<u8>,
+}
+
+/// `--format memory`: the `top` biggest keys (a bounded min-heap) and per-type totals.
+pub(crate) struct MemoryOutput<W: Write> {
+    out: W,
+    top: usize,
+    cur: Current,
+    heap: BinaryHeap<Reverse<Big>>,
+    /// type → (keys, bytes, elements)
+    totals: BTreeMap<String, (u64, u64, u64)>,
+}
+
+impl<W: Write> MemoryOutput<W> {
+    pub(crate) fn new(out: W, top: usize) -> Self {
+        MemoryOutput {
+            out,
+            top,
+            cur: Current::default(),
+            heap: BinaryHeap::new(),
+            totals: BTreeMap::new(),
+        }
+    }
+}
+
+impl<W: Write> Output for MemoryOutput<W> {
+    fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
+        match ev {
+            Event::Key(k) => self.cur.start(k),
+            Event::Value(c) => self.cur.add(c),
+            Event::KeyEnd { .. } => {
+                let c = std::mem::take(&mut self.cur);
+                let t = self.totals.entry(c.kind.clone()).or_insert((0, 0, 0));
+                t.0 += 1;
+                t.1 += c.bytes;
+                t.2 += c.elements;
+                if self.top > 0 {
+                    let big = Big {
+                        bytes: c.bytes,
+                        elements: c.elements,
+                        db: c.db,
+                        kind: c.kind,
+                        key: c.key,
+                    };
+                    if self.heap.len() < self.top {
+                        self.heap.push(Reverse(big));
+                    } else if self
+                        .heap
+                        .peek()
+                        .is_some_and(|Reverse(min)| big.bytes > min.bytes)
+                    {
+                        self.heap.pop();
+                        self.heap.push(Reverse(big));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        let mut o = Vec::new();
+        o.extend_from_slice(
+            b"# sizes are APPROXIMATE: bytes of the decoded data (key, members, fields, values),\n\
+              # not the memory a server allocates for them\n",
+        );
+        o.extend_from_slice(format!("# the {} biggest keys\n", self.top).as_bytes());
+        o.extend_from_slice(b"bytes\telements\tdb\ttype\tkey\n");
+        let mut top: Vec<Big> = std::mem::take(&mut self.heap)
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        top.sort_by(|a, b| b.cmp(a));
+        for b in top {
+            o.extend_from_slice(
+                format!("{}\t{}\t{}\t{}\t", b.bytes, b.elements, b.db, b.kind).as_bytes(),
+            );
+            o.extend_from_slice(&b.key);
+            o.push(b'\n');
+        }
+        o.extend_from_slice(b"# per type\ntype\tkeys\tbytes\telements\n");
+        let (mut k, mut by, mut el) = (0, 0, 0);
+        for (kind, (keys, bytes, elements)) in &self.totals {
+            o.extend_from_slice(format!("{kind}\t{keys}\t{bytes}\t{elements}\n").as_bytes());
+            k += keys;
+            by += bytes;
+            el += elements;
+        }
+        o.extend_from_slice(format!("total\t{k}\t{by}\t{el}\n").as_bytes());
+        self.out
+            .write_all(&o)
+            .context("writing the memory report")?;
+        self.out.flush().context("writing the memory report")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::Bytes;
+    use redis_sync_rdb::{Key, ValueType};
+
+    use super::*;
+
+    fn key(name: &str, t: ValueType, db: u64) -> Event {
+        Event::Key(Key {
+            db,
+            key: Bytes::copy_from_slice(name.as_bytes()),
+            value_type: t,
+            type_byte: 0,
+            expire_ms: None,
+            idle_secs: None,
+            lfu_freq: None,
+            offset: 0,
+        })
+    }
+    const END: Event = Event::KeyEnd {
+        restore_payload: None,
+    };
+
+    fn list(n: usize) -> Event {
+        Event::Value(ValueChunk::ListItems(vec![
+            Bytes::from_static(b"0123456789");
+            n
+        ]))
+    }
+
+    #[test]
+    fn memory_top_is_bounded_and_sorted() {
+        let mut m = MemoryOutput::new(Vec::new(), 2);
+        for (i, n) in [5usize, 50, 1, 20].iter().enumerate() {
+            for e in [key(&format!("l{i}"), ValueType::List, 0), list(*n), END] {
+                m.event(&e).unwrap();
+            }
+        }
+        assert!(m.heap.len() <= 2);
+        m.finish().unwrap();
+        let text = String::from_utf8(m.out).unwrap();
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.ends_with("\tl1") || l.ends_with("\tl3"))
+            .collect();
+        assert_eq!(
+            rows,
+            ["502\t50\t0\tlist\tl1", "202\t20\t0\tlist\tl3"],
+            "{text}"
+        );
+        assert!(text.contains("list\t4\t"), "{text}");
+        assert!(text.contains("APPROXIMATE"));
+    }
+
+    #[test]
+    fn counts_per_db_and_type() {
+        let mut c = CountOutput::new(Vec::new());
+        for e in [
+            key("a", ValueType::List, 0),
+            list(1),
+            END,
+            key("b", ValueType::List, 0),
+            END,
+            key("c", ValueType::String, 3),
+            END,
+        ] {
+            c.event(&e).unwrap();
+        }
+        c.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(c.out).unwrap(),
+            "db\ttype\tkeys\n0\tlist\t2\n3\tstring\t1\ntotal\t*\t3\n"
+        );
+    }
+}

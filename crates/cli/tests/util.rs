@@ -1,0 +1,105 @@
+//! Running the built binary and replaying its RESP output into a real server.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use redis_sync_testkit::{Reply, Server, ServerVersion};
+
+/// Runs `redis-sync` with `args` and returns its output (whatever the exit status).
+pub fn redis_sync(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args(args)
+        .output()
+        .expect("run the redis-sync binary")
+}
+
+/// `redis-sync rdb FILE --format FORMAT`, which must succeed; returns stdout.
+pub fn rdb(file: &Path, format: &str) -> Vec<u8> {
+    let file = file.to_str().expect("UTF-8 temp path");
+    let out = redis_sync(&["rdb", file, "--format", format]);
+    assert!(
+        out.status.success(),
+        "redis-sync rdb --format {format} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Splits RESP output (arrays of bulk strings, as `--format resp` writes) into commands,
+/// each with the byte range it occupies. Panics on anything else: the output must be clean.
+pub fn split_commands(resp: &[u8]) -> Vec<(Vec<Vec<u8>>, std::ops::Range<usize>)> {
+    fn line(resp: &[u8], pos: &mut usize, lead: u8) -> usize {
+        assert_eq!(
+            resp[*pos], lead,
+            "expected {:?} at byte {}",
+            lead as char, *pos
+        );
+        let end = (*pos..resp.len() - 1)
+            .find(|&i| resp[i] == b'\r' && resp[i + 1] == b'\n')
+            .expect("CRLF");
+        let n = std::str::from_utf8(&resp[*pos + 1..end])
+            .unwrap()
+            .parse()
+            .unwrap();
+        *pos = end + 2;
+        n
+    }
+    let mut cmds = Vec::new();
+    let mut pos = 0;
+    while pos < resp.len() {
+        let start = pos;
+        let argc = line(resp, &mut pos, b'*');
+        let mut args = Vec::with_capacity(argc);
+        for _ in 0..argc {
+            let len = line(resp, &mut pos, b'$');
+            args.push(resp[pos..pos + len].to_vec());
+            assert_eq!(&resp[pos + len..pos + len + 2], b"\r\n", "bulk terminator");
+            pos += len + 2;
+        }
+        cmds.push((args, start..pos));
+    }
+    cmds
+}
+
+/// Sends RESP `commands` to `server` pipelined (in batches) and asserts that no reply is an
+/// error. Returns the number of commands.
+pub fn replay(server: &Server, resp: &[u8]) -> usize {
+    let cmds = split_commands(resp);
+    let mut client = server.client();
+    for batch in cmds.chunks(500) {
+        let range = batch[0].1.start..batch[batch.len() - 1].1.end;
+        client.send_raw(&resp[range]).expect("send commands");
+        for (args, _) in batch {
+            let reply = client.read_reply().expect("read a reply");
+            if let Reply::Error(e) = reply {
+                let shown: Vec<String> = args
+                    .iter()
+                    .take(6)
+                    .map(|a| String::from_utf8_lossy(&a[..a.len().min(60)]).into_owned())
+                    .collect();
+                panic!("{} refused {shown:?}: {e}", server.version());
+            }
+        }
+    }
+    cmds.len()
+}
+
+/// A server of version `v` with the Redis Stack modules it ships (RedisJSON, RedisBloom).
+pub fn server_with_modules(v: &ServerVersion) -> Server {
+    let mut b = Server::builder(v);
+    for m in ["rejson", "redisbloom"] {
+        if v.module(m).is_some() {
+            b = b.module(m);
+        }
+    }
+    b.start()
+}
+
+/// Empties a server: keys of every db and, on 7.0+, function libraries.
+pub fn flush(server: &Server) {
+    server.cmd(&["FLUSHALL"]).ok();
+    if server.version().at_least(7, 0) {
+        server.cmd(&["FUNCTION", "FLUSH"]).ok();
+    }
+}
