@@ -129,14 +129,23 @@ pub(crate) fn find_line_end(
         what,
         limit: max,
     };
+    // A line may hold neither CR nor LF (RESP3 spec, "simple types"): stop at either.
     match buf
         .get(from..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'\r'))
+        .and_then(|rest| rest.iter().position(|&b| b == b'\r' || b == b'\n'))
     {
         Some(i) => {
             let cr = from + i;
             if cr - start > max {
                 return Err(too_long());
+            }
+            if buf[cr] == b'\n' {
+                return Err(Error::Malformed {
+                    offset: ctx.at(cr),
+                    what,
+                    found: Text::new(b"\n"),
+                    expected: "no LF inside the line, CRLF (`\\r\\n`) at its end",
+                });
             }
             match buf.get(cr + 1) {
                 None => Ok(Err(cr)),
@@ -485,6 +494,7 @@ mod tests {
         assert_eq!(find_line_end(b"+OK", 1, 1, 16, &CTX, "l").unwrap(), Err(3));
         assert!(find_line_end(b"+OK\rx", 1, 1, 16, &CTX, "l").is_err());
         assert!(find_line_end(&[b'+'; 40], 1, 1, 16, &CTX, "l").is_err());
+        assert!(find_line_end(b"+O\nK\r\n", 1, 1, 16, &CTX, "l").is_err());
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! RESP decoding, side by side: redis-sync-resp (generic frame path and command fast path)
+//! against `redis-protocol` 6 (`resp2::decode::decode_range` and `decode_bytes_mut`) and
+//! `resp-rs` 0.3 (`resp2::parse_frame` on a whole buffer, `resp2::Parser` on chunks), on the
+//! same pipelined `SET key:{12 digits} <value>` commands.
+//!
+//! Two ways of feeding: the whole buffer at once, and 16 KiB chunks appended to a receive
+//! buffer the way a socket read loop does. Every decoder produces owned frames (or, for
+//! `decode_range`, index ranges) for every command, and each is dropped before the next.
+//!
+//! `RESP_BENCH_FRAMES` overrides the number of commands (default 1,000,000; 100,000 for 1 KiB
+//! values, which keeps the input near 100 MB).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use redis_sync_benches::pipelined_sets;
+use redis_sync_resp::Decoder;
+
+const CHUNK: usize = 16 * 1024;
+
+/// A decoder under test: decodes every frame of `input`, fed whole or in chunks; returns the
+/// number of frames.
+type Run = fn(&Bytes, bool) -> usize;
+
+fn chunks(input: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
+    (0..input.len())
+        .step_by(CHUNK)
+        .map(|s| input.slice(s..(s + CHUNK).min(input.len())))
+}
+
+fn ours_frame(input: &Bytes, chunked: bool) -> usize {
+    let mut d = Decoder::new();
+    let mut n = 0;
+    if chunked {
+        let mut buf = BytesMut::with_capacity(4 * CHUNK);
+        for c in chunks(input) {
+            buf.extend_from_slice(&c);
+            while let Some(f) = d.decode(&mut buf).expect("valid") {
+                black_box(f);
+                n += 1;
+            }
+        }
+    } else {
+        let mut buf = BytesMut::from(&input[..]);
+        while let Some(f) = d.decode(&mut buf).expect("valid") {
+            black_box(f);
+            n += 1;
+        }
+    }
+    n
+}
+
+fn ours_command(input: &Bytes, chunked: bool) -> usize {
+    let mut d = Decoder::new();
+    let mut n = 0;
+    if chunked {
+        let mut buf = BytesMut::with_capacity(4 * CHUNK);
+        for c in chunks(input) {
+            buf.extend_from_slice(&c);
+            while let Some(cmd) = d.decode_command(&mut buf).expect("valid") {
+                black_box(cmd);
+                n += 1;
+            }
+        }
+    } else {
+        let mut buf = BytesMut::from(&input[..]);
+        while let Some(cmd) = d.decode_command(&mut buf).expect("valid") {
+            black_box(cmd);
+            n += 1;
+        }
+    }
+    n
+}
+
+fn redis_protocol_range(input: &Bytes, chunked: bool) -> usize {
+    use redis_protocol::resp2::decode::decode_range;
+    let mut n = 0;
+    let mut drain = |buf: &[u8]| {
+        let mut pos = 0;
+        while let Some((f, amt)) = decode_range(&buf[pos..]).expect("valid") {
+            black_box(f);
+            pos += amt;
+            n += 1;
+        }
+        pos
+    };
+    if chunked {
+        let mut buf = BytesMut::with_capacity(4 * CHUNK);
+        for c in chunks(input) {
+            buf.extend_from_slice(&c);
+            let used = drain(&buf);
+            buf.advance(used);
+        }
+    } else {
+        let buf = BytesMut::from(&input[..]);
+        drain(&buf);
+    }
+    n
+}
+
+fn redis_protocol_bytes_mut(input: &Bytes, chunked: bool) -> usize {
+    use redis_protocol::resp2::decode::decode_bytes_mut;
+    let mut n = 0;
+    if chunked {
+        let mut buf = BytesMut::with_capacity(4 * CHUNK);
+        for c in chunks(input) {
+            buf.extend_from_slice(&c);
+            while let Some(f) = decode_bytes_mut(&mut buf).expect("valid") {
+                black_box(f);
+                n += 1;
+            }
+        }
+    } else {
+        let mut buf = BytesMut::from(&input[..]);
+        while let Some(f) = decode_bytes_mut(&mut buf).expect("valid") {
+            black_box(f);
+            n += 1;
+        }
+    }
+    n
+}
+
+fn resp_rs(input: &Bytes, chunked: bool) -> usize {
+    use resp_rs::ParseError;
+    use resp_rs::resp2::{Parser, parse_frame};
+    let mut n = 0;
+    if chunked {
+        let mut p = Parser::new();
+        for c in chunks(input) {
+            p.feed(c);
+            while let Some(f) = p.next_frame().expect("valid") {
+                black_box(f);
+                n += 1;
+            }
+        }
+    } else {
+        // Same start as the others: the bytes in a fresh buffer of our own.
+        let mut rest = BytesMut::from(&input[..]).freeze();
+        loop {
+            match parse_frame(rest) {
+                Ok((f, r)) => {
+                    black_box(f);
+                    rest = r;
+                    n += 1;
+                }
+                Err(ParseError::Incomplete) => break,
+                Err(e) => panic!("resp-rs: {e:?}"),
+            }
+        }
+    }
+    n
+}
+
+const RUNS: &[(&str, Run)] = &[
+    ("redis-sync-resp command", ours_command),
+    ("redis-sync-resp frame", ours_frame),
+    ("redis-protocol decode_range", redis_protocol_range),
+    ("redis-protocol decode_bytes_mut", redis_protocol_bytes_mut),
+    ("resp-rs", resp_rs),
+];
+
+fn bench(c: &mut Criterion) {
+    let override_n: Option<usize> = std::env::var("RESP_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut group = c.benchmark_group("resp_decode");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for (value_len, label, default_n) in [
+        (5, "5B", 1_000_000),
+        (64, "64B", 1_000_000),
+        (1024, "1KiB", 100_000),
+    ] {
+        let n = override_n.unwrap_or(default_n);
+        let input = Bytes::from(pipelined_sets(n, value_len));
+        group.throughput(Throughput::Elements(n as u64));
+        for chunked in [false, true] {
+            let feed = if chunked { "16KiB-chunks" } else { "whole" };
+            for (name, run) in RUNS {
+                assert_eq!(run(&input, chunked), n, "{name} must decode every frame");
+                group.bench_function(format!("{label}/{feed}/{name}"), |b| {
+                    b.iter_batched(
+                        || input.clone(),
+                        |i| run(&i, chunked),
+                        BatchSize::PerIteration,
+                    )
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
