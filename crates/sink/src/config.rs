@@ -1,0 +1,210 @@
+//! [`SinkBuilder`]: every setting of a [`Sink`](crate::Sink), with defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::conn::Auth;
+use crate::deadletter::DeadLetterFormat;
+use crate::rate::RateLimit;
+
+/// What to do when the target rejects a command with a data or capacity error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorPolicy {
+    /// Stop the sink with an error naming the key, the command, the server's error and what
+    /// to do. The acknowledged offset stays before the failed command.
+    #[default]
+    Stop,
+    /// Write the command to the dead-letter file, count it in [`Metrics::skipped`](crate::Metrics)
+    /// and go on. Requires a dead-letter path: nothing is dropped silently.
+    Skip,
+}
+
+/// What a full sync does with keys that already exist on the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// Replace them (`RESTORE … REPLACE`, or a temporary key renamed over them).
+    #[default]
+    Overwrite,
+    /// Refuse: `RESTORE` without `REPLACE` (the target answers `BUSYKEY`), and keys written by
+    /// commands go to a temporary key moved with `RENAMENX`. The error names the key.
+    Block,
+}
+
+/// Settings the writer task reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) seeds: Vec<String>,
+    pub(crate) cluster: Option<bool>,
+    pub(crate) auth: Auth,
+    pub(crate) window: usize,
+    pub(crate) window_bytes: usize,
+    pub(crate) batch_bytes: usize,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) dead_letter: Option<(PathBuf, DeadLetterFormat)>,
+    pub(crate) rate: RateLimit,
+    pub(crate) conflict: Conflict,
+    pub(crate) max_attempts: u32,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) small_key_commands: usize,
+    pub(crate) small_key_bytes: usize,
+    pub(crate) max_value_bytes: Option<u64>,
+    pub(crate) channel: usize,
+}
+
+/// Configures and connects a [`Sink`](crate::Sink).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), redis_sync_sink::Error> {
+/// use redis_sync_sink::{ErrorPolicy, Sink};
+/// let sink = Sink::builder()
+///     .standalone("127.0.0.1:6379")
+///     .password("secret")
+///     .window(4096, 16 << 20)
+///     .policy(ErrorPolicy::Skip)
+///     .dead_letter("dead.resp")
+///     .connect()
+///     .await?;
+/// # drop(sink); Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SinkBuilder {
+    pub(crate) s: Settings,
+}
+
+impl Default for SinkBuilder {
+    fn default() -> Self {
+        SinkBuilder {
+            s: Settings {
+                seeds: Vec::new(),
+                cluster: None,
+                auth: Auth::default(),
+                window: 4096,
+                window_bytes: 16 * 1024 * 1024,
+                batch_bytes: 256 * 1024,
+                policy: ErrorPolicy::Stop,
+                dead_letter: None,
+                rate: RateLimit::none(),
+                conflict: Conflict::Overwrite,
+                max_attempts: 40,
+                connect_timeout: Duration::from_secs(5),
+                small_key_commands: 3,
+                small_key_bytes: 1024 * 1024,
+                max_value_bytes: None,
+                channel: 8192,
+            },
+        }
+    }
+}
+
+impl SinkBuilder {
+    /// A standalone target (`host:port`).
+    pub fn standalone(mut self, addr: impl Into<String>) -> Self {
+        self.s.seeds = vec![addr.into()];
+        self.s.cluster = Some(false);
+        self
+    }
+
+    /// A cluster target: any of its nodes (`host:port`); the slot map is read from the first
+    /// that answers.
+    pub fn cluster<I: IntoIterator<Item = S>, S: Into<String>>(mut self, seeds: I) -> Self {
+        self.s.seeds = seeds.into_iter().map(Into::into).collect();
+        self.s.cluster = Some(true);
+        self
+    }
+
+    /// A target whose mode is detected at connect (`INFO cluster`).
+    pub fn target(mut self, addr: impl Into<String>) -> Self {
+        self.s.seeds = vec![addr.into()];
+        self.s.cluster = None;
+        self
+    }
+
+    /// `AUTH password` on every connection.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.s.auth.password = Some(password.into());
+        self
+    }
+
+    /// `AUTH user password` on every connection (Redis 6+ ACL users).
+    pub fn user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.s.auth.user = Some(user.into());
+        self.s.auth.password = Some(password.into());
+        self
+    }
+
+    /// The in-flight window per node: at most `commands` commands and `bytes` bytes sent and
+    /// not yet answered (default 4096 and 16 MiB). A command bigger than `bytes` still goes,
+    /// alone.
+    pub fn window(mut self, commands: usize, bytes: usize) -> Self {
+        self.s.window = commands.max(1);
+        self.s.window_bytes = bytes.max(1);
+        self
+    }
+
+    /// Write to a socket as soon as this many bytes are buffered (default 256 KiB); smaller
+    /// batches go when there is nothing more to send right now.
+    pub fn batch_bytes(mut self, bytes: usize) -> Self {
+        self.s.batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// The error policy (default [`ErrorPolicy::Stop`]).
+    pub fn policy(mut self, policy: ErrorPolicy) -> Self {
+        self.s.policy = policy;
+        self
+    }
+
+    /// Where skipped commands go (RESP format; required by [`ErrorPolicy::Skip`]).
+    pub fn dead_letter(mut self, path: impl Into<PathBuf>) -> Self {
+        self.s.dead_letter = Some((path.into(), DeadLetterFormat::Resp));
+        self
+    }
+
+    /// The dead-letter file with an explicit format.
+    pub fn dead_letter_as(mut self, path: impl Into<PathBuf>, format: DeadLetterFormat) -> Self {
+        self.s.dead_letter = Some((path.into(), format));
+        self
+    }
+
+    /// Throughput limits and the adaptive back-off (default none).
+    pub fn rate(mut self, rate: RateLimit) -> Self {
+        self.s.rate = rate;
+        self
+    }
+
+    /// The full sync's conflict mode (default [`Conflict::Overwrite`]).
+    pub fn conflict(mut self, conflict: Conflict) -> Self {
+        self.s.conflict = conflict;
+        self
+    }
+
+    /// How many times one command is tried on retryable errors, redirections and lost
+    /// connections before the sink gives up (default 40, with back-off up to 1 s: about 30 s).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.s.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Timeout of each connection attempt (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.s.connect_timeout = timeout;
+        self
+    }
+
+    /// A full-sync key of more than `commands` commands or `bytes` bytes is written to a
+    /// temporary key and renamed into place (default 3 commands, 1 MiB).
+    pub fn small_key(mut self, commands: usize, bytes: usize) -> Self {
+        self.s.small_key_commands = commands.max(1);
+        self.s.small_key_bytes = bytes;
+        self
+    }
+
+    /// The largest value argument to send (default: the target's `proto-max-bulk-len`);
+    /// see [`Sink::max_value_bytes`](crate::Sink::max_value_bytes).
+    pub fn max_value_bytes(mut self, bytes: u64) -> Self {
+        self.s.max_value_bytes = Some(bytes);
+        self
+    }
+}

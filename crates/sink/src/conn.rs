@@ -1,0 +1,307 @@
+//! Opening a connection to a target node: TCP, `AUTH`, and the request/reply calls the sink
+//! makes before it starts pipelining (server version, `proto-max-bulk-len`, RDB version probe,
+//! cluster topology).
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use redis_sync_resp::{Decoder, Frame, encode_command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::Error;
+
+/// Credentials for the target (`AUTH password` or `AUTH user password`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Auth {
+    /// ACL user name (Redis 6+); `None` for the `default` user.
+    pub user: Option<String>,
+    /// The password.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// A connected, authenticated node, used request/reply.
+pub(crate) struct Conn {
+    pub(crate) addr: String,
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+impl Conn {
+    pub(crate) async fn open(addr: &str, auth: &Auth, timeout: Duration) -> Result<Conn, Error> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(Error::connect(addr, e)),
+            Err(_) => {
+                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+                return Err(Error::connect(addr, e));
+            }
+        };
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Error::connect(addr, e))?;
+        let mut conn = Conn {
+            addr: addr.to_string(),
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+            decoder: Decoder::new(),
+        };
+        if let Some(password) = &auth.password {
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = &auth.user {
+                args.push(user.as_bytes());
+            }
+            args.push(password.as_bytes());
+            let reply = conn.call(&args).await?;
+            if let Frame::Error(e) | Frame::BulkError(e) = reply {
+                return Err(Error::Auth {
+                    addr: addr.to_string(),
+                    message: String::from_utf8_lossy(&e).into_owned(),
+                });
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Sends one command and reads its reply (an error reply is `Ok(Frame::Error)`).
+    pub(crate) async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame, Error> {
+        let mut out = BytesMut::new();
+        encode_command(args, &mut out);
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|e| Error::connect(&self.addr, e))?;
+        self.read_reply().await
+    }
+
+    /// Sends several commands in one write and reads all their replies.
+    pub(crate) async fn call_many(&mut self, cmds: &[Vec<Bytes>]) -> Result<Vec<Frame>, Error> {
+        let mut out = BytesMut::new();
+        for c in cmds {
+            encode_command(c, &mut out);
+        }
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|e| Error::connect(&self.addr, e))?;
+        let mut replies = Vec::with_capacity(cmds.len());
+        for _ in cmds {
+            replies.push(self.read_reply().await?);
+        }
+        Ok(replies)
+    }
+
+    async fn read_reply(&mut self) -> Result<Frame, Error> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some((frame, _))) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Error::Protocol {
+                        addr: self.addr.clone(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| Error::connect(&self.addr, e))?;
+            if n == 0 {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "the server closed the connection",
+                );
+                return Err(Error::connect(&self.addr, e));
+            }
+        }
+    }
+
+    /// The stream and the bytes read but not decoded yet (none, in practice: every call read
+    /// exactly its replies).
+    pub(crate) fn into_stream(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.buf)
+    }
+}
+
+/// What the sink learned about the target when it connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TargetInfo {
+    /// `redis` or `valkey`.
+    pub flavor: String,
+    /// The server version, `(major, minor, patch)` (Valkey's own numbering for Valkey).
+    pub version: (u32, u32, u32),
+    /// The RDB version of the target's `DUMP` payloads (from a probe key), if it could be
+    /// learned; RESTORE is used only when the source payload's version is loadable by it.
+    pub rdb_version: Option<u16>,
+    /// The target's `proto-max-bulk-len` (512 MiB when `CONFIG GET` is refused).
+    pub proto_max_bulk_len: u64,
+    /// True when the target runs in cluster mode.
+    pub cluster: bool,
+}
+
+impl TargetInfo {
+    /// True when `RESTORE … ABSTTL` and `IDLETIME`/`FREQ` exist (Redis 5.0+, every Valkey).
+    pub fn has_absttl(&self) -> bool {
+        self.flavor == "valkey" || self.version >= (5, 0, 0)
+    }
+
+    /// True when the target can load a `DUMP` payload of RDB version `payload`.
+    ///
+    /// Redis refuses payloads newer than its own RDB version. Valkey 9 writes version 80 and
+    /// loads Redis versions up to 11, but treats 12..=79 as foreign (they are Redis 7.4+
+    /// formats it does not read).
+    pub fn can_load(&self, payload: u16) -> bool {
+        match self.rdb_version {
+            None => false,
+            Some(t) if t >= 80 => payload <= 11 || (80..=t).contains(&payload),
+            Some(t) => payload <= t,
+        }
+    }
+}
+
+/// The RDB version of a `DUMP` payload: its last 10 bytes are the 2-byte version
+/// (little-endian) and the 8-byte CRC-64.
+pub fn payload_rdb_version(payload: &[u8]) -> Option<u16> {
+    let n = payload.len();
+    (n >= 11).then(|| u16::from_le_bytes([payload[n - 10], payload[n - 9]]))
+}
+
+fn text(frame: &Frame) -> Option<String> {
+    match frame {
+        Frame::BulkString(b) | Frame::SimpleString(b) => Some(String::from_utf8_lossy(b).into()),
+        Frame::VerbatimString { text, .. } => Some(String::from_utf8_lossy(text).into()),
+        _ => None,
+    }
+}
+
+fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+fn parse_version(v: &str) -> (u32, u32, u32) {
+    let mut it = v.split('.').map(|p| p.parse().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}
+
+/// Asks a node for its version, `proto-max-bulk-len`, cluster mode and RDB version.
+pub(crate) async fn probe(conn: &mut Conn) -> Result<TargetInfo, Error> {
+    let info = conn.call(&["INFO", "server"]).await?;
+    if let Frame::Error(e) = &info {
+        // NOAUTH (no or wrong password) or NOPERM: nothing will work.
+        return Err(Error::Auth {
+            addr: conn.addr.clone(),
+            message: String::from_utf8_lossy(e).into_owned(),
+        });
+    }
+    let info = text(&info).unwrap_or_default();
+    let (flavor, version) = match info_field(&info, "valkey_version") {
+        Some(v) => ("valkey", parse_version(&v)),
+        None => (
+            "redis",
+            parse_version(&info_field(&info, "redis_version").unwrap_or_default()),
+        ),
+    };
+    let cluster_info = conn.call(&["INFO", "cluster"]).await?;
+    let cluster = text(&cluster_info)
+        .and_then(|t| info_field(&t, "cluster_enabled"))
+        .is_some_and(|v| v == "1");
+    let mut proto_max_bulk_len = 512 * 1024 * 1024;
+    if let Frame::Array(items) = conn.call(&["CONFIG", "GET", "proto-max-bulk-len"]).await?
+        && let Some(v) = items.get(1).and_then(text)
+        && let Ok(v) = v.parse()
+    {
+        proto_max_bulk_len = v;
+    }
+    let rdb_version = probe_rdb_version(conn).await?;
+    Ok(TargetInfo {
+        flavor: flavor.to_string(),
+        version,
+        rdb_version,
+        proto_max_bulk_len,
+        cluster,
+    })
+}
+
+/// Writes a probe key, `DUMP`s it and deletes it, all in one `MULTI`/`EXEC` (so no reader
+/// ever sees it), and reads the payload's RDB version. In a cluster the key must hash to a
+/// slot this node serves, so a few names are tried.
+async fn probe_rdb_version(conn: &mut Conn) -> Result<Option<u16>, Error> {
+    for i in 0..48 {
+        let key = Bytes::from(format!("redis-sync:probe:{{{i}}}"));
+        let cmds = vec![
+            vec![Bytes::from_static(b"MULTI")],
+            vec![
+                Bytes::from_static(b"SET"),
+                key.clone(),
+                Bytes::from_static(b"x"),
+            ],
+            vec![Bytes::from_static(b"DUMP"), key.clone()],
+            vec![Bytes::from_static(b"DEL"), key.clone()],
+            vec![Bytes::from_static(b"EXEC")],
+        ];
+        let replies = conn.call_many(&cmds).await?;
+        match replies.last() {
+            Some(Frame::Array(items)) => {
+                return Ok(items
+                    .get(1)
+                    .and_then(Frame::as_bytes)
+                    .and_then(|p| payload_rdb_version(p)));
+            }
+            // MOVED inside MULTI makes EXEC fail with EXECABORT: try another slot.
+            Some(Frame::Error(e)) if e.starts_with(b"EXECABORT") => {
+                let moved = replies
+                    .iter()
+                    .any(|r| matches!(r, Frame::Error(e) if e.starts_with(b"MOVED")));
+                if !moved {
+                    return Ok(None);
+                }
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_rules() {
+        let mut t = TargetInfo {
+            flavor: "redis".into(),
+            version: (7, 0, 15),
+            rdb_version: Some(10),
+            proto_max_bulk_len: 1,
+            cluster: false,
+        };
+        assert!(t.can_load(9) && t.can_load(10) && !t.can_load(11));
+        t.rdb_version = Some(80);
+        assert!(t.can_load(11) && t.can_load(80) && !t.can_load(12) && !t.can_load(81));
+        t.rdb_version = None;
+        assert!(!t.can_load(9));
+        let mut p = vec![0u8; 20];
+        p[10] = 12;
+        assert_eq!(payload_rdb_version(&p), Some(12));
+        assert_eq!(payload_rdb_version(&p[..5]), None);
+    }
+}

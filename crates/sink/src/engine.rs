@@ -1,0 +1,1226 @@
+//! The writer task: the data path from [`Sink`](crate::Sink) calls to target sockets.
+//!
+//! One task owns every node connection's write half and everything in flight. Commands come
+//! in on a channel, get a sequence number, wait in `pending`, and are *placed* on a node: the
+//! command is RESP-encoded into the node's output buffer and its [`Entry`] appended to the
+//! node's `queue`. Once per loop turn each buffer goes out in one `write_all`. A reader task
+//! per connection ([`crate::reader`]) reports replies in order, and the first `count` entries
+//! of that node's queue are complete: there is no per-reply message and no lock.
+//!
+//! The in-flight window is per node: at most `window` commands or `window_bytes` bytes in its
+//! queue. A full window stops placing, the loop waits for replies.
+//!
+//! A reply that asks for a resend (`MOVED`, `ASK`, `LOADING`, `BUSY`, `TRYAGAIN`,
+//! `CLUSTERDOWN`, a lost connection) puts its entry in `held` and raises a *barrier*: nothing
+//! new is placed until every node's queue is empty, so every command that might have to be
+//! resent is known. Then the held entries go back to the front of `pending` in sequence order
+//! (after a back-off for the retryable ones, and a topology refresh when a node went away or
+//! turned replica). Commands of one slot always travel through one node's ordered queue, so
+//! re-queuing them by sequence number keeps them in order. Barriers only happen on redirects
+//! and failures, so the fast path is a plain pipeline.
+//!
+//! Acknowledgement: the oldest sequence number still pending, held or in flight bounds the
+//! acknowledged offset: every offset tagged on a command older than it is acknowledged.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use redis_sync_resp::{Frame, encode_command};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::classify::{ErrorClass, advice, classify, parse_redirect};
+use crate::cluster::{self, SlotMap};
+use crate::config::{Conflict, ErrorPolicy, Settings};
+use crate::conn::{Conn, TargetInfo};
+use crate::deadletter::DeadLetter;
+use crate::error::{Error, show_bytes, show_command};
+use crate::metrics::Counters;
+use crate::rate::Limiter;
+use crate::reader::{self, Event};
+use crate::route;
+
+/// Holds at most this many commands taken off the input channel but not placed yet.
+const PENDING_MAX: usize = 4096;
+
+/// What the [`Sink`](crate::Sink) handle sends to the task.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A command; `SELECT n` changes the db of the commands after it and is not sent as such.
+    Command {
+        args: Vec<Bytes>,
+        offset: Option<u64>,
+    },
+    /// The commands that follow rebuild `key` in `db` (full sync), until `KeyEnd`.
+    KeyBegin { db: u32, key: Bytes },
+    /// The end of the key started by `KeyBegin`.
+    KeyEnd { offset: Option<u64> },
+    /// A command whose reply the caller wants.
+    Query {
+        db: u32,
+        args: Vec<Bytes>,
+        reply: oneshot::Sender<Result<Frame, Error>>,
+    },
+    /// Answer once everything sent before is acknowledged.
+    Flush(oneshot::Sender<Result<(), Error>>),
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// A command of the caller's.
+    Command,
+    /// `SELECT`, sent by the task itself when a node's db must change.
+    Select,
+    /// `ASKING`, before a command redirected by `ASK`.
+    Asking,
+    /// The caller wants the reply.
+    Query(Option<oneshot::Sender<Result<Frame, Error>>>),
+    /// `EXEC`, with the commands of its transaction (to name the one that failed).
+    Exec(Vec<Vec<Bytes>>),
+    /// `RENAME`/`RENAMENX tmp key` of a key written through a temporary key: placed only
+    /// when the rest of its group succeeded.
+    Commit { key: Bytes, nx: bool },
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    seq: u64,
+    db: u32,
+    args: Vec<Bytes>,
+    offset: Option<u64>,
+    kind: Kind,
+    /// Full-sync key this command belongs to (for `Commit` and conflict handling).
+    group: Option<u64>,
+    /// Under conflict mode `block`, `BUSYKEY` means "the key exists".
+    block: bool,
+    attempts: u32,
+    /// `ASK` target: send there, after `ASKING`.
+    ask: Option<String>,
+    /// A copy of a keyless command for every master: send to this node.
+    pinned: Option<String>,
+    /// Cluster slot (computed once, when queued).
+    slot: Option<u16>,
+    sent_at: Option<Instant>,
+    wire: usize,
+}
+
+impl Entry {
+    fn new(seq: u64, db: u32, args: Vec<Bytes>, offset: Option<u64>, kind: Kind) -> Entry {
+        let wire = redis_sync_resp::command_len(&args);
+        Entry {
+            seq,
+            db,
+            args,
+            offset,
+            kind,
+            group: None,
+            block: false,
+            attempts: 0,
+            ask: None,
+            pinned: None,
+            slot: None,
+            sent_at: None,
+            wire,
+        }
+    }
+
+    fn is_internal(&self) -> bool {
+        matches!(self.kind, Kind::Select | Kind::Asking)
+    }
+
+    fn counts(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Command | Kind::Exec(_) | Kind::Commit { .. }
+        )
+    }
+
+    fn wanted(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Query(_) | Kind::Exec(_) | Kind::Commit { nx: true, .. }
+        )
+    }
+}
+
+/// One target node: its connection, output buffer and the commands in flight on it.
+#[derive(Debug)]
+struct Node {
+    addr: String,
+    writer: Option<OwnedWriteHalf>,
+    want: Option<mpsc::UnboundedSender<u64>>,
+    generation: u64,
+    out: BytesMut,
+    queue: VecDeque<Entry>,
+    queue_bytes: usize,
+    /// Replies numbered so far on this connection (commands placed).
+    placed: u64,
+    db: u32,
+    connected_once: bool,
+}
+
+/// A full-sync key being received (between `KeyBegin` and `KeyEnd`).
+#[derive(Debug)]
+struct KeyBuf {
+    db: u32,
+    key: Bytes,
+    tmp: Option<Bytes>,
+    group: u64,
+    /// Commands held while the key may still be small enough to write in place.
+    held: Vec<Vec<Bytes>>,
+    held_bytes: usize,
+    /// True once commands go to the temporary key.
+    via_tmp: bool,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    outstanding: usize,
+    failed: bool,
+}
+
+/// The writer task's state.
+pub(crate) struct Engine {
+    settings: Settings,
+    info: TargetInfo,
+    input: mpsc::Receiver<Input>,
+    input_open: bool,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    nodes: Vec<Node>,
+    by_addr: HashMap<String, usize>,
+    slots: Option<SlotMap>,
+    pending: VecDeque<Entry>,
+    held: Vec<Entry>,
+    barrier: bool,
+    refresh: bool,
+    backoff: u32,
+    resume_at: Option<Instant>,
+    next_seq: u64,
+    input_db: u32,
+    transaction: Option<Vec<Vec<Bytes>>>,
+    key: Option<KeyBuf>,
+    groups: HashMap<u64, Group>,
+    offsets: VecDeque<(u64, u64)>,
+    flushes: Vec<(u64, oneshot::Sender<Result<(), Error>>)>,
+    acked: watch::Sender<u64>,
+    counters: std::sync::Arc<Counters>,
+    dead_letter: Option<DeadLetter>,
+    limiter: Limiter,
+    fatal: Option<Error>,
+    connect_failures: u32,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("nodes", &self.nodes.len())
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+fn backoff_delay(attempt: u32) -> Duration {
+    Duration::from_millis((5u64 << attempt.min(8)).min(1000))
+}
+
+fn upper_eq(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        settings: Settings,
+        info: TargetInfo,
+        first: (String, Conn),
+        slots: Option<SlotMap>,
+        input: mpsc::Receiver<Input>,
+        acked: watch::Sender<u64>,
+        counters: std::sync::Arc<Counters>,
+        dead_letter: Option<DeadLetter>,
+    ) -> Engine {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let limiter = Limiter::new(settings.rate, Instant::now());
+        let mut engine = Engine {
+            settings,
+            info,
+            input,
+            input_open: true,
+            events_tx,
+            events,
+            nodes: Vec::new(),
+            by_addr: HashMap::new(),
+            slots,
+            pending: VecDeque::new(),
+            held: Vec::new(),
+            barrier: false,
+            refresh: false,
+            backoff: 0,
+            resume_at: None,
+            next_seq: 1,
+            input_db: 0,
+            transaction: None,
+            key: None,
+            groups: HashMap::new(),
+            offsets: VecDeque::new(),
+            flushes: Vec::new(),
+            acked,
+            counters,
+            dead_letter,
+            limiter,
+            fatal: None,
+            connect_failures: 0,
+        };
+        let (addr, conn) = first;
+        let i = engine.node_index(&addr);
+        engine.attach(i, conn);
+        engine
+    }
+
+    /// Runs until the input channel closes and everything is acknowledged, or a fatal error.
+    pub(crate) async fn run(
+        mut self,
+        stop: std::sync::Arc<std::sync::OnceLock<Error>>,
+    ) -> Result<(), Error> {
+        let result = self.run_loop().await;
+        if let Err(e) = &result {
+            // Before the input channel closes, so a failed `write` finds the reason.
+            let _ = stop.set(e.clone());
+        }
+        if let Some(dl) = &mut self.dead_letter {
+            let flushed = dl.flush();
+            if result.is_ok() {
+                flushed?;
+            }
+        }
+        if let Err(e) = &result {
+            for (_, tx) in self.flushes.drain(..) {
+                let _ = tx.send(Err(e.clone()));
+            }
+            for e2 in self.pending.iter_mut().chain(self.held.iter_mut()) {
+                if let Kind::Query(Some(tx)) = std::mem::replace(&mut e2.kind, Kind::Command) {
+                    let _ = tx.send(Err(e.clone()));
+                }
+            }
+        }
+        result
+    }
+
+    async fn run_loop(&mut self) -> Result<(), Error> {
+        loop {
+            self.end_barrier().await?;
+            self.dispatch().await?;
+            self.write_out().await?;
+            if let Some(e) = self.fatal.take() {
+                return Err(e);
+            }
+            self.update_acks()?;
+            if !self.input_open
+                && self.pending.is_empty()
+                && self.held.is_empty()
+                && self.key.is_none()
+                && self.nodes.iter().all(|n| n.queue.is_empty())
+            {
+                return Ok(());
+            }
+            let take_input = self.input_open && self.pending.len() < PENDING_MAX;
+            let resume_at = self.resume_at;
+            tokio::select! {
+                biased;
+                ev = self.events.recv() => {
+                    if let Some(ev) = ev {
+                        self.on_event(ev);
+                    }
+                    while let Ok(ev) = self.events.try_recv() {
+                        self.on_event(ev);
+                    }
+                }
+                () = sleep_until(resume_at), if resume_at.is_some() => {
+                    self.resume_at = None;
+                }
+                msg = self.input.recv(), if take_input => {
+                    match msg {
+                        Some(msg) => {
+                            self.on_input(msg)?;
+                            while self.pending.len() < PENDING_MAX {
+                                match self.input.try_recv() {
+                                    Ok(msg) => self.on_input(msg)?,
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        None => {
+                            self.input_open = false;
+                            if let Some(k) = self.key.take() {
+                                // A key left open by a caller that stopped: write what came.
+                                self.finish_key(k, None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- input ------------------------------------------------------------------------
+
+    fn take_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    fn tag_offset(&mut self, seq: u64, offset: Option<u64>) {
+        if let Some(o) = offset {
+            self.offsets.push_back((seq, o));
+        }
+    }
+
+    fn on_input(&mut self, msg: Input) -> Result<(), Error> {
+        match msg {
+            Input::Command { args, offset } => self.on_command(args, offset),
+            Input::KeyBegin { db, key } => {
+                if let Some(k) = self.key.take() {
+                    self.finish_key(k, None);
+                }
+                let group = self.next_seq;
+                let tmp = route::temp_key(&key, self.info.cluster);
+                let via_tmp = self.settings.conflict == Conflict::Block && tmp.is_some();
+                self.groups.insert(group, Group::default());
+                self.key = Some(KeyBuf {
+                    db,
+                    key,
+                    tmp,
+                    group,
+                    held: Vec::new(),
+                    held_bytes: 0,
+                    via_tmp,
+                });
+            }
+            Input::KeyEnd { offset } => match self.key.take() {
+                Some(k) => self.finish_key(k, offset),
+                None => {
+                    let seq = self.next_seq - 1;
+                    self.tag_offset(seq, offset);
+                }
+            },
+            Input::Query { db, args, reply } => {
+                let seq = self.take_seq();
+                let e = Entry::new(seq, db, args, None, Kind::Query(Some(reply)));
+                self.push_pending(e);
+            }
+            Input::Flush(tx) => {
+                let mark = self.next_seq;
+                self.flushes.push((mark, tx));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, args: Vec<Bytes>, offset: Option<u64>) {
+        let Some(name) = args.first() else {
+            let seq = self.next_seq - 1;
+            self.tag_offset(seq, offset);
+            return;
+        };
+        // SELECT is the task's business: each command carries its db and each node
+        // connection is switched when needed.
+        if upper_eq(name, b"SELECT") {
+            if let Some(db) = args
+                .get(1)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| d.parse().ok())
+            {
+                self.input_db = db;
+            }
+            let seq = self.next_seq - 1;
+            self.tag_offset(seq, offset);
+            return;
+        }
+        if self.key.is_some() {
+            self.key_command(args);
+            let seq = self.next_seq - 1;
+            self.tag_offset(seq, offset);
+            return;
+        }
+        if self.info.cluster {
+            self.cluster_command(args, offset);
+            return;
+        }
+        // Standalone: MULTI/EXEC go through; EXEC learns its commands to name a failure.
+        let kind = if upper_eq(name, b"MULTI") {
+            self.transaction = Some(Vec::new());
+            Kind::Command
+        } else if upper_eq(name, b"EXEC") {
+            Kind::Exec(self.transaction.take().unwrap_or_default())
+        } else {
+            if let Some(t) = &mut self.transaction {
+                t.push(args.clone());
+            }
+            Kind::Command
+        };
+        let seq = self.take_seq();
+        self.tag_offset(seq, offset);
+        let e = Entry::new(seq, self.input_db, args, offset, kind);
+        self.push_pending(e);
+    }
+
+    /// A command for a cluster: `MULTI`/`EXEC` dropped (a transaction's commands go one by
+    /// one, since they may span nodes), cross-slot `DEL`/`MSET`/… split per slot, keyless
+    /// writes (`FLUSHALL`, `FUNCTION LOAD`) copied to every master.
+    fn cluster_command(&mut self, args: Vec<Bytes>, offset: Option<u64>) {
+        let seq = self.take_seq();
+        self.tag_offset(seq, offset);
+        let name = &args[0];
+        if upper_eq(name, b"MULTI") || upper_eq(name, b"EXEC") {
+            return;
+        }
+        match route::plan(&args) {
+            route::Plan::Slot(slot) => {
+                let mut e = Entry::new(seq, self.input_db, args, offset, Kind::Command);
+                e.slot = slot;
+                self.push_pending(e);
+            }
+            route::Plan::AllMasters => {
+                let masters = self
+                    .slots
+                    .as_ref()
+                    .map(SlotMap::masters)
+                    .unwrap_or_default();
+                for m in masters {
+                    let mut e = Entry::new(seq, self.input_db, args.clone(), offset, Kind::Command);
+                    e.pinned = Some(m);
+                    self.push_pending(e);
+                }
+            }
+            route::Plan::Split(parts) => {
+                for (slot, part) in parts {
+                    let mut e = Entry::new(seq, self.input_db, part, offset, Kind::Command);
+                    e.slot = Some(slot);
+                    self.push_pending(e);
+                }
+            }
+        }
+    }
+
+    fn push_pending(&mut self, mut e: Entry) {
+        if self.info.cluster && e.slot.is_none() && e.pinned.is_none() {
+            e.slot = route::slot_of(&e.args);
+        }
+        if let Some(g) = e.group.and_then(|g| self.groups.get_mut(&g)) {
+            g.outstanding += 1;
+        }
+        if e.counts() || matches!(e.kind, Kind::Query(_)) {
+            Counters::add(&self.counters.commands_queued, 1);
+        }
+        self.pending.push_back(e);
+    }
+
+    /// A command of the full-sync key being received.
+    fn key_command(&mut self, args: Vec<Bytes>) {
+        let Some(k) = &mut self.key else { return };
+        if upper_eq(&args[0], b"RESTORE") {
+            Counters::add(&self.counters.keys_restored, 1);
+        }
+        k.held_bytes += redis_sync_resp::command_len(&args);
+        k.held.push(args);
+        let big = k.held.len() > self.settings.small_key_commands
+            || k.held_bytes > self.settings.small_key_bytes;
+        if big && k.tmp.is_some() {
+            k.via_tmp = true;
+        }
+        if k.via_tmp || (big && k.tmp.is_none()) {
+            let cmds = std::mem::take(&mut k.held);
+            k.held_bytes = 0;
+            for c in cmds {
+                self.emit_key_command(c);
+            }
+        }
+    }
+
+    /// Places one command of the current key: renamed onto the temporary key when the key
+    /// goes through one; with `REPLACE` dropped from `RESTORE` under conflict mode `block`.
+    fn emit_key_command(&mut self, mut args: Vec<Bytes>) {
+        let Some(k) = &self.key else { return };
+        let (db, group) = (k.db, k.group);
+        let block = self.settings.conflict == Conflict::Block;
+        if k.via_tmp
+            && let Some(tmp) = &k.tmp
+        {
+            route::rename_key(&mut args, &k.key, tmp);
+        }
+        let is_restore = upper_eq(&args[0], b"RESTORE");
+        if block && is_restore {
+            let keep: Vec<Bytes> = args
+                .iter()
+                .enumerate()
+                .filter(|(i, a)| *i < 4 || !upper_eq(a, b"REPLACE"))
+                .map(|(_, a)| a.clone())
+                .collect();
+            args = keep;
+        }
+        if block && !k.via_tmp && upper_eq(&args[0], b"DEL") {
+            // In place under `block`: never delete what is there (only when no temporary key
+            // can be named, which a cluster allows for a few odd key names).
+            return;
+        }
+        let seq = self.take_seq();
+        let mut e = Entry::new(seq, db, args, None, Kind::Command);
+        e.group = Some(group);
+        e.block = block;
+        self.push_pending(e);
+    }
+
+    fn finish_key(&mut self, mut k: KeyBuf, offset: Option<u64>) {
+        let held = std::mem::take(&mut k.held);
+        let via_tmp = k.via_tmp;
+        let restore = held.len() == 1 && upper_eq(&held[0][0], b"RESTORE");
+        if !via_tmp && !restore && !held.is_empty() {
+            Counters::add(&self.counters.keys_rebuilt, 1);
+        } else if via_tmp {
+            Counters::add(&self.counters.keys_rebuilt, 1);
+        }
+        let (db, key, tmp, group) = (k.db, k.key.clone(), k.tmp.clone(), k.group);
+        self.key = Some(k);
+        for c in held {
+            self.emit_key_command(c);
+        }
+        self.key = None;
+        if via_tmp && let Some(tmp) = tmp {
+            let nx = self.settings.conflict == Conflict::Block;
+            let name: &'static [u8] = if nx { b"RENAMENX" } else { b"RENAME" };
+            let seq = self.take_seq();
+            let args = vec![Bytes::from_static(name), tmp, key.clone()];
+            let mut e = Entry::new(seq, db, args, None, Kind::Commit { key, nx });
+            e.group = Some(group);
+            self.push_pending(e);
+        }
+        let seq = self.next_seq - 1;
+        self.tag_offset(seq, offset);
+        if self.groups.get(&group).is_some_and(|g| g.outstanding == 0) {
+            self.groups.remove(&group);
+        }
+    }
+
+    // ---- placing commands -------------------------------------------------------------
+
+    fn node_index(&mut self, addr: &str) -> usize {
+        if let Some(&i) = self.by_addr.get(addr) {
+            return i;
+        }
+        self.nodes.push(Node {
+            addr: addr.to_string(),
+            writer: None,
+            want: None,
+            generation: 0,
+            out: BytesMut::with_capacity(64 * 1024),
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            placed: 0,
+            db: 0,
+            connected_once: false,
+        });
+        self.by_addr.insert(addr.to_string(), self.nodes.len() - 1);
+        self.nodes.len() - 1
+    }
+
+    fn attach(&mut self, i: usize, conn: Conn) {
+        let (stream, buf) = conn.into_stream();
+        let (rd, wr) = stream.into_split();
+        let (want_tx, want_rx) = mpsc::unbounded_channel();
+        let node = &mut self.nodes[i];
+        if node.connected_once {
+            Counters::add(&self.counters.reconnects, 1);
+        }
+        node.connected_once = true;
+        node.generation += 1;
+        node.writer = Some(wr);
+        node.want = Some(want_tx);
+        node.placed = 0;
+        node.db = 0;
+        node.out.clear();
+        tokio::spawn(reader::run(
+            i,
+            node.generation,
+            rd,
+            buf,
+            want_rx,
+            self.events_tx.clone(),
+        ));
+    }
+
+    /// Which node `e` goes to.
+    fn target_of(&self, e: &Entry) -> Result<String, Error> {
+        if let Some(a) = e.ask.as_ref().or(e.pinned.as_ref()) {
+            return Ok(a.clone());
+        }
+        match &self.slots {
+            None => Ok(self.settings.seeds[0].clone()),
+            Some(map) => {
+                let slot = e.slot.unwrap_or(0);
+                map.get(slot)
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::Topology {
+                        message: format!(
+                            "no master serves slot {slot} (cluster not fully covered?)"
+                        ),
+                    })
+            }
+        }
+    }
+
+    /// Places pending commands until the queue is empty, a window is full, the rate limit
+    /// says wait, a barrier is up, or a full-sync key must wait for its group.
+    async fn dispatch(&mut self) -> Result<(), Error> {
+        while !self.barrier && self.fatal.is_none() && self.resume_at.is_none() {
+            let Some(front) = self.pending.front() else {
+                return Ok(());
+            };
+            if let Kind::Commit { .. } = front.kind
+                && let Some(g) = front.group.and_then(|g| self.groups.get(&g))
+            {
+                if g.outstanding > 1 {
+                    return Ok(()); // wait for the rest of the key to be acknowledged
+                }
+                if g.failed {
+                    self.abandon_commit();
+                    continue;
+                }
+            }
+            let wire = front.wire;
+            let addr = self.target_of(front)?;
+            let i = self.node_index(&addr);
+            let node = &self.nodes[i];
+            if !node.queue.is_empty()
+                && (node.queue.len() >= self.settings.window
+                    || node.queue_bytes + wire > self.settings.window_bytes)
+            {
+                return Ok(()); // window full: wait for replies
+            }
+            if self.limiter.is_active()
+                && let Some(at) = self.limiter.admit(Instant::now(), wire)
+            {
+                self.resume_at = Some(at);
+                return Ok(());
+            }
+            if self.nodes[i].writer.is_none() && !self.connect(i).await? {
+                return Ok(());
+            }
+            let Some(e) = self.pending.pop_front() else {
+                return Ok(());
+            };
+            self.place(i, e);
+            if self.nodes[i].out.len() >= self.settings.batch_bytes {
+                self.write_node(i).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A temporary key whose writes failed is deleted instead of renamed into place.
+    fn abandon_commit(&mut self) {
+        let Some(mut e) = self.pending.pop_front() else {
+            return;
+        };
+        if let Some(tmp) = e.args.get(1).cloned() {
+            e.args = vec![Bytes::from_static(b"DEL"), tmp];
+            e.wire = redis_sync_resp::command_len(&e.args);
+            e.kind = Kind::Command;
+            self.pending.push_front(e);
+        }
+    }
+
+    /// Connects node `i`; false when it failed and a retry is scheduled.
+    async fn connect(&mut self, i: usize) -> Result<bool, Error> {
+        let addr = self.nodes[i].addr.clone();
+        match Conn::open(&addr, &self.settings.auth, self.settings.connect_timeout).await {
+            Ok(conn) => {
+                self.attach(i, conn);
+                self.connect_failures = 0;
+                Ok(true)
+            }
+            Err(e @ Error::Auth { .. }) => Err(e),
+            Err(e) => {
+                self.connect_failures += 1;
+                if self.connect_failures > self.settings.max_attempts {
+                    return Err(e);
+                }
+                tracing::warn!("reconnecting to {addr}: {e}");
+                self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
+                if self.slots.is_some() {
+                    self.refresh = true;
+                    self.barrier = true;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn place(&mut self, i: usize, mut e: Entry) {
+        let node_db = self.nodes[i].db;
+        if e.db != node_db && !e.is_internal() {
+            let args = vec![Bytes::from_static(b"SELECT"), Bytes::from(e.db.to_string())];
+            let sel = Entry::new(e.seq, e.db, args, None, Kind::Select);
+            self.place_one(i, sel);
+            self.nodes[i].db = e.db;
+        }
+        if e.ask.is_some() {
+            let asking = Entry::new(
+                e.seq,
+                e.db,
+                vec![Bytes::from_static(b"ASKING")],
+                None,
+                Kind::Asking,
+            );
+            self.place_one(i, asking);
+            Counters::add(&self.counters.redirects, 1);
+        }
+        if e.attempts > 0 {
+            Counters::add(&self.counters.resent, 1);
+        }
+        e.sent_at = Some(Instant::now());
+        self.place_one(i, e);
+    }
+
+    fn place_one(&mut self, i: usize, e: Entry) {
+        let node = &mut self.nodes[i];
+        if e.wanted()
+            && let Some(w) = &node.want
+        {
+            let _ = w.send(node.placed);
+        }
+        encode_command(&e.args, &mut node.out);
+        node.placed += 1;
+        node.queue_bytes += e.wire;
+        if e.counts() {
+            Counters::add(&self.counters.commands_sent, 1);
+        }
+        node.queue.push_back(e);
+    }
+
+    async fn write_out(&mut self) -> Result<(), Error> {
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].out.is_empty() {
+                self.write_node(i).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_node(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let Some(w) = &mut node.writer else {
+            node.out.clear();
+            return;
+        };
+        let n = node.out.len();
+        match w.write_all(&node.out).await {
+            Ok(()) => {
+                node.out.clear();
+                Counters::add(&self.counters.bytes_sent, n as u64);
+            }
+            Err(e) => {
+                let generation = node.generation;
+                self.on_closed(i, generation, &e.to_string());
+            }
+        }
+    }
+
+    // ---- replies ----------------------------------------------------------------------
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Replies {
+                node,
+                generation,
+                count,
+                frames,
+            } => {
+                if self.nodes[node].generation != generation {
+                    return;
+                }
+                self.on_replies(node, count, frames);
+            }
+            Event::Closed {
+                node,
+                generation,
+                message,
+            } => self.on_closed(node, generation, &message),
+        }
+    }
+
+    fn on_replies(&mut self, i: usize, count: u64, frames: Vec<(u64, Frame)>) {
+        let first = self.nodes[i].placed - self.nodes[i].queue.len() as u64;
+        let mut frames = frames.into_iter().peekable();
+        let mut acked = 0;
+        let mut oldest_sent = None;
+        for n in first..first + count {
+            let Some(e) = self.nodes[i].queue.pop_front() else {
+                break;
+            };
+            self.nodes[i].queue_bytes -= e.wire;
+            if oldest_sent.is_none() {
+                oldest_sent = e.sent_at;
+            }
+            let frame = match frames.peek() {
+                Some((idx, _)) if *idx == n => frames.next().map(|(_, f)| f),
+                _ => None,
+            };
+            if e.counts() && frame.as_ref().is_none_or(|f| !f.is_error()) {
+                acked += 1;
+            }
+            self.complete(i, e, frame);
+        }
+        Counters::add(&self.counters.commands_acked, acked);
+        self.limiter.on_replies(Instant::now(), acked, oldest_sent);
+    }
+
+    /// An entry's reply arrived (`frame` is `None` for an uninteresting success).
+    fn complete(&mut self, i: usize, mut e: Entry, frame: Option<Frame>) {
+        let error = frame.as_ref().and_then(reply_error);
+        if let Some((index, msg)) = error {
+            if let Kind::Query(tx) = &mut e.kind {
+                let class = classify(&msg, self.info.cluster);
+                if !matches!(class, ErrorClass::Routing | ErrorClass::Retryable) {
+                    if let (Some(tx), Some(f)) = (tx.take(), frame) {
+                        let _ = tx.send(Ok(f));
+                    }
+                    return;
+                }
+            }
+            self.on_error(i, e, &msg, index);
+            return;
+        }
+        match &mut e.kind {
+            Kind::Query(tx) => {
+                if let (Some(tx), Some(f)) = (tx.take(), frame) {
+                    let _ = tx.send(Ok(f));
+                }
+            }
+            Kind::Commit { key, nx: true } if matches!(frame, Some(Frame::Integer(0))) => {
+                let key = key.clone();
+                self.conflict(e, &key);
+                return;
+            }
+            _ => {}
+        }
+        self.group_done(&e, false);
+    }
+
+    fn group_done(&mut self, e: &Entry, failed: bool) {
+        if let Some(g) = e.group
+            && let Some(state) = self.groups.get_mut(&g)
+        {
+            state.outstanding = state.outstanding.saturating_sub(1);
+            state.failed |= failed;
+            if state.outstanding == 0
+                && (matches!(e.kind, Kind::Commit { .. })
+                    || self.key.as_ref().is_none_or(|k| k.group != g))
+            {
+                self.groups.remove(&g);
+            }
+        }
+    }
+
+    fn conflict(&mut self, e: Entry, key: &Bytes) {
+        self.counters.error(ErrorClass::Data);
+        let err = Error::Conflict {
+            key: show_bytes(key, 100),
+            db: e.db,
+        };
+        match self.settings.policy {
+            ErrorPolicy::Stop => self.fatal = Some(err),
+            ErrorPolicy::Skip => {
+                let msg = err.to_string();
+                self.skip(&e, ErrorClass::Data, &msg, &e.args);
+                // The temporary key stays behind: delete it.
+                if let Some(tmp) = e.args.get(1).cloned() {
+                    let seq = self.take_seq();
+                    let del = Entry::new(
+                        seq,
+                        e.db,
+                        vec![Bytes::from_static(b"DEL"), tmp],
+                        None,
+                        Kind::Command,
+                    );
+                    self.pending.push_front(del);
+                }
+                self.group_done(&e, true);
+            }
+        }
+    }
+
+    fn skip(&mut self, e: &Entry, class: ErrorClass, msg: &str, args: &[Bytes]) {
+        Counters::add(&self.counters.skipped, 1);
+        if let Some(dl) = &mut self.dead_letter
+            && let Err(err) = dl.record(e.db, e.offset, class, msg, args)
+        {
+            self.fatal = Some(err);
+        }
+    }
+
+    fn on_error(&mut self, i: usize, mut e: Entry, msg: &[u8], index: Option<usize>) {
+        let class = classify(msg, self.info.cluster);
+        self.counters.error(class);
+        let text = String::from_utf8_lossy(msg).into_owned();
+        if matches!(e.kind, Kind::Asking) {
+            return; // the command after it will fail and be handled
+        }
+        if matches!(e.kind, Kind::Select) && !matches!(class, ErrorClass::Retryable) {
+            self.fatal = Some(self.rejected(i, &e, &e.args, ErrorClass::Fatal, &text, msg));
+            return;
+        }
+        match class {
+            ErrorClass::Routing => {
+                match (parse_redirect(msg), &mut self.slots) {
+                    (Some(r), Some(map)) => {
+                        if r.ask {
+                            e.ask = Some(r.addr);
+                        } else {
+                            map.set(r.slot, &r.addr);
+                            e.ask = None;
+                            Counters::add(&self.counters.redirects, 1);
+                        }
+                    }
+                    (Some(_), None) => {
+                        let mut err = self.rejected(i, &e, &e.args, ErrorClass::Fatal, &text, msg);
+                        if let Error::Rejected { advice, .. } = &mut err {
+                            *advice = "the target is a cluster node: configure the sink with the cluster's addresses (cluster mode)";
+                        }
+                        self.fatal = Some(err);
+                        return;
+                    }
+                    (None, _) => {
+                        // READONLY from a node that became a replica.
+                        e.ask = None;
+                        self.refresh = true;
+                        self.backoff = self.backoff.max(1);
+                    }
+                }
+                self.hold(e, &text);
+            }
+            ErrorClass::Retryable => {
+                if msg.starts_with(b"BUSY ") || msg.starts_with(b"LOADING") {
+                    self.limiter.on_pushback(Instant::now());
+                }
+                if msg.starts_with(b"CLUSTERDOWN") {
+                    self.refresh = true;
+                }
+                self.backoff = self.backoff.max(e.attempts + 1);
+                self.hold(e, &text);
+            }
+            ErrorClass::Capacity
+                if self.settings.rate.adaptive.is_some()
+                    && e.attempts < self.settings.max_attempts =>
+            {
+                self.limiter.on_pushback(Instant::now());
+                self.backoff = self.backoff.max(e.attempts + 1);
+                self.hold(e, &text);
+            }
+            ErrorClass::Data | ErrorClass::Capacity => {
+                let failed_args = match &e.kind {
+                    Kind::Exec(cmds) => exec_failure(index, cmds).unwrap_or_else(|| e.args.clone()),
+                    _ => e.args.clone(),
+                };
+                if e.block && msg.starts_with(b"BUSYKEY") {
+                    let key = e.args.get(1).cloned().unwrap_or_default();
+                    self.conflict(e, &key);
+                    return;
+                }
+                match self.settings.policy {
+                    ErrorPolicy::Stop => {
+                        self.fatal = Some(self.rejected(i, &e, &failed_args, class, &text, msg));
+                    }
+                    ErrorPolicy::Skip => {
+                        self.skip(&e, class, &text, &failed_args);
+                        self.group_done(&e, true);
+                    }
+                }
+            }
+            ErrorClass::Fatal => {
+                self.fatal = Some(self.rejected(i, &e, &e.args, class, &text, msg));
+            }
+        }
+    }
+
+    fn rejected(
+        &self,
+        i: usize,
+        e: &Entry,
+        args: &[Bytes],
+        class: ErrorClass,
+        text: &str,
+        msg: &[u8],
+    ) -> Error {
+        Error::Rejected {
+            addr: self.nodes[i].addr.clone(),
+            class,
+            key: route::key_of(args).map(|k| show_bytes(k, 100)),
+            command: show_command(args),
+            db: e.db,
+            message: text.to_string(),
+            advice: advice(msg),
+        }
+    }
+
+    /// Keeps `e` for a resend once every node's queue has drained.
+    fn hold(&mut self, mut e: Entry, last_error: &str) {
+        e.attempts += 1;
+        if e.attempts > self.settings.max_attempts {
+            self.fatal = Some(Error::RetriesExhausted {
+                command: show_command(&e.args),
+                attempts: e.attempts,
+                message: last_error.to_string(),
+            });
+            return;
+        }
+        self.held.push(e);
+        self.barrier = true;
+    }
+
+    fn on_closed(&mut self, i: usize, generation: u64, message: &str) {
+        let node = &mut self.nodes[i];
+        if node.generation != generation || node.writer.is_none() {
+            return;
+        }
+        tracing::warn!("connection to {} lost: {message}", node.addr);
+        node.writer = None;
+        node.want = None;
+        node.out.clear();
+        node.queue_bytes = 0;
+        let lost: Vec<Entry> = node.queue.drain(..).collect();
+        self.counters.error(ErrorClass::Retryable);
+        let text = format!("connection to {} lost: {message}", self.nodes[i].addr);
+        for e in lost {
+            if !e.is_internal() {
+                self.hold(e, &text);
+            }
+        }
+        self.barrier = true;
+        self.backoff = self.backoff.max(1);
+        if self.slots.is_some() {
+            self.refresh = true;
+        }
+    }
+
+    /// When a barrier is up and nothing is in flight any more: refresh the topology if
+    /// needed and put the held commands back in front, in sequence order.
+    async fn end_barrier(&mut self) -> Result<(), Error> {
+        if !self.barrier || self.nodes.iter().any(|n| !n.queue.is_empty()) || self.fatal.is_some() {
+            return Ok(());
+        }
+        if let Some(at) = self.resume_at
+            && at > Instant::now()
+        {
+            return Ok(());
+        }
+        if self.refresh {
+            let mut seeds: Vec<String> = self.settings.seeds.clone();
+            seeds.extend(self.nodes.iter().map(|n| n.addr.clone()));
+            seeds.dedup();
+            match cluster::fetch(&seeds, &self.settings.auth, self.settings.connect_timeout).await {
+                Ok(map) => {
+                    self.slots = Some(map);
+                    self.refresh = false;
+                }
+                Err(e) => {
+                    self.connect_failures += 1;
+                    if self.connect_failures > self.settings.max_attempts {
+                        return Err(e);
+                    }
+                    self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
+                    return Ok(());
+                }
+            }
+        }
+        let mut held = std::mem::take(&mut self.held);
+        held.sort_by_key(|e| e.seq);
+        for e in held.into_iter().rev() {
+            self.pending.push_front(e);
+        }
+        self.barrier = false;
+        if self.backoff > 0 {
+            self.resume_at = Some(Instant::now() + backoff_delay(self.backoff - 1));
+            self.backoff = 0;
+        }
+        Ok(())
+    }
+
+    // ---- acknowledgement --------------------------------------------------------------
+
+    fn update_acks(&mut self) -> Result<(), Error> {
+        let mut oldest = self.next_seq;
+        if let Some(e) = self.pending.front() {
+            oldest = oldest.min(e.seq);
+        }
+        for e in &self.held {
+            oldest = oldest.min(e.seq);
+        }
+        for n in &self.nodes {
+            if let Some(e) = n.queue.front() {
+                oldest = oldest.min(e.seq);
+            }
+        }
+        if let Some(k) = &self.key {
+            oldest = oldest.min(k.group);
+        }
+        let mut last = None;
+        while let Some(&(seq, off)) = self.offsets.front() {
+            if seq >= oldest {
+                break;
+            }
+            last = Some(off);
+            self.offsets.pop_front();
+        }
+        if let Some(off) = last {
+            self.acked.send_if_modified(|v| {
+                let changed = *v != off;
+                *v = off;
+                changed
+            });
+        }
+        if !self.flushes.is_empty() {
+            if let Some(dl) = &mut self.dead_letter {
+                dl.flush()?;
+            }
+            let mut i = 0;
+            while i < self.flushes.len() {
+                if self.flushes[i].0 <= oldest {
+                    let (_, tx) = self.flushes.swap_remove(i);
+                    let _ = tx.send(Ok(()));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first error in a reply: the reply itself, or an element of an `EXEC` array (with
+/// its index).
+fn reply_error(frame: &Frame) -> Option<(Option<usize>, Bytes)> {
+    match frame {
+        Frame::Error(e) | Frame::BulkError(e) => Some((None, e.clone())),
+        Frame::Array(items) => items.iter().enumerate().find_map(|(i, f)| match f {
+            Frame::Error(e) | Frame::BulkError(e) => Some((Some(i), e.clone())),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// The transaction command that failed inside an `EXEC`, when known.
+fn exec_failure(index: Option<usize>, cmds: &[Vec<Bytes>]) -> Option<Vec<Bytes>> {
+    cmds.get(index?).cloned()
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

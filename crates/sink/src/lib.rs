@@ -1,0 +1,304 @@
+//! Writers that get data into a Redis-compatible target fast and correctly, whatever the
+//! target does: the last stage of redis-sync.
+//!
+//! - [`Sink`] writes to a standalone server or a cluster through one ordered pipeline per
+//!   node: a bounded in-flight window (commands and bytes, [`SinkBuilder::window`]), replies
+//!   matched to commands in order, each batch sent with one `write_all`, `SELECT` inserted when
+//!   a command's db differs from the connection's, `AUTH` with a password or user + password.
+//! - Every error reply is classified ([`ErrorClass`], [`classify`]): retryable ones are
+//!   retried after a back-off, `MOVED`/`ASK` followed, data and capacity errors handled by the
+//!   [`ErrorPolicy`] (stop with a message naming the key, the command, the server's error and
+//!   what to do; or skip into a [dead-letter file](deadletter)), fatal ones stop the sink.
+//!   Nothing is dropped silently: see [`Metrics`].
+//! - Acknowledgement: tag a command with the replication offset it ends at;
+//!   [`Sink::acked_offset`] is a watch of the highest offset whose commands (and every command
+//!   before them) the target has acknowledged — for checkpoints and `REPLCONF ACK`.
+//! - Full sync: [`Sink::key_begin`]/[`Sink::key_end`] around the commands that rebuild one
+//!   key (from `redis_sync_rdb::rewrite`, `RESTORE` or native commands — [`TargetInfo`] says
+//!   which the target can load); a key of many commands goes to a temporary key `RENAME`d into
+//!   place once all of it is acknowledged. [`Conflict`] chooses between overwriting and
+//!   refusing existing keys. [`RdbLoader`] does all of it from decoder events.
+//! - Cluster: the slot map from `CLUSTER SHARDS`/`CLUSTER SLOTS`, commands routed by hash slot
+//!   and split when they span slots (redis-sync-commands), `MOVED`, `ASK`, `TRYAGAIN`,
+//!   `CLUSTERDOWN`, failovers and lost nodes handled by resending in order.
+//! - Throughput: [`RateLimit`] (commands/s, bytes/s, adaptive back-off).
+//! - [`FileSink`]: the same commands as a RESP/AOF file (`redis-cli --pipe`) or JSON lines.
+//!
+//! # Example
+//!
+//! Deciding what to do with a target's error reply needs no server:
+//!
+//! ```
+//! use redis_sync_sink::{classify, ErrorClass};
+//!
+//! assert_eq!(classify(b"OOM command not allowed when used memory > 'maxmemory'.", false), ErrorClass::Capacity);
+//! assert_eq!(classify(b"MOVED 3999 127.0.0.1:7001", true), ErrorClass::Routing);
+//! assert_eq!(classify(b"READONLY You can't write against a read only replica.", false), ErrorClass::Fatal);
+//! ```
+//!
+//! Writing (needs a server on 127.0.0.1:6379):
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), redis_sync_sink::Error> {
+//! use bytes::Bytes;
+//! use redis_sync_sink::Sink;
+//!
+//! let sink = Sink::builder().standalone("127.0.0.1:6379").connect().await?;
+//! let mut acked = sink.acked_offset();
+//! sink.write(vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")], Some(42)).await?;
+//! sink.flush().await?;
+//! assert_eq!(*acked.borrow_and_update(), 42);
+//! let metrics = sink.shutdown().await?;
+//! assert_eq!(metrics.commands_acked, 1);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod classify;
+mod cluster;
+mod config;
+mod conn;
+pub mod deadletter;
+mod engine;
+mod error;
+mod file;
+mod loader;
+mod metrics;
+mod rate;
+mod reader;
+mod route;
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use redis_sync_resp::Frame;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use classify::{ErrorClass, classify};
+pub use config::{Conflict, ErrorPolicy, SinkBuilder};
+pub use conn::{Auth, TargetInfo, payload_rdb_version};
+pub use deadletter::DeadLetterFormat;
+pub use error::Error;
+pub use file::{FileFormat, FileSink};
+pub use loader::RdbLoader;
+pub use metrics::Metrics;
+pub use rate::RateLimit;
+
+use engine::{Engine, Input};
+use metrics::Counters;
+
+/// A connected writer to a standalone or cluster target. See the [crate docs](crate).
+///
+/// Methods take `&self`: share it (e.g. in an `Arc`) between the tasks that produce commands;
+/// commands from one task keep their order.
+#[derive(Debug)]
+pub struct Sink {
+    tx: mpsc::Sender<Input>,
+    acked: watch::Receiver<u64>,
+    counters: Arc<Counters>,
+    info: TargetInfo,
+    stopped: Arc<OnceLock<Error>>,
+    task: JoinHandle<()>,
+}
+
+impl Sink {
+    /// A builder with the defaults.
+    pub fn builder() -> SinkBuilder {
+        SinkBuilder::default()
+    }
+
+    fn stopped(&self) -> Error {
+        self.stopped.get().cloned().unwrap_or(Error::Closed)
+    }
+
+    async fn send(&self, input: Input) -> Result<(), Error> {
+        self.tx.send(input).await.map_err(|_| self.stopped())
+    }
+
+    /// Queues a command (name first). `offset`, when given, is the source replication offset
+    /// at the end of this command: [`acked_offset`](Self::acked_offset) reaches it once this
+    /// command and every one before it is acknowledged. `SELECT n` is not sent as is: it sets
+    /// the db of the commands after it.
+    ///
+    /// Returns when the command is queued (waits while the queue is full); an error means the
+    /// sink stopped, and says why.
+    pub async fn write(&self, args: Vec<Bytes>, offset: Option<u64>) -> Result<(), Error> {
+        self.send(Input::Command { args, offset }).await
+    }
+
+    /// [`write`](Self::write) for a decoded [`redis_sync_resp::Command`].
+    pub async fn write_command(
+        &self,
+        command: redis_sync_resp::Command,
+        offset: Option<u64>,
+    ) -> Result<(), Error> {
+        self.write(command.into_args(), offset).await
+    }
+
+    /// The commands written from now until [`key_end`](Self::key_end) rebuild one full-sync
+    /// key. If there are more than a few of them (see [`SinkBuilder::small_key`]) they go to a
+    /// temporary key in the same slot, renamed over `key` once every one is acknowledged, so
+    /// readers never see the key half written; under [`Conflict::Block`] always, with
+    /// `RENAMENX`.
+    pub async fn key_begin(&self, db: u32, key: Bytes) -> Result<(), Error> {
+        self.send(Input::KeyBegin { db, key }).await
+    }
+
+    /// Ends the key started by [`key_begin`](Self::key_begin); `offset` as for
+    /// [`write`](Self::write).
+    pub async fn key_end(&self, offset: Option<u64>) -> Result<(), Error> {
+        self.send(Input::KeyEnd { offset }).await
+    }
+
+    /// Sends a command in order with the others and returns its reply (error replies other
+    /// than redirections and retryable ones are returned as [`Frame::Error`], not applied to
+    /// the error policy).
+    pub async fn query(&self, db: u32, args: Vec<Bytes>) -> Result<Frame, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Input::Query { db, args, reply }).await?;
+        rx.await.map_err(|_| self.stopped())?
+    }
+
+    /// Waits until every command queued before is acknowledged by the target (or skipped into
+    /// the dead-letter file, which is flushed too).
+    pub async fn flush(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Input::Flush(tx)).await?;
+        rx.await.map_err(|_| self.stopped())?
+    }
+
+    /// The highest source offset acknowledged so far (0 before any).
+    pub fn acked_offset(&self) -> watch::Receiver<u64> {
+        self.acked.clone()
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        self.counters.snapshot()
+    }
+
+    /// What the sink learned about the target at connect.
+    pub fn target(&self) -> &TargetInfo {
+        &self.info
+    }
+
+    /// The largest argument the sink may send: the target's `proto-max-bulk-len` or
+    /// [`SinkBuilder::max_value_bytes`], whichever is smaller. Give it to the RDB decoder as
+    /// its chunk budget so no value is sent as one oversized argument.
+    pub fn max_value_bytes(&self) -> u64 {
+        self.info.proto_max_bulk_len
+    }
+
+    /// The error the sink stopped with, if it did.
+    pub fn error(&self) -> Option<Error> {
+        self.stopped.get().cloned()
+    }
+
+    /// Flushes, then closes every connection. Returns the final counters, or the error the
+    /// sink stopped with.
+    pub async fn shutdown(self) -> Result<Metrics, Error> {
+        let flushed = self.flush().await;
+        let Sink {
+            tx,
+            counters,
+            stopped,
+            task,
+            ..
+        } = self;
+        drop(tx);
+        let _ = task.await;
+        if let Some(e) = stopped.get() {
+            return Err(e.clone());
+        }
+        flushed?;
+        Ok(counters.snapshot())
+    }
+}
+
+impl SinkBuilder {
+    /// Connects to the target, learns what it is ([`TargetInfo`]) and starts the writer task.
+    /// Must run inside a tokio runtime.
+    pub async fn connect(self) -> Result<Sink, Error> {
+        let mut s = self.s;
+        if s.seeds.is_empty() {
+            return Err(Error::Config("no target address given".into()));
+        }
+        if s.policy == ErrorPolicy::Skip && s.dead_letter.is_none() {
+            return Err(Error::Config(
+                "error policy skip needs a dead-letter file (nothing is dropped silently)".into(),
+            ));
+        }
+        let mut first = None;
+        let mut last_err = None;
+        for seed in &s.seeds {
+            match conn::Conn::open(seed, &s.auth, s.connect_timeout).await {
+                Ok(c) => {
+                    first = Some((seed.clone(), c));
+                    break;
+                }
+                Err(e @ Error::Auth { .. }) => return Err(e),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let Some((addr, mut conn)) = first else {
+            return Err(last_err.unwrap_or(Error::Closed));
+        };
+        let mut info = conn::probe(&mut conn).await?;
+        match s.cluster {
+            Some(true) if !info.cluster => {
+                return Err(Error::Config(format!(
+                    "{addr} is not in cluster mode: configure it as a standalone target"
+                )));
+            }
+            Some(false) if info.cluster => {
+                return Err(Error::Config(format!(
+                    "{addr} is a cluster node: configure the sink with cluster mode and the \
+                     cluster's addresses"
+                )));
+            }
+            _ => {}
+        }
+        if let Some(max) = s.max_value_bytes {
+            info.proto_max_bulk_len = info.proto_max_bulk_len.min(max);
+        }
+        let slots = if info.cluster {
+            Some(cluster::fetch(&s.seeds, &s.auth, s.connect_timeout).await?)
+        } else {
+            None
+        };
+        s.cluster = Some(info.cluster);
+        let dead_letter = match &s.dead_letter {
+            Some((path, format)) => Some(deadletter::DeadLetter::create(path, *format)?),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(s.channel);
+        let (acked_tx, acked) = watch::channel(0);
+        let counters = Arc::new(Counters::default());
+        let stopped = Arc::new(OnceLock::new());
+        let engine = Engine::new(
+            s,
+            info.clone(),
+            (addr, conn),
+            slots,
+            rx,
+            acked_tx,
+            counters.clone(),
+            dead_letter,
+        );
+        let stop = stopped.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = engine.run(stop).await {
+                tracing::error!("sink stopped: {e}");
+            }
+        });
+        Ok(Sink {
+            tx,
+            acked,
+            counters,
+            info,
+            stopped,
+            task,
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! [`RdbLoader`]: RDB decoder events into a [`Sink`], with `RESTORE` when the target can load
+//! the source's payloads and native commands otherwise.
+
+use redis_sync_rdb::Event;
+use redis_sync_rdb::rewrite::{Mode, Rewriter, TargetVersion};
+
+use crate::Sink;
+use crate::error::{Error, show_bytes};
+
+/// Feeds a full sync into a [`Sink`]: for each key, [`Sink::key_begin`], the commands that
+/// `redis_sync_rdb::rewrite` makes of it, [`Sink::key_end`].
+///
+/// At the file header it picks the rewriter's mode: [`Mode::Restore`] (the decoder's `DUMP`
+/// payloads, sent as `RESTORE … REPLACE ABSTTL`) when the target can load the file's RDB
+/// version ([`TargetInfo::can_load`](crate::TargetInfo::can_load)), [`Mode::Commands`]
+/// otherwise. Build the decoder with restore payloads on and a payload limit no larger than
+/// [`Sink::max_value_bytes`], and a chunk budget below it: bigger values then come as chunked
+/// commands, through a temporary key.
+#[derive(Debug)]
+pub struct RdbLoader {
+    rewriter: Option<Rewriter>,
+    out: Vec<Vec<bytes::Bytes>>,
+    force: Option<Mode>,
+    key: Option<(u64, bytes::Bytes)>,
+    skipped: u64,
+}
+
+impl Default for RdbLoader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RdbLoader {
+    /// A loader that chooses `RESTORE` or commands by version.
+    pub fn new() -> Self {
+        RdbLoader {
+            rewriter: None,
+            out: Vec::new(),
+            force: None,
+            key: None,
+            skipped: 0,
+        }
+    }
+
+    /// Always use native commands (`restore = false`) or always `RESTORE`.
+    pub fn force_restore(mut self, restore: bool) -> Self {
+        self.force = Some(if restore {
+            Mode::Restore
+        } else {
+            Mode::Commands
+        });
+        self
+    }
+
+    /// The mode chosen at the header (`None` before it).
+    pub fn uses_restore(&self) -> Option<bool> {
+        self.rewriter
+            .as_ref()
+            .map(|_| self.force == Some(Mode::Restore))
+    }
+
+    fn target_version(sink: &Sink) -> TargetVersion {
+        let t = sink.target();
+        let (major, minor) = (
+            u16::try_from(t.version.0).unwrap_or(u16::MAX),
+            u16::try_from(t.version.1).unwrap_or(u16::MAX),
+        );
+        if t.flavor == "valkey" {
+            TargetVersion::valkey(major, minor)
+        } else {
+            TargetVersion::redis(major, minor)
+        }
+    }
+
+    /// Handles one decoder event. `now_ms` (Unix milliseconds) decides which keys are
+    /// already expired (they are skipped).
+    pub async fn handle_event(
+        &mut self,
+        sink: &Sink,
+        event: &Event,
+        now_ms: i64,
+    ) -> Result<(), Error> {
+        if let Event::Header(h) = event {
+            let version = h.version;
+            let loadable = sink
+                .target()
+                .can_load(u16::try_from(version).unwrap_or(u16::MAX));
+            let mode = self.force.unwrap_or(if loadable {
+                Mode::Restore
+            } else {
+                Mode::Commands
+            });
+            self.force = Some(mode);
+            self.rewriter = Some(
+                Rewriter::builder()
+                    .target(Self::target_version(sink))
+                    .mode(mode)
+                    .restore_hold_limit(
+                        usize::try_from(sink.max_value_bytes())
+                            .unwrap_or(usize::MAX)
+                            .min(64 << 20),
+                    )
+                    .build(),
+            );
+            return Ok(());
+        }
+        let Some(rw) = &mut self.rewriter else {
+            return Err(Error::Convert("RDB events before the header".into()));
+        };
+        if let Event::Key(k) = event {
+            self.key = Some((k.db, k.key.clone()));
+            let db = u32::try_from(k.db).unwrap_or(u32::MAX);
+            sink.key_begin(db, k.key.clone()).await?;
+        }
+        if let Err(e) = rw.handle_event(event, now_ms, &mut self.out) {
+            let key = self
+                .key
+                .as_ref()
+                .map(|(db, k)| format!("{} (db {db})", show_bytes(k, 100)))
+                .unwrap_or_default();
+            return Err(Error::Convert(format!("key {key}: {e}")));
+        }
+        for cmd in self.out.drain(..) {
+            sink.write(cmd, None).await?;
+        }
+        if let Event::KeyEnd { .. } = event {
+            self.key = None;
+            sink.key_end(None).await?;
+        }
+        Ok(())
+    }
+
+    /// Keys the rewriter skipped so far (expired).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+            + self
+                .rewriter
+                .as_ref()
+                .map_or(0, |r| r.stats().expired_skipped)
+    }
+}

@@ -1,0 +1,1 @@
+//! Error classes and policies against real servers.

@@ -1,0 +1,1 @@
+//! Full sync: RESTORE and command paths.

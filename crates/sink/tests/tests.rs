@@ -1,0 +1,9 @@
+//! Integration tests of redis-sync-sink against real servers (one binary, one module per area).
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+mod errors;
+mod file;
+mod fullsync;
+mod standalone;
