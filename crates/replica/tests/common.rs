@@ -23,7 +23,10 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// A source (or target) with the modules the data set uses, when this version ships them.
 pub fn server(v: &ServerVersion, extra: &[&str]) -> Server {
-    let mut b = Server::builder(v);
+    // A diskless full sync (the default from 7.0) waits 5 s for more replicas unless told not to.
+    let mut b = Server::builder(v)
+        .arg("--repl-diskless-sync-delay")
+        .arg("0");
     for m in ["rejson", "redisbloom"] {
         if v.module(m).is_some() {
             b = b.module(m);
@@ -73,6 +76,7 @@ pub struct Applier {
     pub link_lost: Vec<String>,
     pub rdb_done: bool,
     pub last_offset: u64,
+    pub last_db: u32,
 }
 
 impl Applier {
@@ -90,6 +94,7 @@ impl Applier {
             link_lost: Vec::new(),
             rdb_done: false,
             last_offset: 0,
+            last_db: 0,
         }
     }
 
@@ -129,6 +134,7 @@ impl Applier {
             ReplicaEvent::RdbDone { offset, .. } => {
                 self.rdb_done = true;
                 self.last_offset = *offset;
+                self.last_db = 0;
             }
             ReplicaEvent::Command {
                 db, args, offset, ..
@@ -142,6 +148,7 @@ impl Applier {
                 }
                 self.commands += 1;
                 self.last_offset = *offset;
+                self.last_db = *db;
                 self.send(args.clone());
             }
             ReplicaEvent::Continued { offset, .. } => {

@@ -1,0 +1,264 @@
+//! Reconnection and resumption: a killed link continues with `+CONTINUE` (nothing lost or
+//! repeated), a checkpoint resumes after a restart, and PSYNC2 continues on a promoted replica.
+
+use std::time::Duration;
+
+use redis_sync_replica::{AckMode, Replica, ReplicaBuilder, ResumePoint};
+use redis_sync_testkit::{Server, ServerVersion, poll_until, versions};
+
+use crate::common::{Applier, Load, kill_replicas, master_offset, run_until, runtime, server};
+
+fn start(
+    rt: &tokio::runtime::Runtime,
+    b: ReplicaBuilder,
+) -> (Replica, tokio::sync::oneshot::Sender<()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let _g = rt.enter();
+    let r = b.start(async move {
+        let _ = rx.await;
+    });
+    (r, tx)
+}
+
+fn seed(source: &Server) {
+    let mut c = source.client();
+    for i in 0..200 {
+        c.call(&["SET", &format!("seed:{i}"), &format!("value-{i}")])
+            .unwrap();
+    }
+    c.call(&["SELECT", "2"]).unwrap();
+    c.call(&["RPUSH", "seed:list", "a", "b", "c"]).unwrap();
+}
+
+fn caught_up(
+    rt: &tokio::runtime::Runtime,
+    r: &mut Replica,
+    a: &mut Applier,
+    s: &Server,
+    what: &str,
+) {
+    run_until(rt, r, a, Duration::from_secs(30), what, |_, m| {
+        m.offset() == master_offset(s)
+    });
+}
+
+fn kill_mid_stream(v: &ServerVersion) {
+    let rt = runtime();
+    let source = server(v, &[]);
+    let target = server(v, &[]);
+    seed(&source);
+    let (mut replica, _stop) = start(&rt, ReplicaBuilder::new(source.addr()));
+    let mut a = Applier::new(&target);
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(30),
+        "the payload",
+        |a, _| a.rdb_done,
+    );
+    let load = Load::start(&source, 300, "k:");
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(30),
+        "some commands",
+        |a, _| a.commands > 300,
+    );
+    assert!(
+        kill_replicas(&source) >= 1,
+        "{v}: CLIENT KILL found no replica"
+    );
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(30),
+        "+CONTINUE",
+        |a, _| a.continued >= 1,
+    );
+    load.finish();
+    caught_up(
+        &rt,
+        &mut replica,
+        &mut a,
+        &source,
+        "the master's offset after the kill",
+    );
+    let m = replica.metrics();
+    assert_eq!(
+        a.full_syncs, 1,
+        "{v}: a full resync after the kill: {:?}",
+        a.link_lost
+    );
+    assert_eq!(m.partial_syncs(), 1, "{v}");
+    assert_eq!(a.link_lost.len(), 1, "{v}: {:?}", a.link_lost);
+    assert_eq!(
+        source.digest(),
+        target.digest(),
+        "{v}: target differs after +CONTINUE"
+    );
+    eprintln!(
+        "ok {v}: killed after {} commands, continued, {} commands in all, offset {}",
+        300,
+        a.commands,
+        m.offset()
+    );
+}
+
+#[test]
+fn killed_link_continues_without_loss_or_repeat() {
+    for v in versions() {
+        kill_mid_stream(&v);
+    }
+}
+
+#[test]
+fn checkpoint_resumes_after_restart() {
+    let Some(v) = versions().into_iter().find(|v| v.at_least(7, 0)) else {
+        return;
+    };
+    let rt = runtime();
+    let source = server(&v, &[]);
+    let target = server(&v, &[]);
+    seed(&source);
+    let point: ResumePoint = {
+        let (mut replica, stop) = start(
+            &rt,
+            ReplicaBuilder::new(source.addr()).ack_mode(AckMode::Manual),
+        );
+        let mut a = Applier::new(&target);
+        let load = Load::start(&source, 100, "a:");
+        run_until(
+            &rt,
+            &mut replica,
+            &mut a,
+            Duration::from_secs(30),
+            "the payload",
+            |a, _| a.rdb_done,
+        );
+        load.finish();
+        caught_up(
+            &rt,
+            &mut replica,
+            &mut a,
+            &source,
+            "the offset before the restart",
+        );
+        // Manual mode: nothing counts until the consumer says so.
+        replica.applied().set(a.last_offset, a.last_db);
+        let point = replica.resume_point().expect("a resume point once applied");
+        assert_eq!(
+            point.offset,
+            master_offset(&source),
+            "{v}: trailing PINGs count as applied"
+        );
+        let _ = stop.send(());
+        point
+    };
+    poll_until(Duration::from_secs(10), "the old link gone", || {
+        (crate::common::replica_state(&source).is_none()).then_some(())
+    });
+    let load = Load::start(&source, 100, "b:");
+    load.finish();
+    let (mut replica, _stop) = start(&rt, ReplicaBuilder::new(source.addr()).resume_from(point));
+    let mut a = Applier::new(&target);
+    caught_up(
+        &rt,
+        &mut replica,
+        &mut a,
+        &source,
+        "the offset after the restart",
+    );
+    assert_eq!(a.full_syncs, 0, "{v}: the restart forced a full sync");
+    assert_eq!(a.continued, 1, "{v}");
+    assert!(
+        a.commands > 100,
+        "{v}: only {} commands after the restart",
+        a.commands
+    );
+    assert_eq!(
+        source.digest(),
+        target.digest(),
+        "{v}: target differs after the restart"
+    );
+}
+
+fn failover(v: &ServerVersion) {
+    let rt = runtime();
+    let master = server(v, &[]);
+    let promoted = Server::builder(v)
+        .arg("--repl-diskless-sync-delay")
+        .arg("0")
+        .replica_of(&master)
+        .start();
+    promoted.wait_replica_synced();
+    let target = server(v, &[]);
+    seed(&master);
+    let point = {
+        let (mut replica, stop) = start(&rt, ReplicaBuilder::new(master.addr()));
+        let mut a = Applier::new(&target);
+        run_until(
+            &rt,
+            &mut replica,
+            &mut a,
+            Duration::from_secs(30),
+            "the payload",
+            |a, _| a.rdb_done,
+        );
+        Load::start(&master, 100, "m:").finish();
+        caught_up(&rt, &mut replica, &mut a, &master, "the master's offset");
+        let point = replica.resume_point().expect("a resume point");
+        let _ = stop.send(());
+        point
+    };
+    // The real replica has everything we have; promote it.
+    let want = master_offset(&master);
+    poll_until(
+        Duration::from_secs(10),
+        "the replica at the master's offset",
+        || (master_offset(&promoted) >= want).then_some(()),
+    );
+    promoted.cmd(&["REPLICAOF", "NO", "ONE"]).ok();
+    let new_id = promoted
+        .info("replication")
+        .get("master_replid")
+        .cloned()
+        .unwrap_or_default();
+    assert_ne!(
+        new_id, point.replid,
+        "{v}: promotion keeps the replication ID"
+    );
+    Load::start(&promoted, 100, "p:").finish();
+    let (mut replica, _stop) = start(&rt, ReplicaBuilder::new(promoted.addr()).resume_from(point));
+    let mut a = Applier::new(&target);
+    let mut continued_with = None;
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(30),
+        "the promoted offset",
+        |a, m| a.continued >= 1 && m.offset() == master_offset(&promoted),
+    );
+    // `Continued` names the new ID (PSYNC2).
+    if let Some(p) = replica.resume_point() {
+        continued_with = Some(p.replid);
+    }
+    assert_eq!(a.full_syncs, 0, "{v}: the failover forced a full sync");
+    assert_eq!(continued_with.as_deref(), Some(new_id.as_str()), "{v}");
+    assert_eq!(
+        promoted.digest(),
+        target.digest(),
+        "{v}: target differs after the failover"
+    );
+    eprintln!("ok {v}: continued on the promoted replica with {new_id}");
+}
+
+#[test]
+fn psync2_continues_on_a_promoted_replica() {
+    for v in versions() {
+        failover(&v);
+    }
+}
