@@ -76,7 +76,10 @@ JSON shape (jsonl/json), one object per key:
              \"consumers\":[{\"name\",\"seen_time_ms\",\"active_time_ms\",\"pending\":[\"id\"]}]}]}
     module  {\"module\":\"ReJSON-RL\", \"encver\":3, \"raw_len\":123}
   A byte string that is not valid UTF-8, or a string value longer than one decoder chunk
-  (64 KiB), is written as {\"hex\":\"...\"} instead of a JSON string, so nothing is lost.";
+  (1 MiB), is written as {\"hex\":\"...\"} instead of a JSON string, so nothing is lost.
+
+Filters (--db, --key, --type) select keys; function libraries are always included in the
+resp and restore outputs (they belong to no db).";
 
 const RDB_EXAMPLES: &str = "\
 Examples:

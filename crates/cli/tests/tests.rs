@@ -3,5 +3,6 @@
 
 mod util;
 
+mod convert;
 mod oracle;
 mod rdb_cli;

@@ -24,6 +24,9 @@ use crate::glob;
 const READ_SIZE: usize = 256 * 1024;
 /// Decoder chunk budget: one value chunk is about this many bytes.
 const CHUNK_BUDGET: usize = 64 * 1024;
+/// The JSON formats use bigger chunks, so that strings up to this size come in one piece and
+/// can be written as JSON text (a string in several pieces is written as hex).
+const JSON_CHUNK_BUDGET: usize = 1 << 20;
 /// Files at least this big get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN: u64 = 32 << 20;
 
@@ -97,8 +100,13 @@ pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
         (Box::new(f), size)
     };
     let payloads = matches!(args.format, Format::Resp | Format::Restore);
+    let json = matches!(args.format, Format::Json | Format::Jsonl);
     let mut decoder = Decoder::builder()
-        .chunk_budget(CHUNK_BUDGET)
+        .chunk_budget(if json {
+            JSON_CHUNK_BUDGET
+        } else {
+            CHUNK_BUDGET
+        })
         .verify_checksum(!args.no_checksum)
         .allow_newer_version(args.allow_newer)
         .restore_payloads(payloads.then_some(args.payload_limit))
