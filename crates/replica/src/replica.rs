@@ -648,6 +648,11 @@ async fn reader(
 }
 
 /// Sends `REPLCONF ACK <offset>` every `interval` and whenever asked (GETACK, end of payload).
+///
+/// Right after going online the ACK is repeated every 50 ms for 2 s: after a diskless payload
+/// the source starts the command stream on the first ACK it receives *after* it has reaped its
+/// RDB child (up to a cron tick later than our first ACK arrives); until then it buffers the
+/// writes for this replica, and a low `client-output-buffer-limit replica` could cut the link.
 async fn writer(
     mut wr: WriteHalf<Transport>,
     online: Arc<AtomicBool>,
@@ -656,16 +661,22 @@ async fn writer(
     timeout: Duration,
     shared: Shared,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    const EAGER: Duration = Duration::from_millis(50);
+    const EAGER_FOR: Duration = Duration::from_secs(2);
+    let mut online_since: Option<tokio::time::Instant> = None;
     loop {
+        let pause = match online_since {
+            Some(t) if t.elapsed() < EAGER_FOR => EAGER.min(interval),
+            _ => interval,
+        };
         tokio::select! {
-            _ = tick.tick() => {}
+            () = tokio::time::sleep(pause) => {}
             () = ack_now.notified() => {}
         }
         if !online.load(Ordering::Relaxed) {
             continue;
         }
+        online_since.get_or_insert_with(tokio::time::Instant::now);
         let Some(offset) = shared.progress.ack_offset(shared.applied.get()) else {
             continue;
         };

@@ -4,4 +4,5 @@
 mod bad_input;
 mod common;
 mod resume;
+mod slow;
 mod sync;

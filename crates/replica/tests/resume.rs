@@ -262,3 +262,69 @@ fn psync2_continues_on_a_promoted_replica() {
         failover(&v);
     }
 }
+
+fn kill_mid_payload(v: &ServerVersion) -> bool {
+    let rt = runtime();
+    let source = server(v, &["--repl-diskless-sync", "yes"]);
+    // Slow the RDB down (µs per key) so the link can be killed while it is being sent.
+    if source
+        .cmd(&["CONFIG", "SET", "rdb-key-save-delay", "500"])
+        .is_error()
+    {
+        eprintln!("skip {v}: no rdb-key-save-delay to slow a payload down");
+        return false;
+    }
+    source.cmd(&["DEBUG", "POPULATE", "1200", "pop"]).ok();
+    let target = server(v, &[]);
+    let (mut replica, _stop) = start(&rt, ReplicaBuilder::new(source.addr()));
+    let mut a = Applier::new(&target);
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(30),
+        "part of the payload",
+        |a, _| a.rdb_commands > 200,
+    );
+    assert!(!a.rdb_done, "{v}: the payload was not slow enough");
+    source
+        .cmd(&["CONFIG", "SET", "rdb-key-save-delay", "0"])
+        .ok();
+    assert!(
+        kill_replicas(&source) >= 1,
+        "{v}: CLIENT KILL found no replica"
+    );
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(30),
+        "a second full sync",
+        |a, _| a.full_syncs == 2 && a.rdb_done,
+    );
+    Load::start(&source, 20, "after:").finish();
+    caught_up(
+        &rt,
+        &mut replica,
+        &mut a,
+        &source,
+        "the offset after the second sync",
+    );
+    assert_eq!(a.link_lost.len(), 1, "{v}: {:?}", a.link_lost);
+    assert_eq!(
+        source.digest(),
+        target.digest(),
+        "{v}: target differs after the resync"
+    );
+    eprintln!(
+        "ok {v}: killed mid-payload, full resync, {} keys",
+        replica.metrics().rdb_keys()
+    );
+    true
+}
+
+#[test]
+fn killed_mid_payload_resyncs() {
+    let ran = versions().iter().filter(|v| kill_mid_payload(v)).count();
+    eprintln!("mid-payload kill run on {ran} versions");
+}
