@@ -172,8 +172,9 @@ pub struct RdbArgs {
     pub target_version: String,
 
     /// resp/restore: the largest RESTORE payload, in bytes, kept in memory for one key. Module
-    /// values bigger than this cannot be converted (they have no command form).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    /// values bigger than this cannot be converted (they have no command form); with
+    /// `restore`, bigger keys are written as native commands. Peak memory is about twice this.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     pub payload_limit: usize,
 
     /// memory: how many of the biggest keys to list.

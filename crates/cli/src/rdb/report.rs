@@ -5,6 +5,7 @@
 //! (no allocator overhead, no encoding savings). They rank keys correctly in practice and cost
 //! nothing to compute while streaming.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io::Write;
@@ -100,15 +101,18 @@ impl<W: Write> Output for KeysOutput<W> {
 /// `--format count`: `db<TAB>type<TAB>keys` lines, then `total<TAB>*<TAB>n`.
 pub(crate) struct CountOutput<W: Write> {
     out: W,
-    cur: Current,
-    counts: BTreeMap<(u64, String), u64>,
+    db: u64,
+    /// The current key's type name (a module's name is only known from its value chunk).
+    kind: Cow<'static, str>,
+    counts: BTreeMap<(u64, Cow<'static, str>), u64>,
 }
 
 impl<W: Write> CountOutput<W> {
     pub(crate) fn new(out: W) -> Self {
         CountOutput {
             out,
-            cur: Current::default(),
+            db: 0,
+            kind: Cow::Borrowed(""),
             counts: BTreeMap::new(),
         }
     }
@@ -118,13 +122,15 @@ impl<W: Write> Output for CountOutput<W> {
     fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
         match ev {
             Event::Key(k) => {
-                self.cur.db = k.db;
-                self.cur.kind = type_name(k.value_type).to_string();
+                self.db = k.db;
+                self.kind = Cow::Borrowed(type_name(k.value_type));
             }
-            Event::Value(ValueChunk::Module { module, .. }) => self.cur.kind = module.name.clone(),
+            Event::Value(ValueChunk::Module { module, .. }) => {
+                self.kind = Cow::Owned(module.name.clone());
+            }
             Event::KeyEnd { .. } => {
-                let kind = std::mem::take(&mut self.cur.kind);
-                *self.counts.entry((self.cur.db, kind)).or_insert(0) += 1;
+                let kind = std::mem::replace(&mut self.kind, Cow::Borrowed(""));
+                *self.counts.entry((self.db, kind)).or_insert(0) += 1;
             }
             _ => {}
         }
