@@ -93,7 +93,7 @@ impl<W: Write> Output for CommandOutput<W> {
         }
         if self.failed > 0 {
             bail!(
-                "{} keys could not be converted (see the warnings above); the output lacks them",
+                "{} keys or libraries could not be converted (see the warnings above); the output lacks them",
                 self.failed
             );
         }

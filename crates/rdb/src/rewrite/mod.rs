@@ -135,6 +135,19 @@ pub enum RewriteError {
         /// Byte offset of the key record.
         offset: u64,
     },
+    /// The target version lacks a command the data needs. The rest of the key (or nothing,
+    /// for a function library) was written.
+    #[error(
+        "{what} cannot be recreated on a Redis {target} target (needs {needs}); the output leaves it out; if the target server is newer, say so (TargetVersion, redis-sync --target-version)"
+    )]
+    TargetTooOld {
+        /// What was left out, e.g. `field TTLs of key "h" (db 0)`.
+        what: String,
+        /// The target version in use.
+        target: TargetVersion,
+        /// The version that has the command.
+        needs: &'static str,
+    },
     /// The events did not come in the order the decoder guarantees (a value chunk outside a
     /// key, or a chunk of the wrong type).
     #[error("event out of order: {what}; feed the Rewriter every event of one decoder, in order")]
@@ -220,6 +233,8 @@ struct KeyState {
     pel: HashMap<StreamId, (i64, u64)>,
     consumer: Option<Bytes>,
     module: Option<ModuleType>,
+    /// Hash: some fields had TTLs the target cannot set.
+    lost_field_ttls: bool,
     /// Restore mode: commands held back, their size, and whether the hold overflowed.
     held: Vec<Command>,
     held_bytes: usize,
@@ -310,6 +325,14 @@ impl Rewriter {
                 self.end_key(restore_payload.as_ref(), now_ms, out)
             }
             Event::Function { code } => {
+                if !self.target.at_least(7, 0) {
+                    let name = code.split(|&b| b == b'\n').next().unwrap_or_default();
+                    return Err(RewriteError::TargetTooOld {
+                        what: format!("function library {:?}", String::from_utf8_lossy(name)),
+                        target: self.target,
+                        needs: "7.0, FUNCTION LOAD",
+                    });
+                }
                 out.push(vec![
                     Bytes::from_static(b"FUNCTION"),
                     Bytes::from_static(b"LOAD"),
@@ -344,6 +367,7 @@ impl Rewriter {
             pel: HashMap::new(),
             consumer: None,
             module: None,
+            lost_field_ttls: false,
             held: Vec::new(),
             held_bytes: 0,
             flushed: false,
@@ -489,6 +513,14 @@ impl Rewriter {
             live.iter().flat_map(|f| [f.field.clone(), f.value.clone()]),
             out,
         );
+        if !self.target.at_least(7, 4) {
+            if live.iter().any(|f| f.expire_ms.is_some())
+                && let Some(st) = self.key.as_mut()
+            {
+                st.lost_field_ttls = true;
+            }
+            return;
+        }
         // One HPEXPIREAT per distinct expiry time in the chunk (fields sharing a time are
         // common: HEXPIRE sets many fields at once).
         let mut by_time: Vec<(i64, Bytes)> = live
@@ -686,6 +718,17 @@ impl Rewriter {
             out.push(vec![Bytes::from_static(b"PEXPIREAT"), key, int(t)]);
         }
         self.stats.keys += 1;
+        if st.lost_field_ttls {
+            return Err(RewriteError::TargetTooOld {
+                what: format!(
+                    "field TTLs of hash {:?} (db {})",
+                    String::from_utf8_lossy(&k.key),
+                    k.db
+                ),
+                target: self.target,
+                needs: "7.4 or Valkey 9, HPEXPIREAT",
+            });
+        }
         Ok(())
     }
 

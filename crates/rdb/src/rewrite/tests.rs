@@ -474,3 +474,37 @@ fn replay_twice_is_idempotent_in_shape() {
     assert_eq!(dels, 1);
     assert_eq!(out[1], "DEL s");
 }
+
+#[test]
+fn old_targets_report_what_they_cannot_take() {
+    let mut old = Rewriter::builder()
+        .target(TargetVersion::redis(6, 2))
+        .build();
+    let mut out = Vec::new();
+    let f = Event::Function {
+        code: b("#!lua name=mylib\nredis.register_function('f', f)"),
+    };
+    let err = old.handle_event(&f, NOW, &mut out).unwrap_err();
+    assert!(err.to_string().contains("mylib"), "{err}");
+    assert!(out.is_empty());
+    let field = HashField {
+        field: b("f"),
+        value: b("v"),
+        expire_ms: Some(NOW + 1),
+    };
+    old.handle_event(&key(0, "h", ValueType::Hash, None), NOW, &mut out)
+        .unwrap();
+    old.handle_event(
+        &Event::Value(ValueChunk::HashFields(vec![field])),
+        NOW,
+        &mut out,
+    )
+    .unwrap();
+    let err = old.handle_event(&end(), NOW, &mut out).unwrap_err();
+    assert!(matches!(err, RewriteError::TargetTooOld { .. }), "{err}");
+    assert_eq!(
+        text(&out),
+        ["SELECT 0", "DEL h", "HSET h f v"],
+        "the data is still written"
+    );
+}
