@@ -138,7 +138,7 @@ pub enum Error {
         /// Bytes of the payload read before the error.
         payload_offset: u64,
         /// The decoder's error.
-        source: redis_sync_rdb::Error,
+        source: Box<redis_sync_rdb::Error>,
     },
     /// The command stream could not be decoded.
     #[error("bad command stream from {addr} at replication offset {offset}: {source}")]
@@ -148,7 +148,7 @@ pub enum Error {
         /// The replication offset of the frame that failed.
         offset: u64,
         /// The decoder's error.
-        source: redis_sync_resp::Error,
+        source: Box<redis_sync_resp::Error>,
     },
     /// The command stream held a frame that is not a command.
     #[error(

@@ -349,17 +349,16 @@ pub(crate) async fn handshake(
     {
         tracing::info!(%addr, "(non critical) REPLCONF capa refused: {e}");
     }
-    if let Some(v) = config.announce_version.clone().or(valkey_version) {
-        if let Reply::Error(e) = link
+    if let Some(v) = config.announce_version.clone().or(valkey_version)
+        && let Reply::Error(e) = link
             .call(
                 &[b"REPLCONF", b"version", v.as_bytes()],
                 "REPLCONF version",
                 t,
             )
             .await?
-        {
-            tracing::info!(%addr, "(non critical) REPLCONF version refused: {e}");
-        }
+    {
+        tracing::info!(%addr, "(non critical) REPLCONF version refused: {e}");
     }
 
     let (replid, offset) = match resume {

@@ -215,11 +215,8 @@ fn drain(framer: &mut PayloadFramer, input: &[u8], split: usize) -> (Vec<Payload
     let mut rest = Vec::new();
     for (i, chunk) in [&input[..split], &input[split..]].into_iter().enumerate() {
         buf.extend_from_slice(chunk);
-        loop {
-            match framer.poll(&mut buf).expect("valid payload") {
-                Some(item) => items.push(item),
-                None => break,
-            }
+        while let Some(item) = framer.poll(&mut buf).expect("valid payload") {
+            items.push(item);
         }
         if i == 1 {
             rest = buf.to_vec();

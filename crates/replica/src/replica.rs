@@ -406,7 +406,7 @@ async fn session(
                     return Error::Resp {
                         addr,
                         offset: stream.offset(),
-                        source,
+                        source: Box::new(source),
                     }
                     .into();
                 }
@@ -592,7 +592,7 @@ async fn drain_rdb(
                 return Err(Error::Rdb {
                     addr: String::new(),
                     payload_offset: 0,
-                    source,
+                    source: Box::new(source),
                 }
                 .into());
             }
