@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use redis_sync_testkit::{
-    DatasetInfo, DatasetOptions, Server, ServerVersion, compare_data, versions, write_dataset,
+    DatasetInfo, DatasetOptions, Flavor, Server, ServerVersion, compare_data, versions,
+    write_dataset,
 };
 
 use crate::util::{flush, rdb, replay, server_with_modules};
@@ -177,33 +178,42 @@ fn every_version_round_trips_through_resp_and_restore() {
     eprintln!("oracle passed on {} versions", all.len());
 }
 
-/// The oracle has teeth: dropping the commands that only groups, the PEL or expiry depend on
-/// (invisible to a plain key listing) makes the comparison fail.
+/// The oracle has teeth: dropping the commands that only groups, the PEL, expiry, field TTLs
+/// or functions depend on (invisible to a plain key listing) makes the comparison fail. Run on
+/// the newest Redis and the newest Valkey.
 #[test]
-fn oracle_detects_missing_pel_and_expiry_commands() {
-    let Some(v) = versions().into_iter().rfind(|v| v.at_least(7, 0)) else {
-        return;
-    };
-    let source = server_with_modules(&v);
-    let info = write_dataset(&source, &DatasetOptions::default());
-    let out = rdb(&source.save(), "resp");
-    let target = server_with_modules(&v);
-    let without = |name: &[u8]| -> Vec<u8> {
-        let mut kept = Vec::new();
-        for (args, range) in crate::util::split_commands(&out) {
-            if !args[0].eq_ignore_ascii_case(name) {
-                kept.extend_from_slice(&out[range]);
+fn oracle_detects_missing_commands() {
+    let all = versions();
+    let newest = |f: Flavor| all.iter().rfind(|v| v.flavor() == f && v.at_least(7, 0));
+    for v in [newest(Flavor::Redis), newest(Flavor::Valkey)]
+        .into_iter()
+        .flatten()
+    {
+        let source = server_with_modules(v);
+        let info = write_dataset(&source, &DatasetOptions::default());
+        let out = rdb(&source.save(), "resp");
+        let target = server_with_modules(v);
+        let without = |name: &[u8]| -> Vec<u8> {
+            let mut kept = Vec::new();
+            for (args, range) in crate::util::split_commands(&out) {
+                if !args[0].eq_ignore_ascii_case(name) {
+                    kept.extend_from_slice(&out[range]);
+                }
             }
+            kept
+        };
+        let mut dropped: Vec<&[u8]> = vec![b"XCLAIM", b"PEXPIREAT", b"XSETID", b"FUNCTION"];
+        if info.hash_field_ttls {
+            dropped.push(b"HPEXPIREAT");
         }
-        kept
-    };
-    for dropped in [&b"XCLAIM"[..], b"PEXPIREAT", b"XSETID", b"FUNCTION"] {
-        flush(&target);
-        replay(&target, &without(dropped));
-        let name = String::from_utf8_lossy(dropped);
-        assert!(
-            compare_data(&source, &target, &info).is_err(),
-            "{v}: the oracle must notice that every {name} is missing"
-        );
+        for name in dropped {
+            flush(&target);
+            replay(&target, &without(name));
+            let name = String::from_utf8_lossy(name);
+            assert!(
+                compare_data(&source, &target, &info).is_err(),
+                "{v}: the oracle must notice that every {name} is missing"
+            );
+        }
     }
 }

@@ -441,11 +441,7 @@ fn hashes(w: &mut Writer<'_>, n: usize, future: i64) {
     w.call(&["PEXPIREAT", &k, &(future + 99).to_string()]);
     w.record(&k, "hash");
     let v = w.version;
-    let field_ttls = match v.flavor() {
-        Flavor::Redis => v.at_least(7, 4),
-        Flavor::Valkey => v.at_least(9, 0),
-    };
-    if field_ttls {
+    if supports_field_ttls(v) {
         w.info.hash_field_ttls = true;
         // Small (listpack with TTLs) …
         let k = w.name("hash:ttl-small");
@@ -735,6 +731,48 @@ fn stream_groups_v5(c: &mut Client, key: &str) -> Vec<Reply> {
     out
 }
 
+fn supports_field_ttls(v: &ServerVersion) -> bool {
+    match v.flavor() {
+        Flavor::Redis => v.at_least(7, 4),
+        Flavor::Valkey => v.at_least(9, 0),
+    }
+}
+
+/// `field → HPEXPIRETIME` of every field of a hash (absolute ms, -1 without TTL).
+fn field_ttls(c: &mut Client, key: &str) -> Result<Vec<(Vec<u8>, i64)>, String> {
+    let fields: Vec<Vec<u8>> = match call(c, &["HKEYS", key])? {
+        Reply::Array(Some(items)) => items.iter().filter_map(|f| f.bulk()).collect(),
+        other => return Err(format!("HKEYS {key}: {}", show(&other))),
+    };
+    if fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args: Vec<Vec<u8>> = vec![
+        b("HPEXPIRETIME"),
+        b(key),
+        b("FIELDS"),
+        b(fields.len().to_string()),
+    ];
+    args.extend(fields.iter().cloned());
+    let times = match c
+        .call(&args)
+        .map_err(|e| format!("HPEXPIRETIME {key}: {e}"))?
+    {
+        Reply::Array(Some(items)) => items,
+        other => return Err(format!("HPEXPIRETIME {key}: {}", show(&other))),
+    };
+    let mut out: Vec<(Vec<u8>, i64)> = fields
+        .into_iter()
+        .zip(
+            times
+                .iter()
+                .map(|t| if let Reply::Int(i) = t { *i } else { i64::MIN }),
+        )
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 fn sorted_functions(c: &mut Client) -> Vec<String> {
     let reply = c
         .call(&["FUNCTION", "LIST", "WITHCODE"])
@@ -778,8 +816,9 @@ fn call(c: &mut Client, args: &[&str]) -> Result<Reply, String> {
 
 /// Asserts that `b` holds the same data as `a`: `DEBUG DIGEST`, the key count of every db in
 /// `info`, `XINFO STREAM key FULL` of every stream (on 5.0: groups, consumers and PEL through
-/// `XINFO GROUPS`/`CONSUMERS` and `XPENDING`), `DUMP` of every module key and, on 7.0+, the
-/// function libraries. On a digest mismatch the message lists the keys that differ.
+/// `XINFO GROUPS`/`CONSUMERS` and `XPENDING`), `DUMP` of every module key, the field TTLs
+/// (`HPEXPIRETIME`) of every hash where the version has them (Valkey's digest ignores them)
+/// and, on 7.0+, the function libraries. On a digest mismatch the message lists the keys that differ.
 #[track_caller]
 pub fn assert_same_data(a: &Server, b: &Server, info: &DatasetInfo) {
     if let Err(e) = compare_data(a, b, info) {
@@ -866,6 +905,19 @@ pub fn compare_data(a: &Server, b: &Server, info: &DatasetInfo) -> Result<(), St
             return Err(format!(
                 "DUMP {key} (db {db}) differs between {va} and {vb}"
             ));
+        }
+    }
+    if supports_field_ttls(a.version()) {
+        // Valkey 9's DEBUG DIGEST ignores hash field TTLs: compare them field by field.
+        for k in info.keys.iter().filter(|k| k.kind == "hash") {
+            select_both(&mut ca, &mut cb, k.db)?;
+            let (ta, tb) = (field_ttls(&mut ca, &k.key)?, field_ttls(&mut cb, &k.key)?);
+            if ta != tb {
+                return Err(format!(
+                    "field TTLs of hash {} (db {}) differ:\n  {va}: {ta:?}\n  {vb}: {tb:?}",
+                    k.key, k.db
+                ));
+            }
         }
     }
     if !info.functions.is_empty() {
