@@ -90,7 +90,10 @@ fn module_value_beyond_the_payload_limit_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("RESTORE") && err.contains("doc"), "{err}");
-    assert!(err.contains("1 keys or libraries could not be converted"), "{err}");
+    assert!(
+        err.contains("1 keys or libraries could not be converted"),
+        "{err}"
+    );
     // The rest of the data set is still there.
     let target = Server::builder(&v).start();
     replay(&target, &out.stdout);
