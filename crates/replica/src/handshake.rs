@@ -115,6 +115,13 @@ impl Link {
                 self.bytes_read += n as u64;
                 Ok(())
             }
+            Ok(Err(source)) if source.kind() == std::io::ErrorKind::ConnectionReset => {
+                Err(Error::Closed {
+                    addr,
+                    during: format!("{step} (connection reset)"),
+                    hint: closed_hint(step),
+                })
+            }
             Ok(Err(source)) => Err(Error::Io {
                 addr,
                 during: step.to_string(),

@@ -6,3 +6,4 @@ mod common;
 mod resume;
 mod slow;
 mod sync;
+mod tls;
