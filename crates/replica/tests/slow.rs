@@ -153,3 +153,70 @@ fn slow_consumer_keeps_the_link() {
         slow_consumer(v);
     }
 }
+
+/// A consumer too slow for the spool's limit: a clear error after the queued data, not a
+/// silent stall or an unbounded file.
+#[test]
+fn full_spool_is_a_clear_error() {
+    let Some(v) = versions().pop() else { return };
+    let rt = runtime();
+    let source = server(&v, &[]);
+    let target = server(&v, &[]);
+    let spool_dir = tempfile::tempdir().unwrap();
+    let mut replica = {
+        let _g = rt.enter();
+        ReplicaBuilder::new(source.addr())
+            .spool(SpoolConfig {
+                memory_limit: 64 * 1024,
+                dir: Some(spool_dir.path().to_path_buf()),
+                file_limit: 1 << 20,
+            })
+            .event_capacity(16)
+            .start(std::future::pending())
+    };
+    let mut a = Applier::new(&target);
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(30),
+        "the payload",
+        |a, _| a.rdb_done,
+    );
+    // 4 MB of writes while the consumer takes nothing.
+    let mut c = source.client();
+    let value = "y".repeat(4096);
+    for i in 0..1000 {
+        c.send(&["SET", &format!("fill:{i}"), &value]).unwrap();
+    }
+    for _ in 0..1000 {
+        assert!(!c.read_reply().unwrap().is_error());
+    }
+    let metrics = replica.metrics();
+    redis_sync_testkit::poll_until(Duration::from_secs(10), "the spool to fill", || {
+        (metrics.spooled_bytes() > 900 * 1024).then_some(())
+    });
+    // Now consume: the queued commands come first, then the error.
+    let e = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match replica.next_event().await {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return e,
+                    None => panic!("stopped without an error"),
+                }
+            }
+        })
+        .await
+        .expect("the error within 30 s")
+    });
+    assert!(
+        matches!(
+            e,
+            redis_sync_replica::Error::SpoolFull { limit: 1048576, .. }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("raise the spool limit"), "{e}");
+    eprintln!("ok {v}: {e}");
+}

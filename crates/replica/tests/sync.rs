@@ -155,3 +155,82 @@ fn full_sync_and_stream_every_redis_version() {
 fn full_sync_and_stream_every_valkey_version() {
     run_matrix(Flavor::Valkey);
 }
+
+/// A source that does not know `PSYNC` (a test peer replaying a real server's RDB): the
+/// replica falls back to `SYNC`, decodes the payload and the stream, and says offsets are
+/// not available for resumption.
+#[test]
+fn falls_back_to_sync_when_psync_is_unknown() {
+    use std::io::{Read, Write};
+
+    use redis_sync_replica::ReplicaEvent;
+
+    let Some(v) = redis_sync_testkit::versions().into_iter().next() else {
+        return;
+    };
+    let real = redis_sync_testkit::Server::builder(&v).start();
+    real.cmd(&["SET", "from-rdb", "1"]).ok();
+    let rdb = std::fs::read(real.save()).unwrap();
+    let rdb_len = rdb.len() as u64;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "the replica closed early");
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.contains("PSYNC") {
+                s.write_all(b"-ERR unknown command 'PSYNC'\r\n").unwrap();
+            } else if text.contains("SYNC") {
+                s.write_all(format!("\n\n${}\r\n", rdb.len()).as_bytes())
+                    .unwrap();
+                s.write_all(&rdb).unwrap();
+                s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\n")
+                    .unwrap();
+                break;
+            } else if text.contains("INFO") {
+                s.write_all(b"$-1\r\n").unwrap();
+            } else {
+                s.write_all(b"+OK\r\n").unwrap();
+            }
+        }
+        // Hold the link until the replica hangs up.
+        let _ = s.read(&mut buf);
+    });
+    let rt = runtime();
+    let _g = rt.enter();
+    let mut replica = ReplicaBuilder::new(addr).start(std::future::pending());
+    let mut seen = Vec::new();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(ev) = replica.next_event().await {
+                let ev = ev.expect("no error");
+                let done = matches!(ev, ReplicaEvent::Command { .. });
+                seen.push(ev);
+                if done {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the SYNC payload and a command within 10 s");
+    });
+    assert!(seen.iter().any(|e| matches!(e,
+        ReplicaEvent::FullResync { replid, rdb_size: Some(n), .. } if replid == "?" && *n == rdb_len)));
+    assert!(seen.iter().any(
+        |e| matches!(e, ReplicaEvent::Rdb(redis_sync_rdb::Event::Key(k)) if k.key == "from-rdb")
+    ));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, ReplicaEvent::RdbDone { .. }))
+    );
+    assert!(
+        matches!(seen.last(), Some(ReplicaEvent::Command { args, db: 0, .. }) if args[0] == "SET")
+    );
+    assert_eq!(replica.resume_point(), None, "no resumption after SYNC");
+    drop(replica);
+    peer.join().unwrap();
+}
