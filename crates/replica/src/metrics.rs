@@ -24,6 +24,7 @@ pub struct Metrics {
     full_syncs: AtomicU64,
     partial_syncs: AtomicU64,
     link_losses: AtomicU64,
+    getacks: AtomicU64,
 }
 
 impl Metrics {
@@ -94,6 +95,10 @@ impl Metrics {
     pub fn partial_syncs(&self) -> u64 {
         self.partial_syncs.load(Relaxed)
     }
+    /// `REPLCONF GETACK` requests received from the source (each answered with an ACK).
+    pub fn getacks(&self) -> u64 {
+        self.getacks.load(Relaxed)
+    }
     /// Times the link was lost.
     pub fn link_losses(&self) -> u64 {
         self.link_losses.load(Relaxed)
@@ -151,6 +156,9 @@ impl Metrics {
     }
     pub(crate) fn add_partial_sync(&self) {
         self.partial_syncs.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn add_getack(&self) {
+        self.getacks.fetch_add(1, Relaxed);
     }
     pub(crate) fn add_link_loss(&self) {
         self.link_losses.fetch_add(1, Relaxed);

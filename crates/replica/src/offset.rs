@@ -69,6 +69,9 @@ pub(crate) struct ProgressState {
     pub(crate) db: u32,
     /// Offset after the last event handed to the consumer's queue.
     pub(crate) last_event: u64,
+    /// A `REPLCONF GETACK` is waiting for the consumer to apply up to this offset (the
+    /// offset before the GETACK, as a Redis replica answers).
+    pub(crate) getack_target: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -399,6 +399,7 @@ async fn session(
     let mut stream = CommandStream::new(base, db);
     loop {
         loop {
+            let before = stream.offset();
             let item = match stream.poll(&mut buf) {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
@@ -424,8 +425,10 @@ async fn session(
                 let mut p = shared.progress.lock();
                 p.decoded = offset;
                 p.db = db;
-                if matches!(item, StreamItem::Command { .. }) {
-                    p.last_event = offset;
+                match item {
+                    StreamItem::Command { .. } => p.last_event = offset,
+                    StreamItem::GetAck => p.getack_target = Some(before),
+                    StreamItem::Control => {}
                 }
             }
             metrics.set_offset(offset);
@@ -455,7 +458,10 @@ async fn session(
                         return g.into();
                     }
                 }
-                StreamItem::GetAck => ack_now.notify_one(),
+                StreamItem::GetAck => {
+                    metrics.add_getack();
+                    ack_now.notify_one();
+                }
                 StreamItem::Control => {}
             }
         }
@@ -647,7 +653,8 @@ async fn reader(
     }
 }
 
-/// Sends `REPLCONF ACK <offset>` every `interval` and whenever asked (GETACK, end of payload).
+/// Sends `REPLCONF ACK <offset>` every `interval`, and answers `REPLCONF GETACK` as soon as
+/// the consumer has applied everything before it (so the source's `WAIT` means "applied").
 ///
 /// Right after going online the ACK is repeated every 50 ms for 2 s: after a diskless payload
 /// the source starts the command stream on the first ACK it receives *after* it has reaped its
@@ -663,16 +670,19 @@ async fn writer(
 ) {
     const EAGER: Duration = Duration::from_millis(50);
     const EAGER_FOR: Duration = Duration::from_secs(2);
+    const GETACK_POLL: Duration = Duration::from_millis(5);
     let mut online_since: Option<tokio::time::Instant> = None;
+    let mut last_sent: Option<tokio::time::Instant> = None;
     loop {
-        let pause = match online_since {
+        let period = match online_since {
             Some(t) if t.elapsed() < EAGER_FOR => EAGER.min(interval),
             _ => interval,
         };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = ack_now.notified() => {}
-        }
+        let pending = shared.progress.lock().getack_target.is_some();
+        let kicked = tokio::select! {
+            () = tokio::time::sleep(if pending { GETACK_POLL } else { period }) => false,
+            () = ack_now.notified() => true,
+        };
         if !online.load(Ordering::Relaxed) {
             continue;
         }
@@ -680,10 +690,24 @@ async fn writer(
         let Some(offset) = shared.progress.ack_offset(shared.applied.get()) else {
             continue;
         };
+        let answered = {
+            let mut p = shared.progress.lock();
+            match p.getack_target {
+                Some(t) if offset >= t => {
+                    p.getack_target = None;
+                    true
+                }
+                _ => false,
+            }
+        };
+        let due = last_sent.is_none_or(|t| t.elapsed() >= period);
+        if !(answered || kicked || due) {
+            continue;
+        }
         let offset = offset.to_string();
         let cmd = encode_command(&[b"REPLCONF", b"ACK", offset.as_bytes()]);
         match tokio::time::timeout(timeout, wr.write_all(&cmd)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => last_sent = Some(tokio::time::Instant::now()),
             // The reader notices a dead link; nothing more to do here.
             _ => return,
         }
