@@ -17,7 +17,7 @@
 //! with an `unknown` or `incomplete` spec, so a new quirk cannot slip in unnoticed.
 
 use crate::error::{Error, show};
-use crate::table::{BeginSearch, CommandDef, FindKeys, KeySpecFlags};
+use crate::table::{BeginSearch, CommandDef, FindKeys, Flags, KeySpecFlags};
 
 /// One key argument of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,16 +54,19 @@ pub fn key_positions<A: AsRef<[u8]>>(
     out: &mut Vec<KeyPos>,
 ) -> Result<(), Error> {
     out.clear();
-    match def.name {
-        "migrate" => {
-            migrate_keys(args, out);
-            return Ok(());
+    // Only commands with movable keys can need a key procedure (checked first: it is cheap).
+    if def.flags().contains(Flags::MOVABLEKEYS) {
+        match def.name {
+            "migrate" => {
+                migrate_keys(args, out);
+                return Ok(());
+            }
+            "sort" => {
+                sort_keys(args, out);
+                return Ok(());
+            }
+            _ => {}
         }
-        "sort" => {
-            sort_keys(args, out);
-            return Ok(());
-        }
-        _ => {}
     }
     let argc = args.len() as i64;
     for spec in def.key_specs() {

@@ -104,12 +104,16 @@ const REFUSE: &str = "not a replicated command: a master does not send it to its
 
 /// The sync action for a command `def`.
 pub fn sync_action(def: &CommandDef, options: SyncOptions) -> SyncAction {
+    // The common case first: a replicated write.
+    if def.flags().contains(Flags::WRITE) {
+        return SyncAction::Apply;
+    }
     match def.name {
         "ping" => SyncAction::Skip(SkipReason::KeepAlive),
         "replconf" => SyncAction::Skip(SkipReason::ReplicationProtocol),
         "publish" | "spublish" if options.forward_pubsub => SyncAction::Apply,
         "publish" | "spublish" => SyncAction::Skip(SkipReason::PubSub),
-        n if def.flags().contains(Flags::WRITE) || APPLY.contains(&n) => SyncAction::Apply,
+        n if APPLY.contains(&n) => SyncAction::Apply,
         _ => SyncAction::Refuse(REFUSE),
     }
 }

@@ -256,48 +256,83 @@ pub fn commands() -> &'static [CommandDef] {
 const INDEX_SIZE: usize = 1024;
 const EMPTY_SLOT: u16 = u16::MAX;
 
-/// FNV-1a over the ASCII-lower-cased name.
-fn name_hash(name: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in name {
-        h ^= u32::from(b.to_ascii_lowercase());
-        h = h.wrapping_mul(0x0100_0193);
+/// Up to eight bytes as a little-endian word (zero-padded), ASCII upper case lowered: a SWAR
+/// `to_ascii_lowercase` that leaves every other byte (non-letters, bytes >= 0x80) alone.
+#[inline]
+fn lower_word(chunk: &[u8]) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut w = 0u64;
+    for (i, &b) in chunk.iter().take(8).enumerate() {
+        w |= u64::from(b) << (8 * i);
     }
-    h
+    let low7 = w & (ONES * 0x7f);
+    // High bit of each byte: set when the byte's low 7 bits are >= 'A', resp. > 'Z'.
+    let ge_a = low7.wrapping_add(ONES * (0x80 - u64::from(b'A')));
+    let gt_z = low7.wrapping_add(ONES * (0x7f - u64::from(b'Z')));
+    let upper = ge_a & !gt_z & !w & (ONES * 0x80);
+    w | (upper >> 2)
 }
 
-fn index() -> &'static [u16; INDEX_SIZE] {
-    static INDEX: OnceLock<Box<[u16; INDEX_SIZE]>> = OnceLock::new();
+#[inline]
+fn name_hash(first: u64, len: usize) -> usize {
+    let h = (first ^ (len as u64).rotate_left(59)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 54) as usize % INDEX_SIZE
+}
+
+/// Open-addressing index of `commands()`: (lower-cased first word, length, position).
+struct Index {
+    slots: [(u64, u16, u16); INDEX_SIZE],
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Box<Index>> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut t = Box::new([EMPTY_SLOT; INDEX_SIZE]);
+        let mut t = Box::new(Index {
+            slots: [(0, 0, EMPTY_SLOT); INDEX_SIZE],
+        });
         for (i, c) in commands().iter().enumerate().take(INDEX_SIZE / 2) {
-            let mut at = name_hash(c.name.as_bytes()) as usize % INDEX_SIZE;
-            while t[at] != EMPTY_SLOT {
+            let (w, len) = (lower_word(c.name.as_bytes()), c.name.len());
+            let mut at = name_hash(w, len);
+            while t.slots[at].2 != EMPTY_SLOT {
                 at = (at + 1) % INDEX_SIZE;
             }
-            t[at] = i as u16;
+            t.slots[at] = (w, len as u16, i as u16);
         }
         t
     })
 }
 
+/// True when `name` lower-cased equals `lower` beyond the first eight bytes (already equal).
+#[inline]
+fn rest_equal(lower: &[u8], name: &[u8]) -> bool {
+    lower.len() == name.len()
+        && lower[8.min(lower.len())..]
+            .chunks(8)
+            .zip(name[8.min(name.len())..].chunks(8))
+            .all(|(a, b)| lower_word(a) == lower_word(b))
+}
+
 /// The top-level command called `name` (ASCII case-insensitive), e.g. `b"set"` or `b"FUNCTION"`.
 pub fn command(name: &[u8]) -> Option<&'static CommandDef> {
-    if name.len() > 64 {
+    if name.len() > 64 || name.is_empty() {
         return None;
     }
     let table = index();
     let cmds = commands();
-    let mut at = name_hash(name) as usize % INDEX_SIZE;
+    let w = lower_word(name);
+    let mut at = name_hash(w, name.len());
     // At most half the slots are used, so an empty slot is always reached.
     for _ in 0..INDEX_SIZE {
-        let i = table[at];
+        let (sw, slen, i) = table.slots[at];
         if i == EMPTY_SLOT {
             return None;
         }
-        let c = &cmds[i as usize];
-        if c.name.as_bytes().eq_ignore_ascii_case(name) {
-            return Some(c);
+        if sw == w && usize::from(slen) == name.len() {
+            // Table names are lower case; the first word matched exactly.
+            let c = &cmds[usize::from(i)];
+            if name.len() <= 8 || rest_equal(c.name.as_bytes(), name) {
+                return Some(c);
+            }
         }
         at = (at + 1) % INDEX_SIZE;
     }
@@ -323,6 +358,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lower_word_lowers_only_letters() {
+        let all: Vec<u8> = (0..=255).collect();
+        for chunk in all.chunks(8) {
+            let want: Vec<u8> = chunk.iter().map(u8::to_ascii_lowercase).collect();
+            assert_eq!(lower_word(chunk), lower_word_ref(&want), "{chunk:?}");
+        }
+        assert_eq!(lower_word(b"SET"), u64::from_le_bytes(*b"set\0\0\0\0\0"));
+    }
+
+    fn lower_word_ref(b: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    }
+
+    #[test]
     fn every_command_is_found_by_name() {
         assert!(commands().len() > 200, "only {} commands", commands().len());
         assert!(commands().len() < INDEX_SIZE / 2);
@@ -338,6 +389,12 @@ mod tests {
         assert!(command(b"nosuchcommand").is_none());
         assert!(command(b"").is_none());
         assert!(command(&[0xff; 100]).is_none());
+        // Bytes that differ from a name only in bit 0x20 but are not letters do not match.
+        assert!(command(b"restore\x0dasking").is_none());
+        assert!(command(b"RESTORE-ASKING").is_some());
+        assert!(command(b"s\xc5t").is_none());
+        assert!(command(b"SeT").is_some());
+        assert!(command(b"georadius_r\x0f").is_none());
     }
 
     #[test]
