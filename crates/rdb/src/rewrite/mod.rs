@@ -235,6 +235,8 @@ struct KeyState {
     module: Option<ModuleType>,
     /// Hash: some fields had TTLs the target cannot set.
     lost_field_ttls: bool,
+    /// Value chunks seen (an aggregate with none is empty: servers skip it on load).
+    chunks: u64,
     /// Restore mode: commands held back, their size, and whether the hold overflowed.
     held: Vec<Command>,
     held_bytes: usize,
@@ -368,6 +370,7 @@ impl Rewriter {
             consumer: None,
             module: None,
             lost_field_ttls: false,
+            chunks: 0,
             held: Vec::new(),
             held_bytes: 0,
             flushed: false,
@@ -415,6 +418,7 @@ impl Rewriter {
         if st.skip {
             return Ok(());
         }
+        st.chunks += 1;
         let key = st.key.key.clone();
         match chunk {
             ValueChunk::String(piece) => {
@@ -555,9 +559,9 @@ impl Rewriter {
         }
         let mut c = vec![Bytes::from_static(b"XSETID"), key, id(m.last_id)];
         if self.target.at_least(7, 0) {
-            if let Some(n) = m.entries_added {
-                c.extend([Bytes::from_static(b"ENTRIESADDED"), int(n)]);
-            }
+            // Stream v1 files have no counter; the server's loader then takes the length.
+            let added = m.entries_added.unwrap_or(m.length);
+            c.extend([Bytes::from_static(b"ENTRIESADDED"), int(added)]);
             if let Some(d) = m.max_deleted_id {
                 c.extend([Bytes::from_static(b"MAXDELETEDID"), id(d)]);
             }
@@ -679,7 +683,14 @@ impl Rewriter {
         }
         let k = &st.key;
         let is_module = k.value_type == ValueType::Module || st.module.is_some();
-        let use_payload = is_module || self.mode == Mode::Restore;
+        // An empty list/set/zset/hash: the server skips it when loading a file, and RESTORE
+        // refuses its payload. Only the DEL remains.
+        let empty_aggregate = st.chunks == 0
+            && matches!(
+                k.value_type,
+                ValueType::List | ValueType::Set | ValueType::SortedSet | ValueType::Hash
+            );
+        let use_payload = (is_module || self.mode == Mode::Restore) && !empty_aggregate;
         if let (true, Some(p)) = (use_payload, payload) {
             if st.flushed {
                 out.append(&mut st.held);

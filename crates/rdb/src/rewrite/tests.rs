@@ -508,3 +508,30 @@ fn old_targets_report_what_they_cannot_take() {
         "the data is still written"
     );
 }
+
+#[test]
+fn empty_aggregates_get_no_restore() {
+    let mut rw = Rewriter::builder().mode(Mode::Restore).build();
+    let with = Event::KeyEnd {
+        restore_payload: Some(b("P")),
+    };
+    let out = run(&mut rw, &[key(0, "s", ValueType::Set, None), with]);
+    assert_eq!(out, ["SELECT 0", "DEL s"]);
+}
+
+#[test]
+fn stream_v1_entries_added_defaults_to_length() {
+    let meta = StreamMeta {
+        length: 7,
+        last_id: sid(9, 0),
+        first_id: None,
+        max_deleted_id: None,
+        entries_added: None,
+    };
+    let ev = [
+        key(0, "s", ValueType::Stream, None),
+        Event::Value(ValueChunk::StreamMeta(meta)),
+        end(),
+    ];
+    assert_eq!(convert(&ev).last().unwrap(), "XSETID s 9-0 ENTRIESADDED 7");
+}
