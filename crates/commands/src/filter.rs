@@ -479,10 +479,10 @@ impl Filter {
         if !self.command_passes(def) {
             return Ok(Decision::Drop(DropReason::Command));
         }
-        if let Some(t) = DataType::of(def) {
-            if !self.type_passes(t) {
-                return Ok(Decision::Drop(DropReason::Type(t)));
-            }
+        if let Some(t) = DataType::of(def)
+            && !self.type_passes(t)
+        {
+            return Ok(Decision::Drop(DropReason::Type(t)));
         }
         let mut out = None;
         let real: Vec<&KeyPos> = keys.iter().filter(|k| k.is_key()).collect();

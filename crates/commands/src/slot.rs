@@ -91,10 +91,10 @@ fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
 pub fn hash_tag(key: &[u8]) -> &[u8] {
     if let Some(open) = find_byte(key, b'{') {
         let rest = &key[open + 1..];
-        if let Some(close) = find_byte(rest, b'}') {
-            if close > 0 {
-                return &rest[..close];
-            }
+        if let Some(close) = find_byte(rest, b'}')
+            && close > 0
+        {
+            return &rest[..close];
         }
     }
     key

@@ -345,10 +345,10 @@ pub fn command(name: &[u8]) -> Option<&'static CommandDef> {
 /// to the container itself.
 pub fn lookup<A: AsRef<[u8]>>(args: &[A]) -> Option<&'static CommandDef> {
     let c = command(args.first()?.as_ref())?;
-    if !c.subcommands.is_empty() {
-        if let Some(sub) = args.get(1).and_then(|s| c.subcommand(s.as_ref())) {
-            return Some(sub);
-        }
+    if !c.subcommands.is_empty()
+        && let Some(sub) = args.get(1).and_then(|s| c.subcommand(s.as_ref()))
+    {
+        return Some(sub);
     }
     Some(c)
 }
