@@ -204,8 +204,20 @@ fn parse_version(v: &str) -> (u32, u32, u32) {
 
 /// Asks a node for its version, `proto-max-bulk-len`, cluster mode and RDB version.
 pub(crate) async fn probe(conn: &mut Conn) -> Result<TargetInfo, Error> {
-    let info = conn.call(&["INFO", "server"]).await?;
-    if let Frame::Error(e) = &info {
+    let mut info = conn.call(&["INFO", "server"]).await?;
+    // A target that is loading its data or running a long script answers later.
+    for attempt in 0..100u64 {
+        match &info {
+            Frame::Error(e) if e.starts_with(b"LOADING") || e.starts_with(b"BUSY ") => {
+                tokio::time::sleep(Duration::from_millis(20 * attempt.min(25))).await;
+                info = conn.call(&["INFO", "server"]).await?;
+            }
+            _ => break,
+        }
+    }
+    if let Frame::Error(e) = &info
+        && (e.starts_with(b"NOAUTH") || e.starts_with(b"WRONGPASS") || e.starts_with(b"NOPERM"))
+    {
         // NOAUTH (no or wrong password) or NOPERM: nothing will work.
         return Err(Error::Auth {
             addr: conn.addr.clone(),

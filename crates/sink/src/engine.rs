@@ -210,6 +210,8 @@ pub(crate) struct Engine {
     dead_letter: Option<DeadLetter>,
     limiter: Limiter,
     fatal: Option<Error>,
+    /// The command that caused `fatal`.
+    stop_seq: Option<u64>,
     connect_failures: u32,
 }
 
@@ -272,6 +274,7 @@ impl Engine {
             dead_letter,
             limiter,
             fatal: None,
+            stop_seq: None,
             connect_failures: 0,
         };
         let (addr, conn) = first;
@@ -315,6 +318,8 @@ impl Engine {
             self.dispatch().await?;
             self.write_out().await?;
             if let Some(e) = self.fatal.take() {
+                // Acknowledge what succeeded before the failed command, then stop.
+                let _ = self.update_acks();
                 return Err(e);
             }
             self.update_acks()?;
@@ -652,24 +657,25 @@ impl Engine {
         ));
     }
 
-    /// Which node `e` goes to.
-    fn target_of(&self, e: &Entry) -> Result<String, Error> {
-        if let Some(a) = e.ask.as_ref().or(e.pinned.as_ref()) {
-            return Ok(a.clone());
+    /// Which node `e` goes to (its index in `nodes`).
+    fn target_of(&mut self, e_ask: Option<&str>, slot: Option<u16>) -> Result<usize, Error> {
+        if let Some(a) = e_ask {
+            return Ok(self.node_index(a));
         }
-        match &self.slots {
-            None => Ok(self.settings.seeds[0].clone()),
-            Some(map) => {
-                let slot = e.slot.unwrap_or(0);
-                map.get(slot)
-                    .map(str::to_string)
-                    .ok_or_else(|| Error::Topology {
-                        message: format!(
-                            "no master serves slot {slot} (cluster not fully covered?)"
-                        ),
-                    })
-            }
+        let Some(map) = &self.slots else {
+            return Ok(0); // standalone: the one node
+        };
+        let slot = slot.unwrap_or(0);
+        let Some(addr) = map.get(slot) else {
+            return Err(Error::Topology {
+                message: format!("no master serves slot {slot} (cluster not fully covered?)"),
+            });
+        };
+        if let Some(&i) = self.by_addr.get(addr) {
+            return Ok(i);
         }
+        let addr = addr.to_string();
+        Ok(self.node_index(&addr))
     }
 
     /// Places pending commands until the queue is empty, a window is full, the rate limit
@@ -691,8 +697,9 @@ impl Engine {
                 }
             }
             let wire = front.wire;
-            let addr = self.target_of(front)?;
-            let i = self.node_index(&addr);
+            let slot = front.slot;
+            let pinned = front.ask.clone().or_else(|| front.pinned.clone());
+            let i = self.target_of(pinned.as_deref(), slot)?;
             let node = &self.nodes[i];
             if !node.queue.is_empty()
                 && (node.queue.len() >= self.settings.window
@@ -932,7 +939,7 @@ impl Engine {
             db: e.db,
         };
         match self.settings.policy {
-            ErrorPolicy::Stop => self.fatal = Some(err),
+            ErrorPolicy::Stop => self.fail(e.seq, err),
             ErrorPolicy::Skip => {
                 let msg = err.to_string();
                 self.skip(&e, ErrorClass::Data, &msg, &e.args);
@@ -958,7 +965,7 @@ impl Engine {
         if let Some(dl) = &mut self.dead_letter
             && let Err(err) = dl.record(e.db, e.offset, class, msg, args)
         {
-            self.fatal = Some(err);
+            self.fail(e.seq, err);
         }
     }
 
@@ -970,7 +977,8 @@ impl Engine {
             return; // the command after it will fail and be handled
         }
         if matches!(e.kind, Kind::Select) && !matches!(class, ErrorClass::Retryable) {
-            self.fatal = Some(self.rejected(i, &e, &e.args, ErrorClass::Fatal, &text, msg));
+            let err = self.rejected(i, &e, &e.args, ErrorClass::Fatal, &text, msg);
+            self.fail(e.seq, err);
             return;
         }
         match class {
@@ -990,7 +998,7 @@ impl Engine {
                         if let Error::Rejected { advice, .. } = &mut err {
                             *advice = "the target is a cluster node: configure the sink with the cluster's addresses (cluster mode)";
                         }
-                        self.fatal = Some(err);
+                        self.fail(e.seq, err);
                         return;
                     }
                     (None, _) => {
@@ -1032,7 +1040,8 @@ impl Engine {
                 }
                 match self.settings.policy {
                     ErrorPolicy::Stop => {
-                        self.fatal = Some(self.rejected(i, &e, &failed_args, class, &text, msg));
+                        let err = self.rejected(i, &e, &failed_args, class, &text, msg);
+                        self.fail(e.seq, err);
                     }
                     ErrorPolicy::Skip => {
                         self.skip(&e, class, &text, &failed_args);
@@ -1041,7 +1050,8 @@ impl Engine {
                 }
             }
             ErrorClass::Fatal => {
-                self.fatal = Some(self.rejected(i, &e, &e.args, class, &text, msg));
+                let err = self.rejected(i, &e, &e.args, class, &text, msg);
+                self.fail(e.seq, err);
             }
         }
     }
@@ -1066,15 +1076,25 @@ impl Engine {
         }
     }
 
+    /// Stops the sink with `err`, caused by the command numbered `seq`: the acknowledged
+    /// offset stays before it.
+    fn fail(&mut self, seq: u64, err: Error) {
+        self.stop_seq = Some(self.stop_seq.map_or(seq, |s| s.min(seq)));
+        if self.fatal.is_none() {
+            self.fatal = Some(err);
+        }
+    }
+
     /// Keeps `e` for a resend once every node's queue has drained.
     fn hold(&mut self, mut e: Entry, last_error: &str) {
         e.attempts += 1;
         if e.attempts > self.settings.max_attempts {
-            self.fatal = Some(Error::RetriesExhausted {
+            let err = Error::RetriesExhausted {
                 command: show_command(&e.args),
                 attempts: e.attempts,
                 message: last_error.to_string(),
-            });
+            };
+            self.fail(e.seq, err);
             return;
         }
         self.held.push(e);
@@ -1152,7 +1172,7 @@ impl Engine {
     // ---- acknowledgement --------------------------------------------------------------
 
     fn update_acks(&mut self) -> Result<(), Error> {
-        let mut oldest = self.next_seq;
+        let mut oldest = self.stop_seq.unwrap_or(self.next_seq);
         if let Some(e) = self.pending.front() {
             oldest = oldest.min(e.seq);
         }

@@ -113,6 +113,9 @@ impl Sink {
     }
 
     async fn send(&self, input: Input) -> Result<(), Error> {
+        if let Some(e) = self.stopped.get() {
+            return Err(e.clone());
+        }
         self.tx.send(input).await.map_err(|_| self.stopped())
     }
 

@@ -22,6 +22,24 @@ impl RateLimit {
     pub fn none() -> Self {
         Self::default()
     }
+
+    /// At most `n` commands per second.
+    pub fn ops_per_sec(mut self, n: f64) -> Self {
+        self.ops_per_sec = Some(n);
+        self
+    }
+
+    /// At most `n` bytes per second.
+    pub fn bytes_per_sec(mut self, n: f64) -> Self {
+        self.bytes_per_sec = Some(n);
+        self
+    }
+
+    /// Back off on `BUSY`/`OOM`/`LOADING` replies and when a reply takes longer than `latency`.
+    pub fn adaptive(mut self, latency: Duration) -> Self {
+        self.adaptive = Some(latency);
+        self
+    }
 }
 
 #[derive(Debug)]

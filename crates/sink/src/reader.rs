@@ -8,7 +8,7 @@
 //! replies whose numbers the writer announced on the `want` channel (queries, `RENAMENX`
 //! under conflict mode `block`, `EXEC`). A `+OK` costs nothing more than decoding it.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use redis_sync_resp::{Decoder, Frame};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -54,11 +54,31 @@ pub(crate) async fn run(
     let mut decoder = Decoder::new();
     let mut index: u64 = 0;
     let mut next_want: Option<u64> = None;
+    // True while the decoder holds a partly received frame (it resumes it, so the fast path
+    // below must not run).
+    let mut partial = false;
     loop {
         let mut count = 0;
         let mut frames = Vec::new();
         loop {
-            match decoder.decode(&mut buf) {
+            // Fast path: `+OK` (most writes' reply) that nobody asked to see.
+            if !partial && buf.starts_with(b"+OK\r\n") {
+                while next_want.is_none_or(|w| w < index) {
+                    match want.try_recv() {
+                        Ok(w) => next_want = Some(w),
+                        Err(_) => break,
+                    }
+                }
+                if next_want != Some(index) {
+                    buf.advance(5);
+                    index += 1;
+                    count += 1;
+                    continue;
+                }
+            }
+            let decoded = decoder.decode(&mut buf);
+            partial = matches!(decoded, Ok(None));
+            match decoded {
                 Ok(Some((frame, _))) => {
                     // The writer announces a wanted number before it sends the command, so it
                     // is on the channel by the time its reply arrives.

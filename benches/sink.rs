@@ -1,0 +1,105 @@
+//! End-to-end throughput of redis-sync-sink against `redis-benchmark`, in one run, on the same
+//! target server: small `SET`s (3-byte values, one key, as `redis-benchmark -t set` writes).
+//!
+//! `cargo bench -p redis-sync-benches --bench sink` starts a real server with the test kit
+//! (`SINK_BENCH_SERVER=redis-7.0.15` to choose; default the newest Redis), runs
+//! `redis-benchmark -P 64 -t set -n 1000000 -q` (`REDIS_BENCHMARK` to point elsewhere), then
+//! the sink writing the same number of `SET`s from one producer task, three rounds each,
+//! alternating, and prints the best of each and their ratio. The goal is ≥ 90 %.
+
+use std::process::Command;
+use std::time::Instant;
+
+use bytes::Bytes;
+use redis_sync_sink::Sink;
+use redis_sync_testkit::{Flavor, Server, find, require};
+
+fn redis_benchmark(port: u16, n: u64) -> Option<f64> {
+    let bin = std::env::var("REDIS_BENCHMARK").unwrap_or_else(|_| "redis-benchmark".into());
+    let out = Command::new(bin)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-P", "64", "-t", "set", "-n", &n.to_string(), "-q"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "SET: 1234567.88 requests per second, p50=…" (after \r-separated progress lines)
+    let line = text.split(['\r', '\n']).rev().find(|l| l.starts_with("SET:"))?;
+    line.trim_start_matches("SET:")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn sink_round(rt: &tokio::runtime::Runtime, addr: &str, n: u64) -> f64 {
+    rt.block_on(async {
+        let sink = Sink::builder()
+            .standalone(addr)
+            .connect()
+            .await
+            .expect("the sink connects");
+        let name = Bytes::from_static(b"SET");
+        let key = Bytes::from_static(b"key:__rand_int__");
+        let value = Bytes::from_static(b"xxx");
+        let start = Instant::now();
+        for _ in 0..n {
+            sink.write(vec![name.clone(), key.clone(), value.clone()], None)
+                .await
+                .expect("write");
+        }
+        let m = sink.shutdown().await.expect("shutdown");
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(m.commands_acked, n);
+        n as f64 / secs
+    })
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("sink: bench");
+        return;
+    }
+    let version = std::env::var("SINK_BENCH_SERVER")
+        .ok()
+        .and_then(|n| find(&n))
+        .or_else(|| require(Flavor::Redis));
+    let Some(version) = version else {
+        eprintln!("sink bench: no server installed (see shared/servers/install.sh); skipped");
+        return;
+    };
+    let n: u64 = std::env::var("SINK_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let server = Server::builder(&version).start();
+    // One thread for the producer, the writer task and the reply reader: no cross-thread
+    // wake-ups, and the other core stays free for the server (SINK_BENCH_RT=multi for a
+    // 2-worker runtime).
+    let rt = if std::env::var("SINK_BENCH_RT").is_ok_and(|v| v == "multi") {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    }
+    .expect("runtime");
+    let (mut best_rb, mut best_sink) = (0f64, 0f64);
+    for round in 1..=3 {
+        server.cmd(&["FLUSHALL"]).ok();
+        let rb = redis_benchmark(server.port(), n);
+        server.cmd(&["FLUSHALL"]).ok();
+        let ours = sink_round(&rt, &server.addr(), n);
+        println!(
+            "round {round}: redis-benchmark -P 64 {} SET/s, sink {ours:.0} SET/s",
+            rb.map_or("n/a".into(), |r| format!("{r:.0}"))
+        );
+        best_rb = best_rb.max(rb.unwrap_or(0.0));
+        best_sink = best_sink.max(ours);
+    }
+    println!(
+        "{}: best redis-benchmark -P 64 -t set -n {n}: {best_rb:.0} SET/s; sink: {best_sink:.0} SET/s; ratio {:.1} %",
+        version.name(),
+        100.0 * best_sink / best_rb.max(1.0)
+    );
+}
