@@ -3,6 +3,7 @@
 
 mod util;
 
+mod cluster;
 mod errors;
 mod file;
 mod fullsync;

@@ -1,0 +1,243 @@
+//! Cluster targets: routing, a full sync, a failover and a slot migration under a write load
+//! (newest Redis; Valkey 9 when installed). Nothing may be lost, duplicated or reordered: the
+//! load is RPUSHes of sequence numbers, compared with what was sent.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis_sync_sink::{RateLimit, Sink};
+use redis_sync_testkit::{
+    Cluster, DatasetOptions, Flavor, Server, ServerVersion, poll_until, require, write_dataset,
+};
+
+use crate::fullsync::load;
+use crate::util::{cmd, rt};
+
+fn cluster_versions() -> Vec<ServerVersion> {
+    let mut v: Vec<ServerVersion> = require(Flavor::Redis).into_iter().collect();
+    v.extend(require(Flavor::Valkey));
+    if v.is_empty() {
+        eprintln!("cluster tests: no server installed; skipped");
+    }
+    v
+}
+
+fn seeds(c: &Cluster) -> Vec<String> {
+    c.masters().iter().map(Server::addr).collect()
+}
+
+/// The lists the load writes, spread over the slots (and so over the masters).
+const LISTS: usize = 12;
+
+fn list_name(i: usize) -> String {
+    format!("seq:{i}")
+}
+
+/// RPUSHes `n` sequence numbers round-robin over the lists, at `rate` per second, then
+/// flushes; returns the metrics.
+async fn write_load(sink: &Sink, n: usize) {
+    for i in 0..n {
+        let list = list_name(i % LISTS);
+        let s = i.to_string();
+        sink.write(cmd(&["RPUSH", &list, &s]), Some(i as u64 + 1))
+            .await
+            .unwrap();
+    }
+    sink.flush().await.unwrap();
+}
+
+/// Every list holds exactly its sequence numbers, in order.
+fn check_lists(c: &Cluster, n: usize) {
+    let any = &c.masters()[0];
+    for l in 0..LISTS {
+        let key = list_name(l);
+        let slot = any.cmd(&["CLUSTER", "KEYSLOT", &key]).int();
+        let node = c.master_for_slot(u16::try_from(slot).unwrap());
+        let got: Vec<usize> = node
+            .cmd(&["LRANGE", &key, "0", "-1"])
+            .array()
+            .iter()
+            .map(|r| r.text().parse().unwrap())
+            .collect();
+        let want: Vec<usize> = (0..n).filter(|i| i % LISTS == l).collect();
+        if got != want {
+            let missing: Vec<_> = want.iter().filter(|x| !got.contains(x)).take(10).collect();
+            panic!(
+                "{key}: {} items, want {}; first missing {missing:?}; head {:?}",
+                got.len(),
+                want.len(),
+                &got[..got.len().min(20)]
+            );
+        }
+    }
+}
+
+/// Routing by slot, cross-slot DEL/MSET split, keyless FLUSHALL to every master, and a full
+/// sync of the reference data set: the masters' XORed digests equal the source's.
+#[test]
+fn routes_splits_and_full_sync() {
+    for v in cluster_versions() {
+        let c = Cluster::builder(&v).masters(3).start();
+        rt().block_on(async {
+            let sink = Sink::builder().cluster(seeds(&c)).connect().await.unwrap();
+            assert!(sink.target().cluster);
+            write_load(&sink, 3000).await;
+            sink.write(cmd(&["MSET", "a", "1", "b", "2", "c", "3"]), None)
+                .await
+                .unwrap();
+            sink.flush().await.unwrap();
+            let got = sink.query(0, cmd(&["MGET", "a"])).await.unwrap();
+            assert!(!got.is_error(), "{got:?}");
+            sink.shutdown().await.unwrap();
+        });
+        check_lists(&c, 3000);
+        assert_eq!(c.dbsize(), LISTS as i64 + 3);
+        rt().block_on(async {
+            let sink = Sink::builder().cluster(seeds(&c)).connect().await.unwrap();
+            sink.write(cmd(&["DEL", "a", "b", "c"]), None)
+                .await
+                .unwrap();
+            sink.flush().await.unwrap();
+            sink.write(cmd(&["FLUSHALL"]), None).await.unwrap();
+            sink.shutdown().await.unwrap();
+        });
+        assert_eq!(c.dbsize(), 0);
+
+        // Full sync: a standalone source's reference data set into the cluster.
+        let source = Server::builder(&v).start();
+        let mut opts = DatasetOptions::default();
+        opts.other_db = 0;
+        let info = write_dataset(&source, &opts);
+        let rdb = source.save();
+        for restore in [true, false] {
+            rt().block_on(async {
+                let sink = Sink::builder().cluster(seeds(&c)).connect().await.unwrap();
+                sink.write(cmd(&["FLUSHALL"]), None).await.unwrap();
+                let mut loader = redis_sync_sink::RdbLoader::new().force_restore(restore);
+                load(&rdb, &sink, &mut loader, 1024).await.unwrap();
+                sink.shutdown().await.unwrap();
+            });
+            assert_eq!(c.dbsize(), source.dbsize(), "{v} restore={restore}");
+            assert_eq!(
+                c.xor_digest(),
+                source.digest(),
+                "{v} restore={restore}: {} keys",
+                info.keys.len()
+            );
+        }
+    }
+}
+
+/// A manual failover (`CLUSTER FAILOVER` on a replica) during a write load: the old master's
+/// commands get MOVED and are resent to the new one, in order.
+#[test]
+fn failover_during_load_loses_nothing() {
+    for v in cluster_versions() {
+        let c = Cluster::builder(&v).masters(3).replicas(1).start();
+        let n = 20_000;
+        let replica = &c.replicas()[0];
+        let master = &c.masters()[0];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Once the load is well under way, promote the first master's replica.
+                poll_until(Duration::from_secs(30), "the load to start", || {
+                    (master.dbsize() > 0).then_some(())
+                });
+                replica.cmd(&["CLUSTER", "FAILOVER"]).ok();
+                poll_until(
+                    Duration::from_secs(30),
+                    "the replica to become master",
+                    || (replica.cmd(&["ROLE"]).array()[0].text() == "master").then_some(()),
+                );
+            });
+            rt().block_on(async {
+                let sink = Sink::builder()
+                    .cluster(seeds(&c))
+                    .rate(RateLimit::none().ops_per_sec(5000.0))
+                    .connect()
+                    .await
+                    .unwrap();
+                write_load(&sink, n).await;
+                let m = sink.shutdown().await.unwrap();
+                eprintln!("{v} failover: {m:?}");
+            });
+        });
+        assert_eq!(replica.cmd(&["ROLE"]).array()[0].text(), "master");
+        check_lists(&c, n);
+    }
+}
+
+/// A slot migration (raw `CLUSTER SETSLOT … IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT …
+/// NODE`) during a write load to a list in that slot: ASK then MOVED, nothing lost.
+#[test]
+fn slot_migration_during_load_loses_nothing() {
+    for v in cluster_versions() {
+        let c = Cluster::builder(&v).masters(3).start();
+        let n = 20_000;
+        let any = &c.masters()[0];
+        // Migrate the slot of the first list.
+        let key = list_name(0);
+        let slot = u16::try_from(any.cmd(&["CLUSTER", "KEYSLOT", &key]).int()).unwrap();
+        let from = c.master_for_slot(slot);
+        let to = c
+            .masters()
+            .iter()
+            .find(|m| m.port() != from.port())
+            .unwrap();
+        let (from_id, to_id) = (from.node_id(), to.node_id());
+        let slot_s = slot.to_string();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                poll_until(Duration::from_secs(30), "the list to fill", || {
+                    (from.cmd(&["LLEN", &key]).int() > 200).then_some(())
+                });
+                to.cmd(&["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &from_id])
+                    .ok();
+                from.cmd(&["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &to_id])
+                    .ok();
+                // Keep writing for a while in the MIGRATING state before moving the key.
+                std::thread::sleep(Duration::from_millis(300));
+                let port = to.port().to_string();
+                loop {
+                    let keys = from
+                        .cmd(&["CLUSTER", "GETKEYSINSLOT", &slot_s, "100"])
+                        .array();
+                    if keys.is_empty() {
+                        break;
+                    }
+                    let mut args = vec![
+                        "MIGRATE".to_string(),
+                        "127.0.0.1".into(),
+                        port.clone(),
+                        String::new(),
+                        "0".into(),
+                        "5000".into(),
+                        "KEYS".into(),
+                    ];
+                    args.extend(keys.iter().map(|k| k.text()));
+                    from.cmd(&args).ok();
+                }
+                // Writes now get ASK for a while, then the slot is handed over.
+                std::thread::sleep(Duration::from_millis(300));
+                for m in c.masters() {
+                    m.cmd(&["CLUSTER", "SETSLOT", &slot_s, "NODE", &to_id]).ok();
+                }
+            });
+            rt().block_on(async {
+                let sink = Sink::builder()
+                    .cluster(seeds(&c))
+                    .rate(RateLimit::none().ops_per_sec(8000.0))
+                    .connect()
+                    .await
+                    .unwrap();
+                write_load(&sink, n).await;
+                let m = sink.shutdown().await.unwrap();
+                eprintln!("{v} migration: {m:?}");
+                assert!(m.redirects > 0, "{m:?}");
+            });
+        });
+        check_lists(&c, n);
+        assert_eq!(c.master_for_slot(slot).port(), to.port());
+        let _ = Bytes::new();
+    }
+}
