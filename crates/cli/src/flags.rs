@@ -38,6 +38,13 @@ pub enum Command {
     /// Decode an RDB file: JSON, commands for redis-cli --pipe, key names, counts, memory report.
     #[command(long_about = RDB_LONG_ABOUT, after_long_help = RDB_EXAMPLES)]
     Rdb(RdbArgs),
+    /// Copy the source into the target, then keep it in step (full copy + live stream).
+    #[command(after_long_help = crate::sync::EXAMPLES)]
+    Sync(crate::config::SyncArgs),
+    /// Prechecks before a sync: connectivity, PSYNC permission, versions, memory, settings.
+    Check(crate::check::CheckArgs),
+    /// Compare the source and the target: digests, or key by key (type, TTL, value).
+    Verify(crate::verify::VerifyArgs),
 }
 
 const RDB_LONG_ABOUT: &str = "\
@@ -226,7 +233,9 @@ mod tests {
             "hash",
         ])
         .expect("parses");
-        let Command::Rdb(a) = cli.command;
+        let Command::Rdb(a) = cli.command else {
+            panic!("parsed as rdb")
+        };
         assert_eq!(a.format, Format::Count);
         assert_eq!(a.dbs, [0, 3]);
         assert_eq!(a.key.as_deref(), Some("a*"));

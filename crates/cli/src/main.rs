@@ -6,9 +6,18 @@
 
 use std::process::ExitCode;
 
+mod check;
+mod client;
+mod config;
 mod flags;
 mod glob;
+mod logging;
+mod metrics;
 mod rdb;
+mod status;
+mod sync;
+mod url;
+mod verify;
 
 fn main() -> ExitCode {
     match run(flags::parse()) {
@@ -27,6 +36,9 @@ fn main() -> ExitCode {
 fn run(cli: flags::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         flags::Command::Rdb(args) => rdb::run(&args),
+        flags::Command::Sync(args) => sync::run(&args),
+        flags::Command::Check(args) => check::run(&args),
+        flags::Command::Verify(args) => verify::run(&args),
     }
 }
 

@@ -4,5 +4,7 @@
 mod util;
 
 mod convert;
+mod corpus;
 mod oracle;
 mod rdb_cli;
+mod sync;

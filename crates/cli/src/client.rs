@@ -1,0 +1,238 @@
+//! A small request/reply client for the CLI's own questions to a server (`INFO`, `CONFIG GET`,
+//! `SCAN`, `DEBUG DIGEST`, the heartbeat): one connection, one command at a time or a
+//! pipelined batch, every wait bounded by a timeout. The data path uses the sink instead.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::{Bytes, BytesMut};
+use redis_sync_resp::{Decoder, Frame, encode_command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::url::Endpoint;
+
+/// Largest reply accepted (a `SCAN` page or an `INFO`; values are read through `DUMP` or
+/// digests, and a bigger one is an error rather than an allocation).
+const MAX_REPLY: u64 = 512 << 20;
+
+/// One connection to a server.
+#[derive(Debug)]
+pub struct Client {
+    name: String,
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: Decoder,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to `ep` (TCP; `AUTH` when it has a password) and selects its db if the URL
+    /// names one.
+    pub async fn connect(ep: &Endpoint, timeout: Duration) -> anyhow::Result<Client> {
+        Self::connect_addr(ep, &ep.addr(), timeout).await
+    }
+
+    /// Connects to `addr` with `ep`'s credentials (a cluster node found through `ep`).
+    pub async fn connect_addr(
+        ep: &Endpoint,
+        addr: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Client> {
+        if ep.tls {
+            bail!(
+                "{ep}: TLS (rediss://) is supported for the replication link only; prechecks \
+                 and verify need a plain TCP address"
+            );
+        }
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| anyhow::anyhow!("connecting to {addr} timed out after {timeout:?}"))?
+            .with_context(|| format!("cannot connect to {addr} (is the server running?)"))?;
+        stream.set_nodelay(true).ok();
+        let decoder = Decoder::builder().max_bulk_len(MAX_REPLY).build();
+        let mut c = Client {
+            name: addr.to_string(),
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+            decoder,
+            timeout,
+        };
+        if let Some(pw) = &ep.password {
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(u) = &ep.user {
+                args.push(u.as_bytes());
+            }
+            args.push(pw.as_bytes());
+            if let Frame::Error(e) = c.call(&args).await? {
+                bail!(
+                    "{addr} refused the credentials: {} (check the user and password)",
+                    String::from_utf8_lossy(&e)
+                );
+            }
+        }
+        if let Some(db) = ep.db {
+            let r = c.call(&["SELECT", &db.to_string()]).await?;
+            if let Frame::Error(e) = r {
+                bail!("SELECT {db} on {addr}: {}", String::from_utf8_lossy(&e));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The address connected to.
+    pub fn addr(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends one command and returns its reply (an error reply is `Ok(Frame::Error)`).
+    pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> anyhow::Result<Frame> {
+        let mut out = BytesMut::new();
+        encode_command(args, &mut out);
+        self.write(&out).await?;
+        self.read().await
+    }
+
+    /// Sends the commands in one write and returns their replies in order.
+    pub async fn pipeline(&mut self, cmds: &[Vec<Bytes>]) -> anyhow::Result<Vec<Frame>> {
+        let mut out = BytesMut::new();
+        for c in cmds {
+            encode_command(c, &mut out);
+        }
+        self.write(&out).await?;
+        let mut replies = Vec::with_capacity(cmds.len());
+        for _ in cmds {
+            replies.push(self.read().await?);
+        }
+        Ok(replies)
+    }
+
+    /// `call` that turns an error reply into an error naming the command.
+    pub async fn ok<A: AsRef<[u8]>>(&mut self, args: &[A]) -> anyhow::Result<Frame> {
+        match self.call(args).await? {
+            Frame::Error(e) | Frame::BulkError(e) => bail!(
+                "{} answered `{}` with: {}",
+                self.name,
+                args.first()
+                    .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
+                    .unwrap_or_default(),
+                String::from_utf8_lossy(&e)
+            ),
+            f => Ok(f),
+        }
+    }
+
+    /// `INFO section` as `(field, value)` pairs.
+    pub async fn info(&mut self, section: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let f = self.ok(&["INFO", section]).await?;
+        let text = text(&f).unwrap_or_default();
+        Ok(text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect())
+    }
+
+    /// One `CONFIG GET name` value (`None` when refused or unknown).
+    pub async fn config_get(&mut self, name: &str) -> anyhow::Result<Option<String>> {
+        match self.call(&["CONFIG", "GET", name]).await? {
+            Frame::Array(items) => Ok(items.get(1).and_then(text)),
+            Frame::Map(items) => Ok(items.first().and_then(|(_, v)| text(v))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn write(&mut self, out: &[u8]) -> anyhow::Result<()> {
+        tokio::time::timeout(self.timeout, self.stream.write_all(out))
+            .await
+            .map_err(|_| anyhow::anyhow!("writing to {} timed out", self.name))?
+            .with_context(|| format!("writing to {}", self.name))
+    }
+
+    async fn read(&mut self) -> anyhow::Result<Frame> {
+        loop {
+            if let Some((frame, _)) = self
+                .decoder
+                .decode(&mut self.buf)
+                .with_context(|| format!("{} sent an invalid reply", self.name))?
+            {
+                return Ok(frame);
+            }
+            let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("{} did not answer within {:?}", self.name, self.timeout)
+                })?
+                .with_context(|| format!("reading from {}", self.name))?;
+            if n == 0 {
+                bail!("{} closed the connection", self.name);
+            }
+        }
+    }
+}
+
+/// The text of a string-like reply.
+pub fn text(f: &Frame) -> Option<String> {
+    match f {
+        Frame::SimpleString(b) | Frame::BulkString(b) => Some(String::from_utf8_lossy(b).into()),
+        Frame::VerbatimString { text, .. } => Some(String::from_utf8_lossy(text).into()),
+        Frame::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// A field of an `INFO` reply.
+pub fn field<'a>(info: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    info.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `(major, minor, patch)` from `7.2.4`.
+pub fn parse_version(v: &str) -> (u32, u32, u32) {
+    let mut it = v.split('.').map(|p| p.parse().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}
+
+/// The flavor and version of a server from its `INFO server`.
+pub fn server_version(info: &[(String, String)]) -> (&'static str, (u32, u32, u32)) {
+    match field(info, "valkey_version") {
+        Some(v) => ("valkey", parse_version(v)),
+        None => (
+            "redis",
+            parse_version(field(info, "redis_version").unwrap_or("0")),
+        ),
+    }
+}
+
+/// The master nodes of a cluster (`CLUSTER SLOTS`), as `host:port`, each once.
+pub async fn cluster_masters(c: &mut Client) -> anyhow::Result<Vec<String>> {
+    let f = c.ok(&["CLUSTER", "SLOTS"]).await?;
+    let mut out: Vec<String> = Vec::new();
+    for range in f.as_slice().unwrap_or(&[]) {
+        let Some(parts) = range.as_slice() else {
+            continue;
+        };
+        let Some(node) = parts.get(2).and_then(Frame::as_slice) else {
+            continue;
+        };
+        let host = node.first().and_then(text).unwrap_or_default();
+        let port = node.get(1).and_then(Frame::as_integer).unwrap_or(0);
+        let host = if host.is_empty() {
+            c.addr()
+                .rsplit_once(':')
+                .map_or("127.0.0.1".to_string(), |(h, _)| h.to_string())
+        } else {
+            host
+        };
+        let addr = format!("{host}:{port}");
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,577 @@
+//! The settings of `redis-sync sync`: the flags (clap), the TOML file (`--config`), and
+//! [`Settings`], what the two resolve to (a flag wins over the file, the file over the
+//! default). The library crates' builders are made from [`Settings`] in `sync`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use redis_sync_commands::FilterBuilder;
+use redis_sync_replica::{SpoolConfig, TlsConfig};
+use redis_sync_sink::{Conflict, ErrorPolicy, RateLimit};
+use serde::Deserialize;
+
+use crate::url::Endpoint;
+
+/// Environment variable with the source's password (when the URL has none).
+pub const SOURCE_PASSWORD_ENV: &str = "REDIS_SYNC_SOURCE_PASSWORD";
+/// Environment variable with the target's password (when the URL has none).
+pub const TARGET_PASSWORD_ENV: &str = "REDIS_SYNC_TARGET_PASSWORD";
+
+/// Where to connect: shared by `sync`, `check` and `verify`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConnArgs {
+    /// The source: `redis://[user:pass@]host:port`, `rediss://…` for TLS, or `host:port`.
+    /// The password may also come from $REDIS_SYNC_SOURCE_PASSWORD or --source-password-file.
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+
+    /// The target: `redis://[user:pass@]host:port[/db]` (any node of a cluster). The password
+    /// may also come from $REDIS_SYNC_TARGET_PASSWORD or --target-password-file.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+
+    /// A file holding the source's password (first line).
+    #[arg(long, value_name = "FILE")]
+    pub source_password_file: Option<PathBuf>,
+
+    /// A file holding the target's password (first line).
+    #[arg(long, value_name = "FILE")]
+    pub target_password_file: Option<PathBuf>,
+
+    /// The target is a cluster (detected with `INFO cluster` when not given).
+    #[arg(long)]
+    pub target_cluster: bool,
+}
+
+impl ConnArgs {
+    /// The two endpoints, with passwords from the URL, the files or the environment.
+    pub fn endpoints(&self, file: &FileConfig) -> anyhow::Result<(Endpoint, Endpoint)> {
+        let source = self
+            .source
+            .as_ref()
+            .or(file.source.as_ref())
+            .context("no source: give --source URL (or `source = \"…\"` in the config file)")?;
+        let target = self
+            .target
+            .as_ref()
+            .or(file.target.as_ref())
+            .context("no target: give --target URL (or `target = \"…\"` in the config file)")?;
+        let spf = self
+            .source_password_file
+            .as_ref()
+            .or(file.source_password_file.as_ref());
+        let tpf = self
+            .target_password_file
+            .as_ref()
+            .or(file.target_password_file.as_ref());
+        let source = Endpoint::parse(source)
+            .context("--source")?
+            .with_password_from(SOURCE_PASSWORD_ENV, spf.map(PathBuf::as_path))?;
+        let target = Endpoint::parse(target)
+            .context("--target")?
+            .with_password_from(TARGET_PASSWORD_ENV, tpf.map(PathBuf::as_path))?;
+        Ok((source, target))
+    }
+}
+
+/// What `sync` does after the full copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Full copy, then the live stream until stopped.
+    #[default]
+    Sync,
+    /// Full copy only.
+    Full,
+}
+
+/// `--conflict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictArg {
+    /// Replace keys that exist on the target.
+    Overwrite,
+    /// Stop at the first key that already exists on the target.
+    Block,
+}
+
+/// `--on-error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Stop with a message naming the key, the command and what to do.
+    Stop,
+    /// Write the command to the dead-letter file and go on (needs --dead-letter).
+    Skip,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Arguments of `redis-sync sync`. Every option may also be set in the `--config` file
+/// (same name, `-` or `_`); a flag given on the command line wins.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    /// A TOML file with any of these options (e.g. `target = "redis://…"`, `db-map = ["3:0"]`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// `sync`: full copy then the live stream until stopped (SIGINT/SIGTERM); `full`: stop
+    /// after the full copy.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+
+    /// Exit (status 0) as soon as the target has applied everything the source had when the
+    /// full copy ended (or when the partial resynchronisation started).
+    #[arg(long)]
+    pub until_caught_up: bool,
+
+    /// Only this source db (repeat for several).
+    #[arg(long = "db", value_name = "N")]
+    pub dbs: Vec<u32>,
+    /// Skip this source db (repeat for several).
+    #[arg(long = "exclude-db", value_name = "N")]
+    pub exclude_dbs: Vec<u32>,
+    /// Write source db FROM into target db TO, as `FROM:TO` (repeat for several).
+    #[arg(long = "db-map", value_name = "FROM:TO")]
+    pub db_map: Vec<String>,
+    /// Only keys starting with this prefix (repeat: any of them).
+    #[arg(long = "key-prefix", value_name = "PREFIX")]
+    pub key_prefix: Vec<String>,
+    /// Skip keys starting with this prefix.
+    #[arg(long = "exclude-key-prefix", value_name = "PREFIX")]
+    pub exclude_key_prefix: Vec<String>,
+    /// Only keys matching this glob (`*`, `?`, `[a-z]`).
+    #[arg(long = "key-glob", value_name = "GLOB")]
+    pub key_glob: Vec<String>,
+    /// Skip keys matching this glob.
+    #[arg(long = "exclude-key-glob", value_name = "GLOB")]
+    pub exclude_key_glob: Vec<String>,
+    /// Only keys matching this regular expression.
+    #[arg(long = "key-regex", value_name = "REGEX")]
+    pub key_regex: Vec<String>,
+    /// Skip keys matching this regular expression.
+    #[arg(long = "exclude-key-regex", value_name = "REGEX")]
+    pub exclude_key_regex: Vec<String>,
+    /// Only values of this type: string, list, set, zset, hash, stream, … (repeat).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Skip values of this type.
+    #[arg(long = "exclude-type", value_name = "TYPE")]
+    pub exclude_types: Vec<String>,
+    /// Never apply this command from the stream (e.g. `flushall`).
+    #[arg(long = "exclude-command", value_name = "NAME")]
+    pub exclude_commands: Vec<String>,
+
+    /// Keys that already exist on the target during the full copy: overwrite (default) or
+    /// block (stop and name the key).
+    #[arg(long, value_enum)]
+    pub conflict: Option<ConflictArg>,
+    /// A command the target rejects: stop (default) or skip (into --dead-letter).
+    #[arg(long = "on-error", value_enum)]
+    pub on_error: Option<OnError>,
+    /// File that receives the commands skipped under --on-error skip (RESP).
+    #[arg(long = "dead-letter", value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+    /// At most this many commands per second to the target.
+    #[arg(long = "max-ops", value_name = "N")]
+    pub max_ops: Option<f64>,
+    /// At most this many bytes per second to the target.
+    #[arg(long = "max-bytes", value_name = "N")]
+    pub max_bytes: Option<f64>,
+
+    /// Directory of the spool file (the stream waiting for a slow target).
+    #[arg(long = "spool-dir", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool file may hold before the sync stops.
+    #[arg(long = "spool-limit", value_name = "BYTES")]
+    pub spool_limit: Option<u64>,
+
+    /// Checkpoint file (replication ID and applied offset); default derived from the source
+    /// and target addresses under ~/.local/state/redis-sync/.
+    #[arg(long = "state-file", value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+    /// Ignore the checkpoint: always start with a full copy.
+    #[arg(long = "no-resume")]
+    pub no_resume: bool,
+    /// Empty the synced target dbs (FLUSHDB) before a full copy.
+    #[arg(long = "flush-target")]
+    pub flush_target: bool,
+    /// After a full copy, delete target keys (passing the key filter) that are not in the
+    /// source's snapshot. Default: only when a full copy is redone over an earlier sync.
+    #[arg(long)]
+    pub sweep: bool,
+
+    /// Seconds between status lines.
+    #[arg(long = "status-interval", value_name = "SECS")]
+    pub status_interval: Option<f64>,
+    /// Status lines as JSON objects (on stderr).
+    #[arg(long = "status-json")]
+    pub status_json: bool,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9121).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Write a heartbeat key `redis-sync:heartbeat:<id>` to the source every SECS seconds
+    /// (short TTL, never applied to the target) for a true end-to-end lag.
+    #[arg(long, value_name = "SECS")]
+    pub heartbeat: Option<f64>,
+    /// Log format.
+    #[arg(long = "log-format", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// rediss://: PEM file of the CA to trust.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// rediss://: accept any certificate (tests and trusted networks only).
+    #[arg(long = "tls-insecure")]
+    pub tls_insecure: bool,
+}
+
+/// The `--config` file: the same options as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub source: Option<String>,
+    pub target: Option<String>,
+    pub source_password_file: Option<PathBuf>,
+    pub target_password_file: Option<PathBuf>,
+    pub target_cluster: Option<bool>,
+    pub mode: Option<Mode>,
+    pub until_caught_up: Option<bool>,
+    #[serde(default)]
+    pub db: Vec<u32>,
+    #[serde(default)]
+    pub exclude_db: Vec<u32>,
+    #[serde(default)]
+    pub db_map: Vec<String>,
+    #[serde(default)]
+    pub key_prefix: Vec<String>,
+    #[serde(default)]
+    pub exclude_key_prefix: Vec<String>,
+    #[serde(default)]
+    pub key_glob: Vec<String>,
+    #[serde(default)]
+    pub exclude_key_glob: Vec<String>,
+    #[serde(default)]
+    pub key_regex: Vec<String>,
+    #[serde(default)]
+    pub exclude_key_regex: Vec<String>,
+    #[serde(default, rename = "type")]
+    pub types: Vec<String>,
+    #[serde(default)]
+    pub exclude_type: Vec<String>,
+    #[serde(default)]
+    pub exclude_command: Vec<String>,
+    pub conflict: Option<ConflictArg>,
+    pub on_error: Option<OnError>,
+    pub dead_letter: Option<PathBuf>,
+    pub max_ops: Option<f64>,
+    pub max_bytes: Option<f64>,
+    pub spool_dir: Option<PathBuf>,
+    pub spool_limit: Option<u64>,
+    pub state_file: Option<PathBuf>,
+    pub no_resume: Option<bool>,
+    pub flush_target: Option<bool>,
+    pub sweep: Option<bool>,
+    pub status_interval: Option<f64>,
+    pub status_json: Option<bool>,
+    pub metrics: Option<String>,
+    pub heartbeat: Option<f64>,
+    pub log_format: Option<LogFormat>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_insecure: Option<bool>,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file (`_` in names is accepted for `-`).
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        // Accept `db_map` as well as `db-map`: normalise the keys of `key = value` lines.
+        let normalised: String = text
+            .lines()
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) if !k.trim_start().starts_with('#') && !k.contains('"') => {
+                    format!("{}={v}\n", k.replace('_', "-"))
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        toml::from_str(&normalised)
+            .with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Everything `sync` needs, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub target_cluster: Option<bool>,
+    pub mode: Mode,
+    pub until_caught_up: bool,
+    /// The filter's builder, to rebuild it once the target's mode is known.
+    pub filter_builder: FilterBuilder,
+    pub conflict: Conflict,
+    pub policy: ErrorPolicy,
+    pub dead_letter: Option<PathBuf>,
+    pub rate: RateLimit,
+    pub spool: SpoolConfig,
+    pub state_file: PathBuf,
+    pub resume: bool,
+    pub flush_target: bool,
+    pub sweep: bool,
+    pub status_interval: Duration,
+    pub status_json: bool,
+    pub metrics: Option<SocketAddr>,
+    pub heartbeat: Option<Duration>,
+    pub log_format: LogFormat,
+    pub tls: Option<TlsConfig>,
+}
+
+fn merged<T: Clone>(flag: &[T], file: &[T]) -> Vec<T> {
+    if flag.is_empty() {
+        file.to_vec()
+    } else {
+        flag.to_vec()
+    }
+}
+
+impl Settings {
+    /// Flags over file over defaults.
+    pub fn resolve(a: &SyncArgs) -> anyhow::Result<Settings> {
+        let f = match &a.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let (source, target) = a.conn.endpoints(&f)?;
+        let target_cluster = if a.conn.target_cluster {
+            Some(true)
+        } else {
+            f.target_cluster.filter(|c| *c)
+        };
+        let cluster = target_cluster == Some(true);
+
+        let mut fb = FilterBuilder::default().cluster_target(cluster);
+        for db in merged(&a.dbs, &f.db) {
+            fb = fb.include_db(db);
+        }
+        for db in merged(&a.exclude_dbs, &f.exclude_db) {
+            fb = fb.exclude_db(db);
+        }
+        let mut maps = merged(&a.db_map, &f.db_map);
+        if let Some(db) = target.db
+            && maps.is_empty()
+            && db != 0
+        {
+            // redis://host/3 as the target: the source's db 0 goes to db 3.
+            maps.push(format!("0:{db}"));
+        }
+        for m in maps {
+            let (from, to) = m
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                .with_context(|| format!("--db-map {m:?}: expected FROM:TO, e.g. 3:0"))?;
+            fb = fb.map_db(from, to);
+        }
+        for p in merged(&a.key_prefix, &f.key_prefix) {
+            fb = fb.include_key_prefix(p);
+        }
+        for p in merged(&a.exclude_key_prefix, &f.exclude_key_prefix) {
+            fb = fb.exclude_key_prefix(p);
+        }
+        for p in merged(&a.key_glob, &f.key_glob) {
+            fb = fb.include_key_glob(p);
+        }
+        for p in merged(&a.exclude_key_glob, &f.exclude_key_glob) {
+            fb = fb.exclude_key_glob(p);
+        }
+        for p in merged(&a.key_regex, &f.key_regex) {
+            fb = fb.include_key_regex(p);
+        }
+        for p in merged(&a.exclude_key_regex, &f.exclude_key_regex) {
+            fb = fb.exclude_key_regex(p);
+        }
+        for t in merged(&a.types, &f.types) {
+            fb = fb.include_type(t);
+        }
+        for t in merged(&a.exclude_types, &f.exclude_type) {
+            fb = fb.exclude_type(t);
+        }
+        for c in merged(&a.exclude_commands, &f.exclude_command) {
+            fb = fb.exclude_command(c);
+        }
+        // Build once now so a bad pattern is reported before anything connects.
+        fb.clone().build().context("invalid filter")?;
+
+        let conflict = match a.conflict.or(f.conflict) {
+            Some(ConflictArg::Block) => Conflict::Block,
+            _ => Conflict::Overwrite,
+        };
+        let dead_letter = a.dead_letter.clone().or(f.dead_letter);
+        let policy = match a.on_error.or(f.on_error) {
+            Some(OnError::Skip) => {
+                if dead_letter.is_none() {
+                    bail!(
+                        "--on-error skip needs --dead-letter FILE: skipped commands are kept \
+                         there, never dropped silently"
+                    );
+                }
+                ErrorPolicy::Skip
+            }
+            _ => ErrorPolicy::Stop,
+        };
+        let mut rate = RateLimit::none();
+        rate.ops_per_sec = a.max_ops.or(f.max_ops).filter(|r| *r > 0.0);
+        rate.bytes_per_sec = a.max_bytes.or(f.max_bytes).filter(|r| *r > 0.0);
+
+        let mut spool = SpoolConfig::default();
+        spool.dir = a.spool_dir.clone().or(f.spool_dir);
+        if let Some(l) = a.spool_limit.or(f.spool_limit) {
+            spool.file_limit = l;
+        }
+
+        let state_file = match a.state_file.clone().or(f.state_file) {
+            Some(p) => p,
+            None => default_state_file(&source, &target),
+        };
+        let metrics = match a.metrics.clone().or(f.metrics) {
+            None => None,
+            Some(m) => {
+                let m = if m.starts_with(':') {
+                    format!("127.0.0.1{m}")
+                } else if !m.contains(':') {
+                    format!("127.0.0.1:{m}")
+                } else {
+                    m
+                };
+                Some(
+                    m.parse::<SocketAddr>()
+                        .with_context(|| format!("--metrics {m:?}: expected IP:PORT"))?,
+                )
+            }
+        };
+        let secs = |s: f64, what: &str| -> anyhow::Result<Duration> {
+            Duration::try_from_secs_f64(s).with_context(|| format!("{what}: bad number of seconds"))
+        };
+        let status_interval = secs(
+            a.status_interval.or(f.status_interval).unwrap_or(5.0),
+            "--status-interval",
+        )?
+        .max(Duration::from_millis(100));
+        let heartbeat = match a.heartbeat.or(f.heartbeat) {
+            Some(s) => Some(secs(s, "--heartbeat")?.max(Duration::from_millis(100))),
+            None => None,
+        };
+        let tls = if source.tls {
+            Some(TlsConfig {
+                ca_file: a.tls_ca.clone().or(f.tls_ca),
+                insecure: a.tls_insecure || f.tls_insecure.unwrap_or(false),
+                ..TlsConfig::default()
+            })
+        } else {
+            None
+        };
+        Ok(Settings {
+            source,
+            target,
+            target_cluster,
+            mode: a.mode.or(f.mode).unwrap_or_default(),
+            until_caught_up: a.until_caught_up || f.until_caught_up.unwrap_or(false),
+            filter_builder: fb,
+            conflict,
+            policy,
+            dead_letter,
+            rate,
+            spool,
+            state_file,
+            resume: !(a.no_resume || f.no_resume.unwrap_or(false)),
+            flush_target: a.flush_target || f.flush_target.unwrap_or(false),
+            sweep: a.sweep || f.sweep.unwrap_or(false),
+            status_interval,
+            status_json: a.status_json || f.status_json.unwrap_or(false),
+            metrics,
+            heartbeat,
+            log_format: a.log_format.or(f.log_format).unwrap_or_default(),
+            tls,
+        })
+    }
+}
+
+/// `~/.local/state/redis-sync/<source>-to-<target>.json` (or in the current directory when
+/// there is no home).
+fn default_state_file(source: &Endpoint, target: &Endpoint) -> PathBuf {
+    let clean = |e: &Endpoint| e.addr().replace([':', '[', ']', '/'], "_");
+    let name = format!("{}-to-{}.json", clean(source), clean(target));
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/redis-sync").join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "source = \"redis://:pw@127.0.0.1:1\"\ntarget = \"127.0.0.1:2\"\n\
+             db_map = [\"3:0\"]\nconflict = \"block\"\nstatus-interval = 2.5\nmax-ops = 10\n",
+        )
+        .expect("write");
+        let args = SyncArgs {
+            config: Some(path),
+            conflict: Some(ConflictArg::Overwrite),
+            ..SyncArgs::default()
+        };
+        let s = Settings::resolve(&args).expect("resolves");
+        assert_eq!(s.source.password.as_deref(), Some("pw"));
+        assert_eq!(s.target.addr(), "127.0.0.1:2");
+        assert_eq!(s.conflict, Conflict::Overwrite);
+        assert_eq!(s.status_interval, Duration::from_millis(2500));
+        assert_eq!(s.rate.ops_per_sec, Some(10.0));
+        let filter = s.filter_builder.clone().build().expect("filter");
+        assert_eq!(filter.target_db(3).expect("db"), Some(0));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_skip_without_dead_letter_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "sourse = \"x\"\n").expect("write");
+        let args = SyncArgs {
+            config: Some(path),
+            ..SyncArgs::default()
+        };
+        assert!(Settings::resolve(&args).is_err());
+        let args = SyncArgs {
+            conn: ConnArgs {
+                source: Some("127.0.0.1:1".into()),
+                target: Some("127.0.0.1:2".into()),
+                ..ConnArgs::default()
+            },
+            on_error: Some(OnError::Skip),
+            ..SyncArgs::default()
+        };
+        let e = Settings::resolve(&args).expect_err("needs dead letter");
+        assert!(e.to_string().contains("--dead-letter"), "{e}");
+    }
+}

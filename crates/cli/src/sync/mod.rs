@@ -1,0 +1,820 @@
+//! `redis-sync sync`: the data path, top to bottom.
+//!
+//! 1. Resolve the settings (flags over `--config`), load the checkpoint (`checkpoint`).
+//! 2. Connect the sink to the target (standalone or cluster, detected) and start the replica
+//!    on the source with manual ACKs, resuming from the checkpoint when there is one.
+//! 3. For each replica event, in order:
+//!    - `FullResync`: a full copy starts (first run, or the source's backlog no longer covers
+//!      the checkpoint). The checkpoint is invalidated until the copy completes; with
+//!      `--flush-target` the synced dbs are emptied.
+//!    - `Rdb` events: each key goes through the filter (db, key patterns, type; db mapping)
+//!      and then `RdbLoader` (RESTORE when the target can load the payload, native commands
+//!      otherwise) into the sink.
+//!    - `RdbDone`: wait until the target acknowledged the whole snapshot, then sweep the keys
+//!      the snapshot does not have (when a copy is redone over an earlier one), mark the
+//!      snapshot applied, checkpoint.
+//!    - `Continued`: a partial resynchronisation: no full copy.
+//!    - `Command`: filter and map, write to the sink tagged with its replication offset.
+//! 4. The offset the sink acknowledges becomes the replica's applied offset (what it ACKs to
+//!    the source and what is checkpointed), and the figures of [`status`](crate::status).
+//! 5. On SIGINT/SIGTERM, `--until-caught-up` reached, or `--mode full` done: stop reading,
+//!    drain the sink, checkpoint, exit 0.
+
+mod checkpoint;
+mod sweep;
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use redis_sync_commands::{DataType, Decision, DropReason, Filter, HEARTBEAT_PREFIX};
+use redis_sync_rdb::{Event, ValueType};
+use redis_sync_replica::{AckMode, Replica, ReplicaBuilder, ReplicaEvent};
+use redis_sync_sink::{RdbLoader, Sink};
+use tokio::sync::watch;
+
+use crate::client::{self, Client};
+use crate::config::{Mode, Settings, SyncArgs};
+use crate::status::{self, Snapshot, State};
+pub use checkpoint::{Checkpoint, StateFile};
+
+/// Runs `redis-sync sync`.
+pub fn run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(args)?;
+    crate::logging::init(settings.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(sync(settings))
+}
+
+/// Why the main loop ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    CaughtUp,
+    FullDone,
+    SourceGone,
+}
+
+async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
+    let state_file = StateFile::new(s.state_file.clone());
+    let saved = state_file.load()?;
+    let mut cp = saved.clone().unwrap_or_default();
+    cp.source = s.source.to_string();
+    cp.target = s.target.to_string();
+    let resume = if s.resume { cp.resume_point() } else { None };
+
+    let shared: status::Shared = Arc::default();
+    if let Some(addr) = s.metrics {
+        let bound = crate::metrics::serve(addr, shared.clone()).await?;
+        tracing::info!("metrics on http://{bound}/metrics");
+    }
+
+    let sink = connect_sink(&s).await?;
+    let cluster = sink.target().cluster;
+    tracing::info!(
+        "target {} ({} {}.{}.{}{})",
+        s.target,
+        sink.target().flavor,
+        sink.target().version.0,
+        sink.target().version.1,
+        sink.target().version.2,
+        if cluster { ", cluster" } else { "" }
+    );
+    // The filter knows the target's mode (a cluster has only db 0), detected or given.
+    let filter = s
+        .filter_builder
+        .clone()
+        .cluster_target(cluster)
+        .build()
+        .context("invalid filter")?;
+
+    let mut builder = ReplicaBuilder::new(s.source.addr())
+        .ack_mode(AckMode::Manual)
+        .rdb_restore_payloads(true)
+        .spool(s.spool.clone());
+    if let Some(pw) = &s.source.password {
+        builder = builder.password(s.source.user.as_deref(), pw);
+    }
+    if let Some(tls) = &s.tls {
+        builder = builder.tls(tls.clone());
+    }
+    match &resume {
+        Some(p) => {
+            tracing::info!(
+                "checkpoint {}: replid {} offset {}; asking the source for a partial resync",
+                state_file.path().display(),
+                p.replid,
+                p.offset
+            );
+            builder = builder.resume_from(p.clone());
+        }
+        None => tracing::info!("no checkpoint: starting with a full copy"),
+    }
+    let replica = builder.start(std::future::pending());
+
+    let heartbeat = s.heartbeat.map(|every| {
+        let id = s.target.addr();
+        let key = format!("{}{id}", String::from_utf8_lossy(HEARTBEAT_PREFIX));
+        tokio::spawn(heartbeat_task(s.source.clone(), key, every))
+    });
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = shutdown_tx.send(true);
+    });
+
+    let mut run = Run {
+        s: &s,
+        filter,
+        cluster,
+        state_file,
+        cp,
+        had_checkpoint: saved.is_some_and(|c| c.synced),
+        resume_asked: resume.is_some(),
+        sink,
+        sink_db: None,
+        replica,
+        pending: VecDeque::new(),
+        loader: RdbLoader::new(),
+        skip_key: false,
+        snapshot_keys: None,
+        full_syncs: 0,
+        copying: false,
+        goal: None,
+        stats: Snapshot {
+            source: s.source.to_string(),
+            target: s.target.to_string(),
+            ..Snapshot::default()
+        },
+        started: Instant::now(),
+        rdb_started: None,
+        last_ack: None,
+        last_saved: None,
+        heartbeat_pending: VecDeque::new(),
+        shared,
+        warned_unknown: false,
+    };
+    let result = run.main_loop(shutdown_rx).await;
+    let finished = run.finish().await;
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+    let stop = result?;
+    finished?;
+    tracing::info!(
+        "stopped ({}): applied offset {}",
+        match stop {
+            Stop::Signal => "signal",
+            Stop::CaughtUp => "caught up",
+            Stop::FullDone => "full copy done",
+            Stop::SourceGone => "source stream ended",
+        },
+        run.stats.applied_offset
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect_sink(s: &Settings) -> anyhow::Result<Sink> {
+    let mut b = Sink::builder();
+    b = match s.target_cluster {
+        Some(true) => b.cluster([s.target.addr()]),
+        _ => b.target(s.target.addr()),
+    };
+    if let Some(pw) = &s.target.password {
+        b = match &s.target.user {
+            Some(u) => b.user(u.clone(), pw.clone()),
+            None => b.password(pw.clone()),
+        };
+    }
+    b = b.policy(s.policy).conflict(s.conflict).rate(s.rate);
+    if let Some(dl) = &s.dead_letter {
+        b = b.dead_letter(dl.clone());
+    }
+    b.connect()
+        .await
+        .with_context(|| format!("connecting to the target {}", s.target))
+}
+
+/// A command written to the sink (or dropped by the filter) whose offset is not applied yet.
+#[derive(Debug)]
+struct Pending {
+    offset: u64,
+    db: u32,
+    written: bool,
+    at: Instant,
+}
+
+/// The state of one `sync` run.
+struct Run<'a> {
+    s: &'a Settings,
+    filter: Filter,
+    cluster: bool,
+    state_file: StateFile,
+    cp: Checkpoint,
+    /// The state file says an earlier run completed a full copy into this target.
+    had_checkpoint: bool,
+    resume_asked: bool,
+    sink: Sink,
+    /// The db the sink's command stream is in (`SELECT` sent through it).
+    sink_db: Option<u32>,
+    replica: Replica,
+    pending: VecDeque<Pending>,
+    loader: RdbLoader,
+    /// The current RDB key is filtered out: skip its events up to its `KeyEnd`.
+    skip_key: bool,
+    /// Hashes of `(target db, key)` of the snapshot, when a sweep follows the full copy.
+    snapshot_keys: Option<HashSet<u64>>,
+    full_syncs: u64,
+    /// A full copy is under way (the checkpoint is invalid until it completes).
+    copying: bool,
+    /// `--until-caught-up`: the source offset to reach.
+    goal: Option<u64>,
+    stats: Snapshot,
+    started: Instant,
+    rdb_started: Option<Instant>,
+    last_ack: Option<Instant>,
+    last_saved: Option<u64>,
+    /// Heartbeat commands seen in the stream: (offset, written at unix ms).
+    heartbeat_pending: VecDeque<(u64, i64)>,
+    shared: status::Shared,
+    warned_unknown: bool,
+}
+
+fn key_hash(db: u32, key: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    db.hash(&mut h);
+    key.hash(&mut h);
+    h.finish()
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn data_type(v: ValueType) -> Option<DataType> {
+    match v {
+        ValueType::String => Some(DataType::String),
+        ValueType::List => Some(DataType::List),
+        ValueType::Set => Some(DataType::Set),
+        ValueType::SortedSet => Some(DataType::SortedSet),
+        ValueType::Hash => Some(DataType::Hash),
+        ValueType::Stream => Some(DataType::Stream),
+        _ => None,
+    }
+}
+
+impl Run<'_> {
+    async fn main_loop(&mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Stop> {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_status = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Ok(Stop::Signal),
+                _ = tick.tick() => {
+                    self.advance();
+                    self.refresh_stats();
+                    if last_status.elapsed() >= self.s.status_interval {
+                        last_status = Instant::now();
+                        self.print_status();
+                    }
+                    self.checkpoint_if_moved()?;
+                    if self.caught_up() {
+                        return Ok(Stop::CaughtUp);
+                    }
+                    if let Some(e) = self.sink.error() {
+                        return Err(e).context("the target stopped the sync");
+                    }
+                }
+                ev = self.replica.next_event() => {
+                    let Some(ev) = ev else { return Ok(Stop::SourceGone) };
+                    let ev = ev.context("replication from the source failed")?;
+                    if let Some(stop) = self.handle(ev).await? {
+                        return Ok(stop);
+                    }
+                    self.advance();
+                    if self.caught_up() {
+                        return Ok(Stop::CaughtUp);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, ev: ReplicaEvent) -> anyhow::Result<Option<Stop>> {
+        match ev {
+            ReplicaEvent::Connected { addr, server } => {
+                tracing::info!(
+                    "connected to source {addr} ({})",
+                    server.as_deref().unwrap_or("version unknown")
+                );
+                self.stats.state = State::Connecting;
+            }
+            ReplicaEvent::FullResync {
+                replid,
+                offset,
+                rdb_size,
+                forced,
+            } => {
+                self.full_sync_start(replid, offset, rdb_size, forced)
+                    .await?
+            }
+            ReplicaEvent::Rdb(event) => self.rdb_event(event).await?,
+            ReplicaEvent::RdbDone { offset, rdb_bytes } => {
+                return self.full_sync_done(offset, rdb_bytes).await;
+            }
+            ReplicaEvent::Continued { replid, offset } => {
+                tracing::info!(
+                    "partial resync: continuing {replid} after offset {offset} (no full copy)"
+                );
+                self.stats.sync_kind = Some("partial");
+                self.stats.master_replid = Some(replid.clone());
+                self.stats.state = State::Streaming;
+                self.cp.replid = Some(replid);
+                if self.s.until_caught_up && self.goal.is_none() {
+                    self.goal = Some(self.source_offset().await);
+                }
+            }
+            ReplicaEvent::Command {
+                db, args, offset, ..
+            } => self.command(db, args, offset).await?,
+            ReplicaEvent::LinkLost { reason } => {
+                tracing::warn!("link to the source lost: {reason}; reconnecting");
+                self.stats.state = State::Reconnecting;
+            }
+            other => tracing::debug!("replica event {other:?}"),
+        }
+        Ok(None)
+    }
+
+    async fn full_sync_start(
+        &mut self,
+        replid: String,
+        offset: u64,
+        rdb_size: Option<u64>,
+        forced: bool,
+    ) -> anyhow::Result<()> {
+        self.full_syncs += 1;
+        if forced || self.resume_asked {
+            tracing::warn!(
+                "full resync: the source refused a partial resync (its backlog no longer \
+                 covers the checkpoint, or its replication ID changed); copying everything \
+                 again"
+            );
+        }
+        tracing::info!(
+            "full sync from {replid} at offset {offset} ({})",
+            rdb_size.map_or("diskless".to_string(), |n| format!("{n} bytes"))
+        );
+        if self.full_syncs > 1 {
+            // A new snapshot after data was applied: start from a fresh sink so no offset of
+            // the old history is confused with the new one.
+            self.sink.flush().await.ok();
+            let new = connect_sink(self.s).await?;
+            let old = std::mem::replace(&mut self.sink, new);
+            let _ = old.shutdown().await;
+            self.pending.clear();
+        }
+        self.sink_db = None;
+        let sweep = self.s.sweep || self.had_checkpoint || self.full_syncs > 1 || self.resume_asked;
+        // Until the copy completes the target is neither the old state nor the new one.
+        self.cp.replid = None;
+        self.cp.offset = None;
+        self.cp.db = None;
+        self.save_checkpoint()?;
+        self.last_saved = None;
+        if self.s.flush_target {
+            let removed = sweep::flush_target(self.s, &self.filter, self.cluster).await?;
+            tracing::info!("--flush-target: removed {removed} keys from the synced target dbs");
+        }
+        self.snapshot_keys = (sweep && !self.s.flush_target).then(HashSet::new);
+        self.loader = RdbLoader::new();
+        self.skip_key = false;
+        self.goal = None;
+        self.stats.state = State::FullSync;
+        self.stats.sync_kind = Some("full");
+        self.stats.master_replid = Some(replid.clone());
+        self.stats.rdb_keys_written = 0;
+        self.stats.rdb_keys_skipped = 0;
+        self.rdb_started = Some(Instant::now());
+        self.copying = true;
+        let _ = offset;
+        Ok(())
+    }
+
+    async fn rdb_event(&mut self, event: Event) -> anyhow::Result<()> {
+        let event = match event {
+            Event::Key(mut k) => {
+                let db = u32::try_from(k.db).unwrap_or(u32::MAX);
+                let target_db = self
+                    .filter
+                    .target_db(db)
+                    .with_context(|| format!("source db {db}"))?;
+                let passes = target_db.is_some()
+                    && self.filter.key_passes(&k.key)
+                    && data_type(k.value_type).is_none_or(|t| self.filter.type_passes(t));
+                let Some(tdb) = target_db.filter(|_| passes) else {
+                    self.skip_key = true;
+                    self.stats.rdb_keys_skipped += 1;
+                    return Ok(());
+                };
+                self.skip_key = false;
+                if let Some(keys) = &mut self.snapshot_keys {
+                    keys.insert(key_hash(tdb, &k.key));
+                }
+                k.db = u64::from(tdb);
+                Event::Key(k)
+            }
+            Event::Value(_) | Event::KeyEnd { .. } if self.skip_key => {
+                if matches!(event, Event::KeyEnd { .. }) {
+                    self.skip_key = false;
+                }
+                return Ok(());
+            }
+            other => other,
+        };
+        let key_end = matches!(event, Event::KeyEnd { .. });
+        self.loader
+            .handle_event(&self.sink, &event, unix_ms())
+            .await
+            .context("writing the snapshot to the target")?;
+        if key_end {
+            self.stats.rdb_keys_written += 1;
+        }
+        Ok(())
+    }
+
+    async fn full_sync_done(
+        &mut self,
+        offset: u64,
+        rdb_bytes: u64,
+    ) -> anyhow::Result<Option<Stop>> {
+        self.sink
+            .flush()
+            .await
+            .context("writing the snapshot to the target")?;
+        let secs = self.rdb_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        tracing::info!(
+            "full copy applied: {} keys ({} filtered out, {} expired) from {rdb_bytes} RDB bytes \
+             in {secs:.1}s",
+            self.stats.rdb_keys_written,
+            self.stats.rdb_keys_skipped,
+            self.loader.skipped()
+        );
+        if let Some(keys) = self.snapshot_keys.take() {
+            self.stats.state = State::Sweeping;
+            let removed = sweep::sweep(self.s, &self.filter, self.cluster, &self.sink, &keys)
+                .await
+                .context("removing target keys the source no longer has")?;
+            self.stats.keys_swept += removed;
+            tracing::info!(
+                "sweep: removed {removed} target keys that are not in the source's snapshot"
+            );
+        }
+        self.sink_db = None;
+        self.replica.applied().set(offset, 0);
+        self.cp.synced = true;
+        self.copying = false;
+        self.stats.state = State::Streaming;
+        self.last_ack = Some(Instant::now());
+        self.checkpoint_if_moved()?;
+        if self.s.mode == Mode::Full {
+            return Ok(Some(Stop::FullDone));
+        }
+        if self.s.until_caught_up {
+            let goal = self.source_offset().await.max(offset);
+            tracing::info!("--until-caught-up: waiting until offset {goal} is applied");
+            self.goal = Some(goal);
+        }
+        Ok(None)
+    }
+
+    async fn command(&mut self, db: u32, args: Vec<Bytes>, offset: u64) -> anyhow::Result<()> {
+        self.stats.commands_received += 1;
+        let decision = match self.filter.decide(db, &args) {
+            Ok(d) => d,
+            Err(redis_sync_commands::Error::UnknownCommand { .. }) => {
+                if !self.warned_unknown {
+                    self.warned_unknown = true;
+                    tracing::warn!(
+                        "command {:?} is not in the command table (a module's?): passed on \
+                         unchanged",
+                        String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a))
+                    );
+                }
+                Decision::Keep { db }
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("command at source offset {offset} cannot be applied to the target")
+                });
+            }
+        };
+        let (tdb, args) = match decision {
+            Decision::Keep { db } => (db, args),
+            Decision::Rewrite { db, args } => (db, args),
+            Decision::Drop(reason) => {
+                if reason == DropReason::Heartbeat
+                    && let Some(ms) = args
+                        .get(2)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                {
+                    self.heartbeat_pending.push_back((offset, ms));
+                    if self.heartbeat_pending.len() > 1000 {
+                        self.heartbeat_pending.pop_front();
+                    }
+                }
+                self.stats.commands_filtered += 1;
+                self.pending.push_back(Pending {
+                    offset,
+                    db,
+                    written: false,
+                    at: Instant::now(),
+                });
+                return Ok(());
+            }
+            _ => (db, args),
+        };
+        if self.sink_db != Some(tdb) && !self.cluster {
+            let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(tdb.to_string())];
+            self.sink
+                .write(select, None)
+                .await
+                .context("writing to the target")?;
+            self.sink_db = Some(tdb);
+        }
+        self.sink
+            .write(args, Some(offset))
+            .await
+            .context("writing to the target")?;
+        self.pending.push_back(Pending {
+            offset,
+            db,
+            written: true,
+            at: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Moves the applied offset over everything the target acknowledged (and the filtered
+    /// commands between).
+    fn advance(&mut self) {
+        let acked = *self.sink.acked_offset().borrow();
+        let mut last = None;
+        while let Some(p) = self.pending.front() {
+            if p.written && p.offset > acked {
+                break;
+            }
+            if p.written {
+                self.stats.commands_applied += 1;
+            }
+            last = Some((p.offset, p.db));
+            self.pending.pop_front();
+        }
+        if let Some((offset, db)) = last {
+            self.replica.applied().set(offset, db);
+            self.last_ack = Some(Instant::now());
+        }
+        let applied = self
+            .replica
+            .resume_point()
+            .map_or(self.stats.applied_offset, |p| p.offset);
+        while let Some(&(off, ms)) = self.heartbeat_pending.front() {
+            if off > applied {
+                break;
+            }
+            self.heartbeat_pending.pop_front();
+            self.stats.heartbeat_lag_secs = Some((unix_ms() - ms).max(0) as f64 / 1000.0);
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        let Some(goal) = self.goal else {
+            return false;
+        };
+        self.stats.state == State::Streaming
+            && self
+                .replica
+                .resume_point()
+                .is_some_and(|p| p.offset >= goal)
+    }
+
+    /// The source's `master_repl_offset` now (what it has written so far); the received
+    /// offset when the source does not answer `INFO` on a separate connection.
+    async fn source_offset(&self) -> u64 {
+        let fallback = self.replica.metrics().received_offset();
+        let ask = async {
+            let mut c = Client::connect(&self.s.source, Duration::from_secs(5)).await?;
+            let info = c.info("replication").await?;
+            client::field(&info, "master_repl_offset")
+                .and_then(|v| v.parse::<u64>().ok())
+                .context("no master_repl_offset in INFO replication")
+        };
+        match ask.await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("cannot read the source's offset ({e:#}); using the received one");
+                fallback
+            }
+        }
+    }
+
+    fn refresh_stats(&mut self) {
+        let m = self.replica.metrics();
+        let sm = self.sink.metrics();
+        let st = &mut self.stats;
+        st.rdb_size = m.rdb_size();
+        st.rdb_bytes_received = m.rdb_bytes();
+        st.rdb_keys_parsed = m.rdb_keys();
+        st.received_offset = m.received_offset();
+        if let Some(p) = self.replica.resume_point() {
+            st.applied_offset = p.offset;
+        }
+        st.lag_bytes = if st.state == State::Streaming {
+            st.received_offset.saturating_sub(st.applied_offset)
+        } else {
+            0
+        };
+        st.lag_secs = self
+            .pending
+            .iter()
+            .find(|p| p.written)
+            .map_or(0.0, |p| p.at.elapsed().as_secs_f64());
+        st.last_ack_secs_ago = self.last_ack.map(|t| t.elapsed().as_secs_f64());
+        st.target_errors = sm.errors.iter().sum();
+        st.skipped_to_dead_letter = sm.skipped;
+        st.bytes_read = m.bytes_read();
+        st.bytes_written = sm.bytes_sent;
+        st.spooled_bytes = m.spooled_bytes();
+        st.full_syncs = m.full_syncs();
+        st.partial_syncs = m.partial_syncs();
+        st.link_losses = m.link_losses();
+        st.uptime_secs = self.started.elapsed().as_secs_f64();
+        if let Some(t) = self.rdb_started
+            && st.state == State::FullSync
+        {
+            let secs = t.elapsed().as_secs_f64().max(0.001);
+            st.keys_per_sec = st.rdb_keys_written as f64 / secs;
+            st.eta_secs = st
+                .rdb_size
+                .filter(|_| st.rdb_bytes_received > 0)
+                .map(|size| {
+                    let rate = st.rdb_bytes_received as f64 / secs;
+                    (size.saturating_sub(st.rdb_bytes_received)) as f64 / rate.max(1.0)
+                });
+        } else {
+            st.eta_secs = None;
+        }
+        *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = st.clone();
+    }
+
+    fn print_status(&self) {
+        if self.s.status_json {
+            eprintln!("{}", self.stats.json_line());
+        } else if self.stats.state == State::FullSync {
+            eprintln!("redis-sync: {}", self.stats.progress_line());
+        } else {
+            eprintln!("redis-sync: {}", self.stats.status_line());
+        }
+    }
+
+    fn checkpoint_if_moved(&mut self) -> anyhow::Result<()> {
+        if self.copying {
+            return Ok(());
+        }
+        let Some(p) = self.replica.resume_point() else {
+            return Ok(());
+        };
+        if self.last_saved == Some(p.offset) {
+            return Ok(());
+        }
+        self.cp.replid = Some(p.replid);
+        self.cp.offset = Some(p.offset);
+        self.cp.db = Some(p.db);
+        self.save_checkpoint()?;
+        self.last_saved = Some(p.offset);
+        Ok(())
+    }
+
+    fn save_checkpoint(&mut self) -> anyhow::Result<()> {
+        self.cp.updated_ms = unix_ms();
+        self.state_file.save(&self.cp)
+    }
+
+    /// Drains the sink and writes the last checkpoint, whatever ended the loop.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        self.stats.state = State::Stopping;
+        let drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
+        self.advance();
+        self.checkpoint_if_moved()?;
+        self.stats.state = State::Stopped;
+        self.refresh_stats();
+        self.print_status();
+        if self.copying {
+            tracing::warn!(
+                "stopped during the full copy: the next run starts a new full copy (and sweeps \
+                 the target)"
+            );
+        }
+        match drained {
+            Ok(r) => r.context("draining the target's pipeline"),
+            Err(_) => bail!("the target did not acknowledge the last writes within 60 s"),
+        }
+    }
+}
+
+/// Writes the heartbeat key to the source every `every`.
+async fn heartbeat_task(source: crate::url::Endpoint, key: String, every: Duration) {
+    let ttl = (every * 10)
+        .max(Duration::from_secs(10))
+        .as_millis()
+        .to_string();
+    let mut client: Option<Client> = None;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if client.is_none() {
+            match Client::connect(&source, Duration::from_secs(5)).await {
+                Ok(c) => client = Some(c),
+                Err(e) => {
+                    tracing::warn!("heartbeat: {e:#}");
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &mut client {
+            let now = unix_ms().to_string();
+            let r = c
+                .call(&["SET", key.as_str(), now.as_str(), "PX", ttl.as_str()])
+                .await;
+            match r {
+                Ok(redis_sync_resp::Frame::Error(e)) => {
+                    tracing::warn!(
+                        "heartbeat: the source refused SET {key}: {} (give the user write \
+                         access to redis-sync:heartbeat:*, or drop --heartbeat)",
+                        String::from_utf8_lossy(&e)
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("heartbeat: {e:#}");
+                    client = None;
+                }
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Examples shown by `redis-sync sync --help`.
+pub const EXAMPLES: &str = "\
+Examples:
+
+  Copy a server into another and keep it in step until Ctrl-C:
+    redis-sync sync --source redis://10.0.0.1:6379 --target redis://10.0.0.2:6379
+
+  Copy, catch up, exit (for scripts and cutovers); passwords from the environment:
+    REDIS_SYNC_SOURCE_PASSWORD=... redis-sync sync --source 10.0.0.1:6379 \\
+        --target 10.0.0.2:6379 --until-caught-up
+
+  Source db 3 into db 0 of a cluster, only the session keys, metrics for Prometheus:
+    redis-sync sync --source 10.0.0.1:6379 --target 10.0.0.5:7000 --target-cluster \\
+        --db 3 --db-map 3:0 --key-prefix session: --metrics 127.0.0.1:9121
+
+  Run again after a stop: it resumes with a partial resync when the source's backlog still
+  covers the gap (see --state-file), else it copies everything again and removes the keys the
+  source deleted meanwhile.";

@@ -1,0 +1,338 @@
+//! End-to-end `redis-sync sync` against real servers: every version pair ends equal while a
+//! writer runs on the source; a cluster target; restart resumes without a full copy.
+//!
+//! Each pair runs the binary twice: `sync --until-caught-up` while the writer writes (full
+//! copy, then the stream up to the offset the source had when the copy ended), then, once the
+//! writer is done, `sync --until-caught-up` again from the checkpoint: that run must resume
+//! with a partial resync and catch up with everything the writer wrote.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis_sync_testkit::{
+    Cluster, DatasetOptions, Server, ServerVersion, assert_same_data, find, versions, write_dataset,
+};
+
+fn sync_bin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run redis-sync")
+}
+
+fn url(s: &Server) -> String {
+    format!("redis://{}", s.addr())
+}
+
+fn source(v: &ServerVersion) -> Server {
+    let s = Server::builder(v).start();
+    // Diskless full syncs otherwise wait 5 s (7.0+ default); older versions use disk.
+    s.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    s
+}
+
+/// Writes `count` commands of several kinds to the source (keys under `w:`), spread over the
+/// time the sync runs; stops early when `stop` is set. Every loop is bounded by `count`.
+fn writer(src: &Server, count: usize, stop: Arc<AtomicBool>) -> thread::JoinHandle<usize> {
+    let mut c = src.client();
+    thread::spawn(move || {
+        let mut n = 0;
+        for i in 0..count {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let k = format!("w:{}", i % 97);
+            let r = match i % 6 {
+                0 => c.call(&["SET", &k, &i.to_string()]),
+                1 => c.call(&["INCR", "w:counter"]),
+                2 => c.call(&["RPUSH", "w:list", &i.to_string()]),
+                3 => c.call(&["HSET", "w:hash", &k, &i.to_string()]),
+                4 => c.call(&["DEL", &format!("w:{}", (i + 7) % 97)]),
+                _ => c.call(&["ZADD", "w:zset", &i.to_string(), &k]),
+            };
+            r.expect("writer command");
+            n += 1;
+            if i % 50 == 0 {
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
+        n
+    })
+}
+
+fn assert_ok(out: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{err}",
+        out.status
+    );
+    err
+}
+
+/// Source version `a` → target version `b`, with writes during the sync and a resumed second
+/// run. Returns the seconds the first run took.
+fn pair(a: &ServerVersion, b: &ServerVersion) -> f64 {
+    let src = source(a);
+    let dst = Server::builder(b).start();
+    let info = write_dataset(&src, &DatasetOptions::default());
+    let state = tempfile::tempdir().expect("tempdir");
+    let state_file = state.path().join("state.json");
+    let state_arg = state_file.to_str().expect("utf-8");
+    let (s_url, t_url) = (url(&src), url(&dst));
+    let args = [
+        "sync",
+        "--source",
+        &s_url,
+        "--target",
+        &t_url,
+        "--until-caught-up",
+        "--state-file",
+        state_arg,
+        "--status-interval",
+        "1",
+    ];
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(&src, 3000, stop.clone());
+    let t = Instant::now();
+    let first = sync_bin(&args);
+    let secs = t.elapsed().as_secs_f64();
+    let err = assert_ok(&first, &format!("sync {} -> {}", a.name(), b.name()));
+    assert!(err.contains("full sync from"), "{err}");
+    // Let the writer finish (bounded), then a second run resumes and catches up.
+    let written = w.join().expect("writer");
+    assert!(written > 0);
+    let second = sync_bin(&args);
+    let err2 = assert_ok(&second, "second sync");
+    assert!(
+        err2.contains("partial resync") && !err2.contains("full sync from"),
+        "restart should resume without a full copy:\n{err2}"
+    );
+    assert_same_data(&src, &dst, &info);
+    secs
+}
+
+#[test]
+fn every_version_pair_ends_equal_with_writes_during_the_sync() {
+    let all = versions();
+    if all.is_empty() {
+        eprintln!("skipped: no servers installed (bash ../shared/servers/install.sh)");
+        return;
+    }
+    // Same version for every installed one, plus newer targets.
+    let mut pairs: Vec<(ServerVersion, ServerVersion)> =
+        all.iter().map(|v| (v.clone(), v.clone())).collect();
+    for (a, b) in [
+        ("redis-5.0.6", "redis-7.0.15"),
+        ("redis-6.2.14", "redis-7.4.1"),
+        ("redis-7.0.15", "redis-8.6.3"),
+        ("valkey-8.0.1", "valkey-9.1.2"),
+    ] {
+        if let (Some(a), Some(b)) = (find(a), find(b)) {
+            pairs.push((a, b));
+        }
+    }
+    let only = std::env::var("REDIS_SYNC_PAIRS").ok();
+    let results = Mutex::new(Vec::new());
+    for (a, b) in &pairs {
+        let name = format!("{}->{}", a.name(), b.name());
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|p| p == name))
+        {
+            continue;
+        }
+        let secs = pair(a, b);
+        eprintln!("sync {name}: equal (first run {secs:.1}s)");
+        results.lock().expect("lock").push((name, secs));
+    }
+    assert!(!results.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn standalone_to_three_master_cluster_ends_equal() {
+    let Some(v) =
+        find("redis-7.0.15").or_else(|| versions().into_iter().find(|v| v.at_least(7, 0)))
+    else {
+        eprintln!("skipped: no 7.0+ server installed");
+        return;
+    };
+    let src = source(&v);
+    let mut opts = DatasetOptions::default();
+    opts.other_db = 0;
+    write_dataset(&src, &opts);
+    let cluster = Cluster::builder(&v).masters(3).start();
+    let state = tempfile::tempdir().expect("tempdir");
+    let state_file = state.path().join("state.json");
+    let t_url = format!("redis://{}", cluster.masters()[0].addr());
+    let out = sync_bin(&[
+        "sync",
+        "--source",
+        &url(&src),
+        "--target",
+        &t_url,
+        "--until-caught-up",
+        "--state-file",
+        state_file.to_str().expect("utf-8"),
+    ]);
+    let err = assert_ok(&out, "sync to a cluster");
+    assert!(err.contains("cluster"), "{err}");
+    let mut c = src.client();
+    c.call(&["MSET", "a", "1", "b", "2", "c", "3"])
+        .expect("mset");
+    c.call(&["DEL", "a", "b"]).expect("del");
+    let out = sync_bin(&[
+        "sync",
+        "--source",
+        &url(&src),
+        "--target",
+        &t_url,
+        "--until-caught-up",
+        "--state-file",
+        state_file.to_str().expect("utf-8"),
+    ]);
+    assert_ok(&out, "second sync to a cluster");
+    assert_eq!(cluster.dbsize(), src.dbsize());
+    assert_eq!(cluster.xor_digest(), src.digest());
+}
+
+#[test]
+fn full_copy_redone_sweeps_keys_the_source_deleted() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    for i in 0..50 {
+        src.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let state_file = state.path().join("state.json");
+    let sf = state_file.to_str().expect("utf-8");
+    let (s_url, t_url) = (url(&src), url(&dst));
+    let base = [
+        "sync",
+        "--source",
+        &s_url,
+        "--target",
+        &t_url,
+        "--state-file",
+        sf,
+    ];
+    let mut args = base.to_vec();
+    args.push("--mode");
+    args.push("full");
+    assert_ok(&sync_bin(&args), "first full copy");
+    assert_eq!(dst.dbsize(), 50);
+    // The source deletes keys; the checkpoint's position is made useless (another replid),
+    // so the next run must copy everything again and remove the deleted keys.
+    for i in 0..10 {
+        src.cmd(&["DEL", &format!("k{i}")]);
+    }
+    let mut cp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).expect("state")).expect("json");
+    cp["replid"] = serde_json::json!("0000000000000000000000000000000000000000");
+    std::fs::write(&state_file, cp.to_string()).expect("write state");
+    let out = sync_bin(&args);
+    let err = assert_ok(&out, "second full copy");
+    assert!(err.contains("sweep: removed 10 target keys"), "{err}");
+    assert_eq!(dst.dbsize(), 40);
+    assert_eq!(dst.digest(), src.digest());
+}
+
+#[test]
+fn sigterm_drains_checkpoints_and_exits_zero() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "a", "1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let state_file = state.path().join("state.json");
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args([
+            "sync",
+            "--source",
+            &url(&src),
+            "--target",
+            &url(&dst),
+            "--state-file",
+            state_file.to_str().expect("utf-8"),
+            "--metrics",
+            &metrics,
+            "--heartbeat",
+            "0.2",
+            "--status-json",
+            "--status-interval",
+            "0.5",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    redis_sync_testkit::poll_until(Duration::from_secs(30), "the live stream", || {
+        (dst.cmd(&["GET", "a"]).bulk() == Some(b"1".to_vec())).then_some(())
+    });
+    src.cmd(&["SET", "b", "2"]);
+    redis_sync_testkit::poll_until(Duration::from_secs(30), "b on the target", || {
+        (dst.cmd(&["GET", "b"]).bulk() == Some(b"2".to_vec())).then_some(())
+    });
+    // Metrics answer over HTTP; the heartbeat never reaches the target.
+    let body = http_get(&metrics);
+    assert!(body.contains("redis_sync_applied_offset"), "{body}");
+    redis_sync_testkit::poll_until(Duration::from_secs(20), "a heartbeat lag", || {
+        http_get(&metrics)
+            .contains("redis_sync_heartbeat_lag_seconds")
+            .then_some(())
+    });
+    assert_eq!(dst.dbsize(), 2, "no heartbeat key on the target");
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit after SIGTERM: {}\n{err}",
+        out.status
+    );
+    assert!(err.contains("\"state\":\"streaming\""), "{err}");
+    let cp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).expect("state")).expect("json");
+    let offset = cp["offset"].as_u64().expect("offset in the checkpoint");
+    let master: u64 = src.info("replication")["master_repl_offset"]
+        .parse()
+        .expect("offset");
+    assert!(offset > 0 && offset <= master, "{offset} vs {master}");
+    assert!(
+        !std::fs::read_to_string(&state_file)
+            .expect("read")
+            .contains("pw")
+    );
+    let _ = Path::new("");
+}
+
+fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("send");
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok();
+    body
+}
