@@ -4,7 +4,6 @@
 mod util;
 
 mod convert;
-mod corpus;
 mod oracle;
 mod rdb_cli;
 mod sync;
