@@ -272,6 +272,69 @@ pub fn write_dataset(server: &Server, opts: &DatasetOptions) -> DatasetInfo {
     w.info
 }
 
+/// Describes whatever data `server` holds (keys of every db with their types, streams,
+/// module values, functions), for comparing data that [`write_dataset`] did not write, e.g. a
+/// loaded RDB file. Key names that are not UTF-8 are kept lossily (their per-key checks then
+/// compare the same error on both sides; `DEBUG DIGEST` still covers them).
+#[track_caller]
+pub fn describe(server: &Server) -> DatasetInfo {
+    const BUILTIN: [&str; 6] = ["string", "list", "set", "zset", "hash", "stream"];
+    let v = server.version();
+    let mut info = DatasetInfo::default();
+    let keyspace = server.info("keyspace");
+    let mut c = server.client();
+    for db_name in keyspace.keys() {
+        let Some(db) = db_name
+            .strip_prefix("db")
+            .and_then(|d| d.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        info.dbs.push(db);
+        c.call(&["SELECT", &db.to_string()]).expect("SELECT").ok();
+        let mut cursor = "0".to_string();
+        // Bounded: SCAN visits every key at most a few times; stop at a generous limit.
+        for _ in 0..1_000_000 {
+            let r = c
+                .call(&["SCAN", &cursor, "COUNT", "1000"])
+                .expect("SCAN")
+                .ok()
+                .array();
+            cursor = r[0].text();
+            for k in r[1].array() {
+                let name = k.bulk().unwrap_or_default();
+                let kind = c.call(&[&b"TYPE"[..], &name]).expect("TYPE").ok().text();
+                let key = String::from_utf8_lossy(&name).into_owned();
+                if info.keys.iter().any(|w| w.db == db && w.key == key) {
+                    continue;
+                }
+                if kind == "stream" {
+                    info.streams.push((db, key.clone()));
+                } else if !BUILTIN.contains(&kind.as_str()) && kind != "vectorset" {
+                    info.module_keys.push((db, key.clone()));
+                }
+                info.keys.push(WrittenKey { db, key, kind });
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+    }
+    info.dbs.sort_unstable();
+    if v.at_least(7, 0) {
+        let libs = c.call(&["FUNCTION", "LIST"]).expect("FUNCTION LIST").ok();
+        for lib in libs.array() {
+            let fields = lib.array();
+            if let Some(p) = fields.chunks(2).find(|p| p[0].text() == "library_name") {
+                info.functions.push(p[1].text());
+            }
+        }
+    }
+    info.hash_field_ttls = supports_field_ttls(v);
+    c.call(&["SELECT", "0"]).expect("SELECT").ok();
+    info
+}
+
 fn loaded_modules(c: &mut Client) -> Vec<String> {
     let Ok(Reply::Array(Some(mods))) = c.call(&["MODULE", "LIST"]) else {
         return Vec::new();
@@ -777,7 +840,27 @@ fn sorted_functions(c: &mut Client) -> Vec<String> {
     let reply = c
         .call(&["FUNCTION", "LIST", "WITHCODE"])
         .expect("FUNCTION LIST");
-    let mut libs: Vec<String> = reply.array().iter().map(show).collect();
+    // Libraries, and the functions inside each, come in dict order, which depends on the
+    // server's insertion history: sort both.
+    let mut libs: Vec<String> = reply
+        .array()
+        .iter()
+        .map(|lib| {
+            let fields = lib.array();
+            let mut parts: Vec<String> = Vec::new();
+            for pair in fields.chunks(2) {
+                let [k, v] = pair else { continue };
+                if k.text() == "functions" {
+                    let mut fns: Vec<String> = v.array().iter().map(show).collect();
+                    fns.sort();
+                    parts.push(format!("functions: {fns:?}"));
+                } else {
+                    parts.push(format!("{}: {}", show(k), show(v)));
+                }
+            }
+            parts.join(", ")
+        })
+        .collect();
     libs.sort();
     libs
 }

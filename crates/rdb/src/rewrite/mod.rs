@@ -25,7 +25,8 @@
 //! In [`Mode::Restore`] a key's commands are additionally held back up to
 //! [`RewriterBuilder::restore_hold_limit`] bytes, so that when the decoder supplies a RESTORE
 //! payload at the key's end the native commands can be dropped; past the limit they are
-//! flushed (the payload, if it still comes, is then applied after them with `REPLACE`).
+//! flushed, the key is completed natively and its payload is ignored. Each key is written
+//! once, one way or the other.
 //!
 //! **Any target version.** [`TargetVersion`] picks equivalent commands for older servers
 //! (e.g. `SET` + `PEXPIREAT` where `SET … PXAT` is missing).
@@ -197,8 +198,9 @@ impl RewriterBuilder {
         self
     }
     /// In [`Mode::Restore`], how many bytes of one key's native commands to hold back while
-    /// waiting to see whether a RESTORE payload comes (default 8 MiB). Set it at least as high
-    /// as the decoder's payload limit to never send a key twice.
+    /// waiting to see whether a RESTORE payload comes (default 8 MiB). A key whose commands
+    /// outgrow it is written natively and its payload ignored; set it near the decoder's
+    /// payload limit so that keys with a payload are restored.
     pub fn restore_hold_limit(mut self, bytes: usize) -> Self {
         self.restore_hold_limit = bytes;
         self
@@ -237,6 +239,9 @@ struct KeyState {
     lost_field_ttls: bool,
     /// Value chunks seen (an aggregate with none is empty: servers skip it on load).
     chunks: u64,
+    /// Hash: some fields had expired at `now_ms` (left out of the native commands; a RESTORE
+    /// payload would bring them back until the target expires them).
+    expired_fields: bool,
     /// Restore mode: commands held back, their size, and whether the hold overflowed.
     held: Vec<Command>,
     held_bytes: usize,
@@ -371,6 +376,7 @@ impl Rewriter {
             module: None,
             lost_field_ttls: false,
             chunks: 0,
+            expired_fields: false,
             held: Vec::new(),
             held_bytes: 0,
             flushed: false,
@@ -505,7 +511,13 @@ impl Rewriter {
             .iter()
             .filter(|f| f.expire_ms.is_none_or(|t| t > now_ms))
             .collect();
-        self.stats.expired_fields_skipped += (fields.len() - live.len()) as u64;
+        let expired = (fields.len() - live.len()) as u64;
+        self.stats.expired_fields_skipped += expired;
+        if expired > 0
+            && let Some(st) = self.key.as_mut()
+        {
+            st.expired_fields = true;
+        }
         let name: &'static [u8] = if self.target.at_least(4, 0) {
             b"HSET"
         } else {
@@ -690,11 +702,15 @@ impl Rewriter {
                 k.value_type,
                 ValueType::List | ValueType::Set | ValueType::SortedSet | ValueType::Hash
             );
-        let use_payload = (is_module || self.mode == Mode::Restore) && !empty_aggregate;
+        // In restore mode the native commands are used instead of the payload when they are
+        // already out (the hold overflowed: they are complete by now) or when the payload
+        // holds hash fields that have expired.
+        let use_payload = is_module
+            || (self.mode == Mode::Restore
+                && !empty_aggregate
+                && !st.flushed
+                && !st.expired_fields);
         if let (true, Some(p)) = (use_payload, payload) {
-            if st.flushed {
-                out.append(&mut st.held);
-            }
             out.push(self.restore(k, p.clone(), now_ms));
             self.stats.restored += 1;
             self.stats.keys += 1;

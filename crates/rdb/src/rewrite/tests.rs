@@ -535,3 +535,40 @@ fn stream_v1_entries_added_defaults_to_length() {
     ];
     assert_eq!(convert(&ev).last().unwrap(), "XSETID s 9-0 ENTRIESADDED 7");
 }
+
+#[test]
+fn restore_mode_skips_payloads_with_expired_fields_or_after_a_flush() {
+    let mut rw = Rewriter::builder().mode(Mode::Restore).build();
+    let f = |n: &str, t: Option<i64>| HashField {
+        field: b(n),
+        value: b("v"),
+        expire_ms: t,
+    };
+    let chunk = Event::Value(ValueChunk::HashFields(vec![
+        f("a", None),
+        f("b", Some(NOW - 1)),
+    ]));
+    let with = Event::KeyEnd {
+        restore_payload: Some(b("P")),
+    };
+    let out = run(
+        &mut rw,
+        &[key(0, "h", ValueType::Hash, None), chunk, with.clone()],
+    );
+    assert_eq!(out, ["SELECT 0", "DEL h", "HSET h a v"]);
+    // Past the hold limit the natives are complete by the key's end: no second copy.
+    let mut rw = Rewriter::builder()
+        .mode(Mode::Restore)
+        .restore_hold_limit(10)
+        .build();
+    let items = Event::Value(ValueChunk::ListItems(vec![b("0123456789"); 3]));
+    let out = run(&mut rw, &[key(0, "l", ValueType::List, None), items, with]);
+    assert_eq!(
+        out,
+        [
+            "SELECT 0",
+            "DEL l",
+            "RPUSH l 0123456789 0123456789 0123456789"
+        ]
+    );
+}
