@@ -699,7 +699,21 @@ impl Engine {
             let wire = front.wire;
             let slot = front.slot;
             let pinned = front.ask.clone().or_else(|| front.pinned.clone());
-            let i = self.target_of(pinned.as_deref(), slot)?;
+            let i = match self.target_of(pinned.as_deref(), slot) {
+                Ok(i) => i,
+                Err(e) => {
+                    // A slot without a master: a failover is under way. Re-read the
+                    // topology after a pause, a bounded number of times.
+                    self.connect_failures += 1;
+                    if self.connect_failures > self.settings.max_attempts {
+                        return Err(e);
+                    }
+                    self.refresh = true;
+                    self.barrier = true;
+                    self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
+                    return Ok(());
+                }
+            };
             let node = &self.nodes[i];
             if !node.queue.is_empty()
                 && (node.queue.len() >= self.settings.window
@@ -860,6 +874,9 @@ impl Engine {
     }
 
     fn on_replies(&mut self, i: usize, count: u64, frames: Vec<(u64, Frame)>) {
+        if count > 0 {
+            self.connect_failures = 0;
+        }
         let first = self.nodes[i].placed - self.nodes[i].queue.len() as u64;
         let mut frames = frames.into_iter().peekable();
         let mut acked = 0;

@@ -48,11 +48,16 @@ async fn write_load(sink: &Sink, n: usize) {
 
 /// Every list holds exactly its sequence numbers, in order.
 fn check_lists(c: &Cluster, n: usize) {
-    let any = &c.masters()[0];
+    check_lists_where(c, n, |_| true);
+}
+
+/// [`check_lists`], asking only the nodes that pass `alive`.
+fn check_lists_where(c: &Cluster, n: usize, alive: impl Fn(&Server) -> bool) {
+    let any = c.nodes().find(|s| alive(s)).unwrap();
     for l in 0..LISTS {
         let key = list_name(l);
         let slot = any.cmd(&["CLUSTER", "KEYSLOT", &key]).int();
-        let node = c.master_for_slot(u16::try_from(slot).unwrap());
+        let node = master_of(c, any, u16::try_from(slot).unwrap());
         let got: Vec<usize> = node
             .cmd(&["LRANGE", &key, "0", "-1"])
             .array()
@@ -70,6 +75,18 @@ fn check_lists(c: &Cluster, n: usize) {
             );
         }
     }
+}
+
+/// The node serving `slot` as master, as `any` sees it.
+fn master_of<'a>(c: &'a Cluster, any: &Server, slot: u16) -> &'a Server {
+    for range in any.cmd(&["CLUSTER", "SLOTS"]).array() {
+        let r = range.array();
+        if (r[0].int()..=r[1].int()).contains(&i64::from(slot)) {
+            let port = r[2].array()[1].int();
+            return c.nodes().find(|n| i64::from(n.port()) == port).unwrap();
+        }
+    }
+    panic!("no master for slot {slot}")
 }
 
 /// Routing by slot, cross-slot DEL/MSET split, keyless FLUSHALL to every master, and a full
@@ -239,5 +256,46 @@ fn slot_migration_during_load_loses_nothing() {
         check_lists(&c, n);
         assert_eq!(c.master_for_slot(slot).port(), to.port());
         let _ = Bytes::new();
+    }
+}
+
+/// The master dies (`SHUTDOWN NOSAVE`; 7.0+ waits for its replica to catch up first) and its
+/// replica takes over (`CLUSTER FAILOVER TAKEOVER`) during a write load: the sink loses the
+/// connection, re-reads the topology until the new master serves the slots, and resends what
+/// was not acknowledged, in order.
+#[test]
+fn master_killed_during_load_loses_nothing() {
+    for v in cluster_versions() {
+        let c = Cluster::builder(&v).masters(3).replicas(1).start();
+        let n = 20_000;
+        let replica = &c.replicas()[0];
+        let master = &c.masters()[0];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                poll_until(Duration::from_secs(30), "the load to start", || {
+                    let done: u64 = master.info("stats")["total_commands_processed"]
+                        .parse()
+                        .unwrap();
+                    (done > 1500).then_some(())
+                });
+                // The connection drops with the shutdown: the reply is an I/O error.
+                let _ = master.client().call(&["SHUTDOWN", "NOSAVE"]);
+                replica.cmd(&["CLUSTER", "FAILOVER", "TAKEOVER"]).ok();
+            });
+            rt().block_on(async {
+                let sink = Sink::builder()
+                    .cluster(seeds(&c))
+                    .rate(RateLimit::none().ops_per_sec(5000.0))
+                    .connect_timeout(Duration::from_millis(500))
+                    .connect()
+                    .await
+                    .unwrap();
+                write_load(&sink, n).await;
+                let m = sink.shutdown().await.unwrap();
+                eprintln!("{v} kill: {m:?}");
+                assert!(m.reconnects > 0 || m.resent > 0, "{m:?}");
+            });
+        });
+        check_lists_where(&c, n, |s| s.port() != master.port());
     }
 }
