@@ -36,11 +36,14 @@ impl KeyPos {
     }
 }
 
+/// A non-negative decimal count of at most 9 digits (the server's own limit is an `int`).
 fn parse_count(arg: &[u8]) -> Option<usize> {
-    if arg.is_empty() || arg.len() > 10 || !arg.iter().all(u8::is_ascii_digit) {
+    if arg.is_empty() || arg.len() > 9 {
         return None;
     }
-    std::str::from_utf8(arg).ok()?.parse().ok()
+    arg.iter().try_fold(0usize, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + usize::from(b - b'0'))
+    })
 }
 
 /// Appends the key positions of `args` (a command `def` resolves to, `args[0]` its name) to

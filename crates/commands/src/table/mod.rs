@@ -261,10 +261,22 @@ const EMPTY_SLOT: u16 = u16::MAX;
 #[inline]
 fn lower_word(chunk: &[u8]) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut w = 0u64;
-    for (i, &b) in chunk.iter().take(8).enumerate() {
-        w |= u64::from(b) << (8 * i);
-    }
+    let n = chunk.len();
+    let w = if n >= 8 {
+        u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ])
+    } else if n >= 4 {
+        // Two overlapping 4-byte loads; the overlap holds the same bytes, so OR is exact.
+        let lo = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        let hi = u32::from_le_bytes([chunk[n - 4], chunk[n - 3], chunk[n - 2], chunk[n - 1]]);
+        u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
+    } else {
+        chunk
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i)))
+    };
     let low7 = w & (ONES * 0x7f);
     // High bit of each byte: set when the byte's low 7 bits are >= 'A', resp. > 'Z'.
     let ge_a = low7.wrapping_add(ONES * (0x80 - u64::from(b'A')));
