@@ -20,9 +20,15 @@ use redis_sync_resp::Decoder;
 
 const CHUNK: usize = 16 * 1024;
 
-/// A decoder under test: decodes every frame of `input`, fed whole or in chunks; returns the
-/// number of frames.
-type Run = fn(&Bytes, bool) -> usize;
+/// The bytes to decode: a fresh buffer holding all of them (made in the untimed setup, so the
+/// copy and its page faults are not measured), or the input to append in 16 KiB chunks.
+enum Input {
+    Whole(BytesMut),
+    Chunked(Bytes),
+}
+
+/// A decoder under test: decodes every frame of the input; returns the number of frames.
+type Run = fn(Input) -> usize;
 
 fn chunks(input: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
     (0..input.len())
@@ -30,123 +36,114 @@ fn chunks(input: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
         .map(|s| input.slice(s..(s + CHUNK).min(input.len())))
 }
 
-fn ours_frame(input: &Bytes, chunked: bool) -> usize {
-    let mut d = Decoder::new();
-    let mut n = 0;
-    if chunked {
-        let mut buf = BytesMut::with_capacity(4 * CHUNK);
-        for c in chunks(input) {
-            buf.extend_from_slice(&c);
-            while let Some(f) = d.decode(&mut buf).expect("valid") {
-                black_box(f);
-                n += 1;
+/// Feeds `input` to `drain` the way each decoder expects: the whole buffer once, or a 16 KiB
+/// chunk at a time appended to a receive buffer. `drain` decodes every whole frame there.
+fn feed(input: Input, mut drain: impl FnMut(&mut BytesMut)) {
+    match input {
+        Input::Whole(mut buf) => drain(&mut buf),
+        Input::Chunked(input) => {
+            let mut buf = BytesMut::with_capacity(4 * CHUNK);
+            for c in chunks(&input) {
+                buf.extend_from_slice(&c);
+                drain(&mut buf);
             }
         }
-    } else {
-        let mut buf = BytesMut::from(&input[..]);
-        while let Some(f) = d.decode(&mut buf).expect("valid") {
+    }
+}
+
+fn ours_frame(input: Input) -> usize {
+    let mut d = Decoder::new();
+    let mut n = 0;
+    feed(input, |buf| {
+        while let Some(f) = d.decode(buf).expect("valid") {
             black_box(f);
             n += 1;
         }
-    }
+    });
     n
 }
 
-fn ours_command(input: &Bytes, chunked: bool) -> usize {
+fn ours_command(input: Input) -> usize {
     let mut d = Decoder::new();
     let mut n = 0;
-    if chunked {
-        let mut buf = BytesMut::with_capacity(4 * CHUNK);
-        for c in chunks(input) {
-            buf.extend_from_slice(&c);
-            while let Some(cmd) = d.decode_command(&mut buf).expect("valid") {
-                black_box(cmd);
-                n += 1;
-            }
-        }
-    } else {
-        let mut buf = BytesMut::from(&input[..]);
-        while let Some(cmd) = d.decode_command(&mut buf).expect("valid") {
+    feed(input, |buf| {
+        while let Some(cmd) = d.decode_command(buf).expect("valid") {
             black_box(cmd);
             n += 1;
         }
-    }
+    });
     n
 }
 
-fn redis_protocol_range(input: &Bytes, chunked: bool) -> usize {
+/// The command path, plus turning each command into a `Vec<Bytes>` (one `Bytes` per argument,
+/// as the frame-building peers produce).
+fn ours_command_into_args(input: Input) -> usize {
+    let mut d = Decoder::new();
+    let mut n = 0;
+    feed(input, |buf| {
+        while let Some(cmd) = d.decode_command(buf).expect("valid") {
+            black_box(cmd.into_args());
+            n += 1;
+        }
+    });
+    n
+}
+
+fn redis_protocol_range(input: Input) -> usize {
     use redis_protocol::resp2::decode::decode_range;
     let mut n = 0;
-    let mut drain = |buf: &[u8]| {
+    feed(input, |buf| {
         let mut pos = 0;
         while let Some((f, amt)) = decode_range(&buf[pos..]).expect("valid") {
             black_box(f);
             pos += amt;
             n += 1;
         }
-        pos
-    };
-    if chunked {
-        let mut buf = BytesMut::with_capacity(4 * CHUNK);
-        for c in chunks(input) {
-            buf.extend_from_slice(&c);
-            let used = drain(&buf);
-            buf.advance(used);
-        }
-    } else {
-        let buf = BytesMut::from(&input[..]);
-        drain(&buf);
-    }
+        buf.advance(pos);
+    });
     n
 }
 
-fn redis_protocol_bytes_mut(input: &Bytes, chunked: bool) -> usize {
+fn redis_protocol_bytes_mut(input: Input) -> usize {
     use redis_protocol::resp2::decode::decode_bytes_mut;
     let mut n = 0;
-    if chunked {
-        let mut buf = BytesMut::with_capacity(4 * CHUNK);
-        for c in chunks(input) {
-            buf.extend_from_slice(&c);
-            while let Some(f) = decode_bytes_mut(&mut buf).expect("valid") {
-                black_box(f);
-                n += 1;
-            }
-        }
-    } else {
-        let mut buf = BytesMut::from(&input[..]);
-        while let Some(f) = decode_bytes_mut(&mut buf).expect("valid") {
+    feed(input, |buf| {
+        while let Some(f) = decode_bytes_mut(buf).expect("valid") {
             black_box(f);
             n += 1;
         }
-    }
+    });
     n
 }
 
-fn resp_rs(input: &Bytes, chunked: bool) -> usize {
+fn resp_rs(input: Input) -> usize {
     use resp_rs::ParseError;
     use resp_rs::resp2::{Parser, parse_frame};
     let mut n = 0;
-    if chunked {
-        let mut p = Parser::new();
-        for c in chunks(input) {
-            p.feed(c);
-            while let Some(f) = p.next_frame().expect("valid") {
-                black_box(f);
-                n += 1;
+    match input {
+        Input::Whole(buf) => {
+            let mut rest = buf.freeze();
+            loop {
+                match parse_frame(rest) {
+                    Ok((f, r)) => {
+                        black_box(f);
+                        rest = r;
+                        n += 1;
+                    }
+                    Err(ParseError::Incomplete) => break,
+                    Err(e) => panic!("resp-rs: {e:?}"),
+                }
             }
         }
-    } else {
-        // Same start as the others: the bytes in a fresh buffer of our own.
-        let mut rest = BytesMut::from(&input[..]).freeze();
-        loop {
-            match parse_frame(rest) {
-                Ok((f, r)) => {
+        Input::Chunked(input) => {
+            // resp-rs keeps its own receive buffer: feed it the same 16 KiB pieces.
+            let mut p = Parser::new();
+            for c in chunks(&input) {
+                p.feed(c);
+                while let Some(f) = p.next_frame().expect("valid") {
                     black_box(f);
-                    rest = r;
                     n += 1;
                 }
-                Err(ParseError::Incomplete) => break,
-                Err(e) => panic!("resp-rs: {e:?}"),
             }
         }
     }
@@ -155,6 +152,7 @@ fn resp_rs(input: &Bytes, chunked: bool) -> usize {
 
 const RUNS: &[(&str, Run)] = &[
     ("redis-sync-resp command", ours_command),
+    ("redis-sync-resp command+into_args", ours_command_into_args),
     ("redis-sync-resp frame", ours_frame),
     ("redis-protocol decode_range", redis_protocol_range),
     ("redis-protocol decode_bytes_mut", redis_protocol_bytes_mut),
@@ -162,9 +160,8 @@ const RUNS: &[(&str, Run)] = &[
 ];
 
 fn bench(c: &mut Criterion) {
-    let override_n: Option<usize> = std::env::var("RESP_BENCH_FRAMES")
-        .ok()
-        .and_then(|v| v.parse().ok());
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let check = std::env::var_os("RESP_BENCH_NO_CHECK").is_none();
     let mut group = c.benchmark_group("resp_decode");
     group
         .sample_size(10)
@@ -175,19 +172,24 @@ fn bench(c: &mut Criterion) {
         (64, "64B", 1_000_000),
         (1024, "1KiB", 100_000),
     ] {
-        let n = override_n.unwrap_or(default_n);
+        let n = env("RESP_BENCH_FRAMES").unwrap_or(default_n);
         let input = Bytes::from(pipelined_sets(n, value_len));
         group.throughput(Throughput::Elements(n as u64));
         for chunked in [false, true] {
             let feed = if chunked { "16KiB-chunks" } else { "whole" };
+            let make = || {
+                if chunked {
+                    Input::Chunked(input.clone())
+                } else {
+                    Input::Whole(BytesMut::from(&input[..]))
+                }
+            };
             for (name, run) in RUNS {
-                assert_eq!(run(&input, chunked), n, "{name} must decode every frame");
+                if check {
+                    assert_eq!(run(make()), n, "{name} must decode every frame");
+                }
                 group.bench_function(format!("{label}/{feed}/{name}"), |b| {
-                    b.iter_batched(
-                        || input.clone(),
-                        |i| run(&i, chunked),
-                        BatchSize::PerIteration,
-                    )
+                    b.iter_batched(make, run, BatchSize::PerIteration)
                 });
             }
         }

@@ -106,10 +106,10 @@ fuzz_target!(|input: &[u8]| {
     let (Outcome::Items(decoded) | Outcome::Failed(decoded, _)) = &whole;
     for (cmd, _) in decoded {
         let mut wire = BytesMut::new();
-        encode_command(cmd.args(), &mut wire);
+        cmd.encode(&mut wire);
         let again = Decoder::new()
             .decode_command(&mut wire)
             .expect("re-encoded command decodes");
-        assert_eq!(again.as_ref().map(Command::args), Some(cmd.args()));
+        assert_eq!(again.as_ref(), Some(cmd));
     }
 });

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 
 use crate::command::Command;
 use crate::decoder::Decoder;
-use crate::encode::{encode, encode_command};
+use crate::encode::encode;
 use crate::error::Error;
 use crate::frame::Frame;
 
@@ -90,7 +90,7 @@ impl tokio_util::codec::Encoder<&Command> for CommandCodec {
     type Error = Error;
 
     fn encode(&mut self, item: &Command, dst: &mut BytesMut) -> Result<(), Error> {
-        encode_command(item.args(), dst);
+        item.encode(dst);
         Ok(())
     }
 }
@@ -99,7 +99,7 @@ impl tokio_util::codec::Encoder<Command> for CommandCodec {
     type Error = Error;
 
     fn encode(&mut self, item: Command, dst: &mut BytesMut) -> Result<(), Error> {
-        encode_command(item.args(), dst);
+        item.encode(dst);
         Ok(())
     }
 }
@@ -118,7 +118,7 @@ mod tests {
             .encode(Command::new(["SET", "k", "v"]), &mut buf)
             .unwrap();
         let cmd = codec.decode(&mut buf).unwrap().unwrap();
-        assert_eq!(cmd.args(), ["SET", "k", "v"]);
+        assert_eq!(cmd.clone().into_args(), ["SET", "k", "v"]);
         assert_eq!(codec.decoder().position(), cmd.wire_len() as u64);
 
         let mut codec = FrameCodec::default();

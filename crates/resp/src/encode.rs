@@ -117,10 +117,18 @@ pub fn encode_resp2(frame: &Frame, out: &mut BytesMut) {
 /// assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
 /// ```
 pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
-    out.reserve(command_len(args));
+    encode_args(args.iter().map(AsRef::as_ref), out);
+}
+
+/// [`encode_command`] over any exact-size iterator of arguments.
+pub(crate) fn encode_args<'a, I>(args: I, out: &mut BytesMut)
+where
+    I: ExactSizeIterator<Item = &'a [u8]> + Clone,
+{
+    let total = header_len(args.len()) + args.clone().map(|a| bulk_len(a.len())).sum::<usize>();
+    out.reserve(total);
     header(out, b'*', args.len() as i64);
     for a in args {
-        let a = a.as_ref();
         header(out, b'$', a.len() as i64);
         out.put_slice(a);
         out.put_slice(b"\r\n");
@@ -129,12 +137,21 @@ pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
 
 /// Length of [`encode_command`]'s output for `args`.
 pub fn command_len<A: AsRef<[u8]>>(args: &[A]) -> usize {
-    let mut n = 3 + digits(args.len() as u64);
-    for a in args {
-        let l = a.as_ref().len();
-        n += 5 + digits(l as u64) + l;
-    }
-    n
+    header_len(args.len())
+        + args
+            .iter()
+            .map(|a| bulk_len(a.as_ref().len()))
+            .sum::<usize>()
+}
+
+/// Length of `*<n>\r\n`.
+pub(crate) fn header_len(n: usize) -> usize {
+    3 + digits(n as u64)
+}
+
+/// Length of `$<len>\r\n<bytes>\r\n`.
+pub(crate) fn bulk_len(len: usize) -> usize {
+    5 + digits(len as u64) + len
 }
 
 fn digits(mut v: u64) -> usize {

@@ -50,8 +50,9 @@
 //! let mut wire = BytesMut::new();
 //! encode_command(&["SET", "key", "value"], &mut wire);
 //! let command = decoder.decode_command(&mut wire)?.expect("a whole command");
-//! assert_eq!(command.args(), ["SET", "key", "value"]);
 //! assert_eq!(command.wire_len(), 33);
+//! assert_eq!(command.name(), Some(&b"SET"[..]));
+//! assert_eq!(command.into_args(), ["SET", "key", "value"]);
 //! assert_eq!(decoder.position(), 27 + 33);
 //! # Ok::<(), redis_sync_resp::Error>(())
 //! ```
@@ -71,7 +72,7 @@ mod tests;
 
 #[cfg(feature = "codec")]
 pub use codec::{CommandCodec, FrameCodec};
-pub use command::Command;
+pub use command::{Args, Command};
 pub use decoder::{Decoder, DecoderBuilder, MAX_DEPTH_LIMIT, decode_all};
 pub use encode::{command_len, encode, encode_command, encode_resp2};
 pub use error::{Error, Text};

@@ -377,7 +377,7 @@ fn commands_decode_on_the_fast_path_at_every_split_point() {
         let got = decode_commands(&mut d, &[&COMMANDS[..cut], &COMMANDS[cut..]]).unwrap();
         let got: Vec<_> = got
             .into_iter()
-            .map(|c| (c.args().to_vec(), c.wire_len()))
+            .map(|c| (c.clone().into_args(), c.wire_len()))
             .collect();
         assert_eq!(got, want, "split at {cut}");
         assert_eq!(d.position(), COMMANDS.len() as u64);
@@ -431,7 +431,7 @@ fn frames_and_commands_can_alternate_on_one_decoder() {
     let mut buf = BytesMut::from(&b"+FULLRESYNC abc 0\r\n*1\r\n$4\r\nPING\r\n"[..]);
     assert_eq!(d.decode(&mut buf).unwrap().unwrap().1, 19);
     assert_eq!(
-        d.decode_command(&mut buf).unwrap().unwrap().args(),
+        d.decode_command(&mut buf).unwrap().unwrap().into_args(),
         ["PING"]
     );
     // Switching mode in the middle of a frame restarts it correctly.

@@ -408,7 +408,7 @@ fn replication_stream(server: &Server) {
     let sets: Vec<Vec<Vec<u8>>> = commands
         .iter()
         .filter(|c| c.name().is_some_and(|n| n.eq_ignore_ascii_case(b"set")))
-        .map(|c| c.args().iter().map(|a| a.to_vec()).collect())
+        .map(|c| c.args().map(|a| a.to_vec()).collect())
         .collect();
     assert_eq!(sets, sent, "{name}");
     let last = commands.last().unwrap();
