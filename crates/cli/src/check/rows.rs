@@ -1,0 +1,686 @@
+//! The checks themselves, one function per concern, each returning rows.
+
+use std::time::Duration;
+
+use redis_sync_resp::Frame;
+
+use super::{CheckArgs, Level, Row};
+use crate::client::{self, Client, field, server_version, text};
+use crate::url::Endpoint;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn row(check: &'static str, level: Level, detail: impl Into<String>) -> Row {
+    Row {
+        check,
+        level,
+        detail: detail.into(),
+    }
+}
+
+/// What one side told us.
+struct Side {
+    client: Client,
+    info: Vec<(String, String)>,
+    flavor: &'static str,
+    version: (u32, u32, u32),
+}
+
+impl Side {
+    fn get(&self, name: &str) -> Option<&str> {
+        field(&self.info, name)
+    }
+    fn num(&self, name: &str) -> Option<u64> {
+        self.get(name).and_then(|v| v.parse().ok())
+    }
+    fn label(&self) -> String {
+        let (a, b, c) = self.version;
+        format!("{} {a}.{b}.{c}", self.flavor)
+    }
+    /// Keys per db from `INFO keyspace` (`db0:keys=3,expires=0,...`).
+    fn keyspace(&self) -> Vec<(u32, u64)> {
+        self.info
+            .iter()
+            .filter_map(|(k, v)| {
+                let db = k.strip_prefix("db")?.parse().ok()?;
+                let keys = v
+                    .split(',')
+                    .find_map(|p| p.strip_prefix("keys="))?
+                    .parse()
+                    .ok()?;
+                Some((db, keys))
+            })
+            .collect()
+    }
+}
+
+async fn open(ep: &Endpoint) -> anyhow::Result<Side> {
+    let mut client = Client::connect(ep, TIMEOUT).await?;
+    let info = client.info("all").await?;
+    let (flavor, version) = server_version(&info);
+    Ok(Side {
+        client,
+        info,
+        flavor,
+        version,
+    })
+}
+
+/// The RDB version a server writes (what its `DUMP` payloads carry).
+fn rdb_version(flavor: &str, v: (u32, u32, u32)) -> u32 {
+    match (flavor, v.0, v.1) {
+        ("valkey", 9.., _) => 80,
+        ("valkey", _, _) => 11,
+        (_, 8, 2..) | (_, 9.., _) => 13,
+        (_, 8, _) | (_, 7, 4..) => 12,
+        (_, 7, 2..) => 11,
+        (_, 7, _) => 10,
+        _ => 9,
+    }
+}
+
+fn mb(b: u64) -> String {
+    format!("{:.1} MB", b as f64 / 1e6)
+}
+
+/// Every row, in order.
+pub async fn all(source: &Endpoint, target: &Endpoint, args: &CheckArgs) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let src = match open(source).await {
+        Ok(s) => {
+            rows.push(row(
+                "source connection",
+                Level::Ok,
+                format!("{} ({})", source.addr(), s.label()),
+            ));
+            Some(s)
+        }
+        Err(e) => {
+            rows.push(row(
+                "source connection",
+                Level::Fail,
+                format!("{e:#}; check the address, the password and that the server runs"),
+            ));
+            None
+        }
+    };
+    let dst = match open(target).await {
+        Ok(s) => {
+            rows.push(row(
+                "target connection",
+                Level::Ok,
+                format!("{} ({})", target.addr(), s.label()),
+            ));
+            Some(s)
+        }
+        Err(e) => {
+            rows.push(row(
+                "target connection",
+                Level::Fail,
+                format!("{e:#}; check the address, the password and that the server runs"),
+            ));
+            None
+        }
+    };
+    let (Some(mut src), Some(mut dst)) = (src, dst) else {
+        rows.push(row(
+            "remaining checks",
+            Level::Skip,
+            "need both connections first",
+        ));
+        return rows;
+    };
+    rows.push(psync_permission(&mut src, source).await);
+    rows.extend(versions(&mut src, &mut dst).await);
+    rows.push(target_empty(&dst, args.allow_nonempty));
+    rows.extend(memory(&mut src, &mut dst).await);
+    rows.extend(replication_settings(&mut src, args.sample_secs).await);
+    rows.push(bulk_len(&mut src, &mut dst).await);
+    rows.extend(cluster(&mut src, &mut dst).await);
+    rows
+}
+
+async fn psync_permission(src: &mut Side, ep: &Endpoint) -> Row {
+    const NAME: &str = "source allows PSYNC";
+    if src.version.0 < 7 && src.flavor == "redis" || ep.user.is_none() && ep.password.is_none() {
+        // No ACL DRYRUN before 7.0; without a user the default user replicates.
+        let level = if ep.user.is_some() {
+            Level::Warn
+        } else {
+            Level::Ok
+        };
+        let detail = if ep.user.is_some() {
+            "cannot ask this version (no ACL DRYRUN): make sure the user has +psync +replconf"
+        } else {
+            "the default user (no ACL restriction checked)"
+        };
+        return row(NAME, level, detail);
+    }
+    let user = ep.user.clone().unwrap_or_else(|| "default".into());
+    let mut problems = Vec::new();
+    for cmd in [&["PSYNC", "?", "-1"][..], &["REPLCONF", "capa", "eof"][..]] {
+        let mut args = vec!["ACL", "DRYRUN", user.as_str()];
+        args.extend_from_slice(cmd);
+        match src.client.call(&args).await {
+            Ok(Frame::SimpleString(_)) => {}
+            Ok(Frame::BulkString(b)) => problems.push(String::from_utf8_lossy(&b).into_owned()),
+            Ok(Frame::Error(e)) => {
+                return row(
+                    NAME,
+                    Level::Warn,
+                    format!(
+                        "cannot ask (ACL DRYRUN: {}); make sure user {user} has +psync +replconf",
+                        String::from_utf8_lossy(&e)
+                    ),
+                );
+            }
+            Ok(_) | Err(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        row(
+            NAME,
+            Level::Ok,
+            format!("user {user} may run PSYNC and REPLCONF"),
+        )
+    } else {
+        row(
+            NAME,
+            Level::Fail,
+            format!(
+                "{}; grant it: ACL SETUSER {user} +psync +replconf",
+                problems.join("; ")
+            ),
+        )
+    }
+}
+
+async fn versions(src: &mut Side, dst: &mut Side) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let (rs, rt) = (
+        rdb_version(src.flavor, src.version),
+        rdb_version(dst.flavor, dst.version),
+    );
+    let loadable = if rt >= 80 {
+        rs <= 11 || rs >= 80 && rs <= rt
+    } else {
+        rs <= rt
+    };
+    rows.push(if loadable {
+        row(
+            "versions",
+            Level::Ok,
+            format!(
+                "{} -> {}: the target loads the source's RDB {rs} payloads (RESTORE)",
+                src.label(),
+                dst.label()
+            ),
+        )
+    } else {
+        row(
+            "versions",
+            Level::Warn,
+            format!(
+                "{} -> {}: the target cannot load RDB {rs}; the command-rewrite path will be \
+                 used (slower; values re-encoded as commands)",
+                src.label(),
+                dst.label()
+            ),
+        )
+    });
+    // Functions (7.0+).
+    if src.version.0 >= 7 || src.flavor == "valkey" {
+        let n = match src.client.call(&["FUNCTION", "LIST"]).await {
+            Ok(Frame::Array(libs)) => libs.len(),
+            _ => 0,
+        };
+        let target_has = dst.version.0 >= 7 || dst.flavor == "valkey";
+        if n > 0 && !target_has {
+            rows.push(row(
+                "functions",
+                Level::Fail,
+                format!(
+                    "the source has {n} function libraries and {} has no functions: upgrade the \
+                     target to 7.0+ or drop the functions",
+                    dst.label()
+                ),
+            ));
+        } else {
+            rows.push(row(
+                "functions",
+                Level::Ok,
+                format!("{n} function libraries"),
+            ));
+        }
+    }
+    // Modules.
+    let src_mods = modules(&mut src.client).await;
+    let dst_mods = modules(&mut dst.client).await;
+    let missing: Vec<&String> = src_mods.iter().filter(|m| !dst_mods.contains(m)).collect();
+    rows.push(if missing.is_empty() {
+        row(
+            "modules",
+            Level::Ok,
+            if src_mods.is_empty() {
+                "none on the source".to_string()
+            } else {
+                format!("target has {}", src_mods.join(", "))
+            },
+        )
+    } else {
+        row(
+            "modules",
+            Level::Fail,
+            format!(
+                "the target lacks module(s) {}: load them on the target (--loadmodule) or \
+                 exclude their keys",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    });
+    // Hash field TTLs (Redis 7.4+, Valkey 9+): INFO keyspace's subexpiry on Redis 8.
+    let src_ttls = src
+        .info
+        .iter()
+        .filter(|(k, _)| k.starts_with("db"))
+        .any(|(_, v)| {
+            v.split(',')
+                .find_map(|p| p.strip_prefix("subexpiry="))
+                .is_some_and(|n| n != "0")
+        });
+    let dst_has_ttls = match dst.flavor {
+        "valkey" => dst.version.0 >= 9,
+        _ => dst.version >= (7, 4, 0),
+    };
+    if src_ttls && !dst_has_ttls {
+        rows.push(row(
+            "hash field TTLs",
+            Level::Fail,
+            format!(
+                "the source has hashes with field TTLs and {} cannot store them: upgrade the \
+                 target (Redis 7.4+, Valkey 9+)",
+                dst.label()
+            ),
+        ));
+    }
+    rows
+}
+
+async fn modules(c: &mut Client) -> Vec<String> {
+    let Ok(Frame::Array(mods)) = c.call(&["MODULE", "LIST"]).await else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = mods
+        .iter()
+        .filter_map(|m| {
+            let items: Vec<(Frame, Frame)> = match m {
+                Frame::Array(a) => a
+                    .chunks(2)
+                    .filter_map(|p| Some((p.first()?.clone(), p.get(1)?.clone())))
+                    .collect(),
+                Frame::Map(m) => m.clone(),
+                _ => return None,
+            };
+            items
+                .iter()
+                .find(|(k, _)| text(k).as_deref() == Some("name"))
+                .and_then(|(_, v)| text(v))
+        })
+        .filter(|n| n != "vectorset")
+        .collect();
+    names.sort();
+    names
+}
+
+fn target_empty(dst: &Side, allow: bool) -> Row {
+    let ks = dst.keyspace();
+    let total: u64 = ks.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return row("target empty", Level::Ok, "no keys");
+    }
+    let dbs: Vec<String> = ks.iter().map(|(db, n)| format!("db{db}={n}")).collect();
+    row(
+        "target empty",
+        if allow { Level::Warn } else { Level::Fail },
+        format!(
+            "the target holds {total} keys ({}): empty it (FLUSHALL), or sync with \
+             --flush-target, or accept overwriting keys of the same name (--allow-nonempty \
+             here; sync --conflict overwrite, the default)",
+            dbs.join(" ")
+        ),
+    )
+}
+
+async fn memory(src: &mut Side, dst: &mut Side) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let used = src.num("used_memory").unwrap_or(0);
+    let max = dst
+        .client
+        .config_get("maxmemory")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok());
+    let need = used + used / 10;
+    rows.push(match max {
+        None => row("target memory", Level::Skip, "CONFIG GET maxmemory refused"),
+        Some(0) => row(
+            "target memory",
+            Level::Ok,
+            format!(
+                "no maxmemory limit (source uses {}; make sure the host has it)",
+                mb(used)
+            ),
+        ),
+        Some(m) if m >= need => row(
+            "target memory",
+            Level::Ok,
+            format!(
+                "maxmemory {} >= 1.1 x source used_memory {}",
+                mb(m),
+                mb(used)
+            ),
+        ),
+        Some(m) => row(
+            "target memory",
+            Level::Fail,
+            format!(
+                "maxmemory {} < 1.1 x source used_memory {} (need {}): raise it, e.g. CONFIG \
+                 SET maxmemory {need}",
+                mb(m),
+                mb(used),
+                mb(need)
+            ),
+        ),
+    });
+    let policy = dst
+        .client
+        .config_get("maxmemory-policy")
+        .await
+        .ok()
+        .flatten();
+    rows.push(match policy.as_deref() {
+        None => row("eviction policy", Level::Skip, "CONFIG GET refused"),
+        Some("noeviction") => row("eviction policy", Level::Ok, "noeviction"),
+        Some(p) => row(
+            "eviction policy",
+            if max.unwrap_or(0) > 0 {
+                Level::Fail
+            } else {
+                Level::Warn
+            },
+            format!(
+                "{p}: the target may evict synced keys silently; set CONFIG SET \
+                 maxmemory-policy noeviction"
+            ),
+        ),
+    });
+    rows
+}
+
+/// `client-output-buffer-limit` → the replica class's (hard, soft, soft seconds).
+fn replica_limit(v: &str) -> Option<(u64, u64, u64)> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    let i = parts
+        .iter()
+        .position(|p| *p == "slave" || *p == "replica")?;
+    let n = |s: &str| parse_size(s);
+    Some((
+        n(parts.get(i + 1)?)?,
+        n(parts.get(i + 2)?)?,
+        parts.get(i + 3)?.parse().ok()?,
+    ))
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let l = s.to_ascii_lowercase();
+    for (suffix, mul) in [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1000),
+        ("b", 1),
+    ] {
+        if let Some(n) = l.strip_suffix(suffix) {
+            return n.parse::<u64>().ok().map(|n| n * mul);
+        }
+    }
+    l.parse().ok()
+}
+
+async fn replication_settings(src: &mut Side, sample_secs: f64) -> Vec<Row> {
+    let mut rows = Vec::new();
+    // Write rate: the replication offset over a short window.
+    let o1 = src
+        .client
+        .info("replication")
+        .await
+        .ok()
+        .and_then(|i| field(&i, "master_repl_offset").and_then(|v| v.parse::<u64>().ok()));
+    let t = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(sample_secs.clamp(0.0, 60.0))).await;
+    let o2 = src
+        .client
+        .info("replication")
+        .await
+        .ok()
+        .and_then(|i| field(&i, "master_repl_offset").and_then(|v| v.parse::<u64>().ok()));
+    let rate = match (o1, o2) {
+        (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 / t.elapsed().as_secs_f64().max(0.001),
+        _ => 0.0,
+    };
+    // The RDB: about half of used_memory, sent at ~100 MB/s, plus the fork.
+    let used = src.num("used_memory").unwrap_or(0) as f64;
+    let rdb_secs = 1.0 + used * 0.5 / 100e6;
+    let buffered = rate * rdb_secs;
+    let limit = src
+        .client
+        .config_get("client-output-buffer-limit")
+        .await
+        .ok()
+        .flatten();
+    rows.push(match limit.as_deref().and_then(replica_limit) {
+        None => row(
+            "replica output buffer",
+            Level::Skip,
+            "CONFIG GET client-output-buffer-limit refused",
+        ),
+        Some((0, 0, _)) => row("replica output buffer", Level::Ok, "no limit"),
+        Some((hard, soft, secs)) => {
+            let hard_hit = hard > 0 && buffered > hard as f64 / 2.0;
+            let soft_hit = soft > 0 && buffered > soft as f64 && rdb_secs > secs as f64;
+            if hard_hit || soft_hit || (hard > 0 && hard < 64 << 20) {
+                row(
+                    "replica output buffer",
+                    Level::Warn,
+                    format!(
+                        "client-output-buffer-limit replica {hard} {soft} {secs}: at {:.0} B/s of \
+                         writes for ~{rdb_secs:.0}s of RDB transfer the source buffers ~{}; the \
+                         source cuts the replica past the limit. Raise it: CONFIG SET \
+                         client-output-buffer-limit \"replica 1gb 512mb 120\"",
+                        rate,
+                        mb(buffered as u64)
+                    ),
+                )
+            } else {
+                row(
+                    "replica output buffer",
+                    Level::Ok,
+                    format!(
+                        "replica {hard} {soft} {secs}; ~{} buffered during the RDB at {rate:.0} B/s",
+                        mb(buffered as u64)
+                    ),
+                )
+            }
+        }
+    });
+    let backlog = src
+        .client
+        .config_get("repl-backlog-size")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| parse_size(&v));
+    rows.push(match backlog {
+        None => row("replication backlog", Level::Skip, "CONFIG GET refused"),
+        Some(b) => {
+            let secs = if rate > 0.0 {
+                b as f64 / rate
+            } else {
+                f64::INFINITY
+            };
+            if secs < 60.0 {
+                row(
+                    "replication backlog",
+                    Level::Warn,
+                    format!(
+                        "repl-backlog-size {} covers only {secs:.0}s of writes: a sync stopped \
+                         longer than that needs a new full copy. Raise it: CONFIG SET \
+                         repl-backlog-size {}",
+                        mb(b),
+                        (rate * 600.0) as u64
+                    ),
+                )
+            } else {
+                row(
+                    "replication backlog",
+                    Level::Ok,
+                    if secs.is_finite() {
+                        format!("{} covers {secs:.0}s of writes", mb(b))
+                    } else {
+                        format!("{} (no writes measured)", mb(b))
+                    },
+                )
+            }
+        }
+    });
+    let diskless = src
+        .client
+        .config_get("repl-diskless-sync")
+        .await
+        .ok()
+        .flatten();
+    let dir = src.client.config_get("dir").await.ok().flatten();
+    rows.push(match diskless.as_deref() {
+        Some("yes") => row(
+            "diskless sync",
+            Level::Ok,
+            "the source streams its RDB without writing it to disk",
+        ),
+        Some(_) => row(
+            "diskless sync",
+            Level::Warn,
+            format!(
+                "the source writes the RDB to disk first (in {}); if that disk is full or slow \
+                 the sync fails: CONFIG SET repl-diskless-sync yes",
+                dir.as_deref().unwrap_or("its dir")
+            ),
+        ),
+        None => row("diskless sync", Level::Skip, "CONFIG GET refused"),
+    });
+    rows
+}
+
+async fn bulk_len(src: &mut Side, dst: &mut Side) -> Row {
+    let s = max_bulk(&mut src.client).await;
+    let t = max_bulk(&mut dst.client).await;
+    match (s, t) {
+        (Some(s), Some(t)) if t < s => row(
+            "proto-max-bulk-len",
+            Level::Warn,
+            format!(
+                "target {t} < source {s}: a value bigger than {t} bytes is refused; raise it: \
+                 CONFIG SET proto-max-bulk-len {s}"
+            ),
+        ),
+        (_, Some(t)) => row("proto-max-bulk-len", Level::Ok, format!("target {t}")),
+        _ => row("proto-max-bulk-len", Level::Skip, "CONFIG GET refused"),
+    }
+}
+
+async fn max_bulk(c: &mut Client) -> Option<u64> {
+    let v = c.config_get("proto-max-bulk-len").await.ok().flatten()?;
+    parse_size(&v)
+}
+
+async fn cluster(src: &mut Side, dst: &mut Side) -> Vec<Row> {
+    if dst.get("cluster_enabled") != Some("1") {
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    let info = dst.client.ok(&["CLUSTER", "INFO"]).await.ok();
+    let text_info = info.as_ref().and_then(text).unwrap_or_default();
+    let get = |name: &str| {
+        text_info
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    };
+    let assigned: u64 = get("cluster_slots_assigned")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let state = get("cluster_state").unwrap_or_default();
+    let masters = client::cluster_masters(&mut dst.client)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    rows.push(if assigned == 16384 && state == "ok" {
+        row(
+            "cluster slots",
+            Level::Ok,
+            format!("all 16384 slots served by {masters} masters"),
+        )
+    } else {
+        row(
+            "cluster slots",
+            Level::Fail,
+            format!(
+                "cluster_state {state}, {assigned} of 16384 slots assigned: assign every slot \
+                 (redis-cli --cluster fix) before syncing"
+            ),
+        )
+    });
+    let other: Vec<String> = src
+        .keyspace()
+        .iter()
+        .filter(|(db, n)| *db != 0 && *n > 0)
+        .map(|(db, n)| format!("db{db}={n}"))
+        .collect();
+    if !other.is_empty() {
+        rows.push(row(
+            "cluster dbs",
+            Level::Fail,
+            format!(
+                "the source uses {} but a cluster has only db 0: sync with --db 0, or map them \
+                 (--db-map N:0)",
+                other.join(" ")
+            ),
+        ));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_limits_and_versions() {
+        assert_eq!(
+            replica_limit("normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
+            Some((268435456, 67108864, 60))
+        );
+        assert_eq!(parse_size("1gb"), Some(1 << 30));
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(rdb_version("redis", (7, 0, 15)), 10);
+        assert_eq!(rdb_version("redis", (8, 6, 3)), 13);
+        assert_eq!(rdb_version("valkey", (9, 1, 2)), 80);
+        assert_eq!(rdb_version("redis", (5, 0, 6)), 9);
+    }
+}
