@@ -3,7 +3,9 @@
 
 mod util;
 
+mod check;
 mod convert;
 mod oracle;
 mod rdb_cli;
 mod sync;
+mod verify;
