@@ -235,6 +235,8 @@ struct KeyState {
     pel: HashMap<StreamId, (i64, u64)>,
     consumer: Option<Bytes>,
     module: Option<ModuleType>,
+    /// Stream: its metadata, once seen (for estimating v1 groups' entries-read).
+    meta: Option<StreamMeta>,
     /// Hash: some fields had TTLs the target cannot set.
     lost_field_ttls: bool,
     /// Value chunks seen (an aggregate with none is empty: servers skip it on load).
@@ -375,6 +377,7 @@ impl Rewriter {
             consumer: None,
             module: None,
             lost_field_ttls: false,
+            meta: None,
             chunks: 0,
             expired_fields: false,
             held: Vec::new(),
@@ -558,6 +561,9 @@ impl Rewriter {
     }
 
     fn stream_meta(&mut self, key: Bytes, m: &StreamMeta, out: &mut Vec<Command>) {
+        if let Some(st) = self.key.as_mut() {
+            st.meta = Some(m.clone());
+        }
         let empty = self.key.as_ref().is_some_and(|s| s.stream_entries == 0);
         if empty {
             // XSETID needs an existing stream and XADD cannot add 0-0: create it through a
@@ -594,12 +600,17 @@ impl Rewriter {
             g.name.clone(),
             id(g.last_id),
         ];
-        if self.target.at_least(7, 0)
-            && let Some(n) = g.entries_read
-        {
-            // The server stores "unknown" as -1 (SCG_INVALID_ENTRIES_READ), which the RDB
-            // writes as a 64-bit length; ENTRIESREAD accepts -1 back.
-            let n = if n > i64::MAX as u64 { -1 } else { n as i64 };
+        if self.target.at_least(7, 0) {
+            let n = match g.entries_read {
+                // The server stores "unknown" as -1 (SCG_INVALID_ENTRIES_READ), which the RDB
+                // writes as a 64-bit length; ENTRIESREAD accepts -1 back.
+                Some(n) => i64::try_from(n).unwrap_or(-1),
+                // Stream v1 files have no counter: estimate it as the server's loader does.
+                None => {
+                    let meta = self.key.as_ref().and_then(|st| st.meta.as_ref());
+                    meta.map_or(-1, |m| estimate_entries_read(m, g.last_id))
+                }
+            };
             c.extend([Bytes::from_static(b"ENTRIESREAD"), int(n)]);
         }
         self.emit(c, out);
@@ -786,6 +797,42 @@ impl Rewriter {
         }
         c
     }
+}
+
+/// A group's entries-read counter where the file has none (stream v1), the way Redis's loader
+/// derives it (`streamEstimateDistanceFromFirstEverEntry` in t_stream.c, with the v1 loader's
+/// entries-added = length and max-deleted = 0-0): exact at the ends of the stream, -1
+/// ("unknown") in between.
+fn estimate_entries_read(m: &StreamMeta, group_id: StreamId) -> i64 {
+    let added = i64::try_from(m.entries_added.unwrap_or(m.length)).unwrap_or(i64::MAX);
+    let length = i64::try_from(m.length).unwrap_or(i64::MAX);
+    let first = m.first_id.unwrap_or_default();
+    let max_deleted = m.max_deleted_id.unwrap_or_default();
+    let zero = StreamId::default();
+    if added == 0 {
+        return 0;
+    }
+    if length == 0 && group_id <= m.last_id {
+        return added;
+    }
+    if group_id != zero && group_id < max_deleted {
+        return -1;
+    }
+    if group_id == m.last_id {
+        return added;
+    }
+    if group_id > m.last_id {
+        return -1;
+    }
+    if max_deleted == zero || max_deleted < first {
+        if group_id < first {
+            return added - length;
+        }
+        if group_id == first {
+            return added - length + 1;
+        }
+    }
+    -1
 }
 
 fn id(i: StreamId) -> Bytes {

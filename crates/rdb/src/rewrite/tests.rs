@@ -572,3 +572,38 @@ fn restore_mode_skips_payloads_with_expired_fields_or_after_a_flush() {
         ]
     );
 }
+
+#[test]
+fn stream_v1_groups_get_the_loaders_entries_read() {
+    let meta = StreamMeta {
+        length: 3,
+        last_id: sid(9, 0),
+        first_id: Some(sid(2, 0)),
+        max_deleted_id: None,
+        entries_added: None,
+    };
+    let group = |ms| {
+        Event::Value(ValueChunk::StreamGroup(StreamGroup {
+            name: b("g"),
+            last_id: sid(ms, 0),
+            entries_read: None,
+        }))
+    };
+    let ev = [
+        key(0, "s", ValueType::Stream, None),
+        Event::Value(ValueChunk::StreamMeta(meta)),
+        group(9),
+        group(5),
+        group(2),
+        group(1),
+        group(10),
+        end(),
+    ];
+    let out = convert(&ev);
+    let reads: Vec<&str> = out
+        .iter()
+        .filter(|c| c.starts_with("XGROUP CREATE s g"))
+        .map(|c| c.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(reads, ["3", "-1", "1", "0", "-1"]);
+}
