@@ -81,3 +81,25 @@ fn oracle_sees_a_difference_in_stream_groups() {
     let err = compare_data(&a, &b, &info).expect_err("an extra consumer group must be reported");
     assert!(err.contains("extra-group"), "{err}");
 }
+
+#[test]
+fn describe_finds_what_was_written() {
+    let Some(v) = versions().pop() else { return };
+    let s = source(&v);
+    let written = write_dataset(&s, &DatasetOptions::default());
+    let found = redis_sync_testkit::describe(&s);
+    let sorted = |i: &redis_sync_testkit::DatasetInfo| {
+        let mut k: Vec<_> = i
+            .keys
+            .iter()
+            .map(|k| (k.db, k.key.clone(), k.kind.clone()))
+            .collect();
+        k.sort();
+        let mut st = i.streams.clone();
+        st.sort();
+        let mut m = i.module_keys.clone();
+        m.sort();
+        (k, st, m, i.functions.clone(), i.dbs.clone())
+    };
+    assert_eq!(sorted(&found), sorted(&written));
+}
