@@ -126,9 +126,23 @@ fn assert_equal(src: &Server, dst: &Server, info: &redis_sync_testkit::DatasetIn
         return;
     };
     let cross = src.version().name() != dst.version().name();
-    if !(cross && e.starts_with("stream ")) {
+    if !(cross && (e.starts_with("stream ") || e.starts_with("DEBUG DIGEST differs"))) {
         panic!("{e}");
     }
+    // DEBUG DIGEST is not comparable across versions either (6.x hashes zset scores printed
+    // with %.17g, 7.x in the shortest form): compare every key's value with `verify --keys`.
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args(["verify", "--keys", "--recheck-after", "0", "--source"])
+        .arg(url(src))
+        .arg("--target")
+        .arg(url(dst))
+        .output()
+        .expect("run verify");
+    assert!(
+        out.status.success(),
+        "{e}\nverify --keys: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // Everything but the streams' XINFO was equal up to the first stream; check them all.
     let groups = |s: &Server, db: u32, key: &str| -> Vec<String> {
         let mut c = s.client();
@@ -160,10 +174,12 @@ fn assert_equal(src: &Server, dst: &Server, info: &redis_sync_testkit::DatasetIn
             "stream {key} groups differ"
         );
     }
-    // And the rest of compare_data's checks, without the streams.
+    // And the rest of compare_data's checks, without the streams, when the digests agree.
     let mut rest = info.clone();
     rest.streams.clear();
-    if let Err(e) = compare_data(src, dst, &rest) {
+    if let Err(e) = compare_data(src, dst, &rest)
+        && !e.starts_with("DEBUG DIGEST differs")
+    {
         panic!("{e}");
     }
 }

@@ -262,6 +262,18 @@ impl Side {
         flatten(&f, &mut flat);
         match kind {
             "set" if !by_digest => flat.sort(),
+            // Servers print the same double differently (6.x `%.17g`, 7.x shortest form):
+            // compare the numbers.
+            "zset" if !by_digest => {
+                for score in flat.iter_mut().skip(1).step_by(2) {
+                    if let Some(x) = std::str::from_utf8(score)
+                        .ok()
+                        .and_then(|t| t.parse::<f64>().ok())
+                    {
+                        *score = Bytes::from(format!("{x:?}"));
+                    }
+                }
+            }
             "hash" if !by_digest => {
                 let mut pairs: Vec<(Bytes, Bytes)> = flat
                     .chunks(2)
