@@ -350,12 +350,12 @@ pub struct Filter {
     cmd_exclude: Vec<String>,
 }
 
-fn parse_db(command: &str, arg: &[u8]) -> Result<u32, Error> {
+fn parse_db(command: &CommandDef, arg: &[u8]) -> Result<u32, Error> {
     std::str::from_utf8(arg)
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::BadDb {
-            command: command.to_string(),
+            command: command.display_name(),
             value: show(arg),
         })
 }
@@ -413,9 +413,9 @@ impl Filter {
         (self.cmd_include.is_empty() || hit(&self.cmd_include)) && !hit(&self.cmd_exclude)
     }
 
-    fn map_db_arg(&self, command: &str, db: u32) -> Result<Option<u32>, Error> {
+    fn map_db_arg(&self, command: &CommandDef, db: u32) -> Result<Option<u32>, Error> {
         self.target_db(db).map_err(|_| Error::ClusterDb {
-            command: command.to_string(),
+            command: command.display_name(),
             db,
         })
     }
@@ -449,7 +449,8 @@ impl Filter {
     where
         A: AsRef<[u8]> + Clone + From<Vec<u8>>,
     {
-        let cmd = def.display_name();
+        // Names for messages are built only on the error paths (no allocation per command).
+        let cmd = def;
         match def.name {
             "multi" | "exec" | "discard" => {
                 return Ok(Decision::Keep {
@@ -460,8 +461,8 @@ impl Filter {
                 let Some(arg) = args.get(1) else {
                     return Ok(Decision::Keep { db });
                 };
-                let n = parse_db(&cmd, arg.as_ref())?;
-                return match self.map_db_arg(&cmd, n)? {
+                let n = parse_db(cmd, arg.as_ref())?;
+                return match self.map_db_arg(cmd, n)? {
                     None => Ok(Decision::Drop(DropReason::Db(n))),
                     Some(to) if to == n => Ok(Decision::Keep { db: to }),
                     Some(to) => Ok(Decision::Rewrite {
@@ -470,10 +471,10 @@ impl Filter {
                     }),
                 };
             }
-            "swapdb" => return self.swapdb(&cmd, args),
+            "swapdb" => return self.swapdb(cmd, args),
             _ => {}
         }
-        let Some(target) = self.map_db_arg(&cmd, db)? else {
+        let Some(target) = self.map_db_arg(cmd, db)? else {
             return Ok(Decision::Drop(DropReason::Db(db)));
         };
         if !self.command_passes(def) {
@@ -485,12 +486,13 @@ impl Filter {
             return Ok(Decision::Drop(DropReason::Type(t)));
         }
         let mut out = None;
-        let real: Vec<&KeyPos> = keys.iter().filter(|k| k.is_key()).collect();
-        let passing = real
-            .iter()
-            .filter(|k| self.key_passes(args[k.index].as_ref()))
-            .count();
-        if passing < real.len() {
+        let (mut total, mut passing) = (0, 0);
+        for k in keys.iter().filter(|k| k.is_key()) {
+            total += 1;
+            passing += usize::from(self.key_passes(args[k.index].as_ref()));
+        }
+        if passing < total {
+            let real: Vec<&KeyPos> = keys.iter().filter(|k| k.is_key()).collect();
             if passing == 0 {
                 let heartbeat = real
                     .iter()
@@ -511,7 +513,7 @@ impl Filter {
                     let names =
                         |v: Vec<&&KeyPos>| v.iter().map(|k| show(args[k.index].as_ref())).collect();
                     return Err(Error::MixedKeys {
-                        command: cmd,
+                        command: cmd.display_name(),
                         kept: names(kept),
                         dropped: names(dropped),
                     });
@@ -537,11 +539,11 @@ impl Filter {
             _ => None,
         };
         if let Some(i) = db_arg.filter(|&i| i < args.len()) {
-            let other = parse_db(&cmd, args[i].as_ref())?;
-            match self.map_db_arg(&cmd, other)? {
+            let other = parse_db(cmd, args[i].as_ref())?;
+            match self.map_db_arg(cmd, other)? {
                 None => {
                     return Err(Error::DbFilterConflict {
-                        command: cmd,
+                        command: cmd.display_name(),
                         from: db,
                         to: other,
                         why: "the other database is excluded by the filter",
@@ -561,7 +563,7 @@ impl Filter {
         })
     }
 
-    fn swapdb<A>(&self, cmd: &str, args: &[A]) -> Result<Decision<A>, Error>
+    fn swapdb<A>(&self, cmd: &CommandDef, args: &[A]) -> Result<Decision<A>, Error>
     where
         A: AsRef<[u8]> + Clone + From<Vec<u8>>,
     {
@@ -581,7 +583,7 @@ impl Filter {
                 ],
             }),
             _ => Err(Error::DbFilterConflict {
-                command: cmd.to_string(),
+                command: cmd.display_name(),
                 from: a,
                 to: b,
                 why: "one of the two databases is excluded by the filter",
