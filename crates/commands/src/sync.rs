@@ -118,6 +118,16 @@ pub fn sync_action(def: &CommandDef, options: SyncOptions) -> SyncAction {
     }
 }
 
+/// The whole sync-support table: every command and subcommand with its action, in table
+/// order (for documentation, `redis-sync check`, and reviewing the rules after a regeneration).
+pub fn sync_table(options: SyncOptions) -> Vec<(&'static CommandDef, SyncAction)> {
+    crate::table::commands()
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.subcommands))
+        .map(|c| (c, sync_action(c, options)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -171,6 +181,24 @@ mod tests {
         ] {
             assert!(matches!(action(refused), Refuse(_)), "{refused:?}");
         }
+        // Every name in the apply list exists in the table (a typo would silently refuse).
+        for name in APPLY {
+            let (top, sub) = name
+                .split_once('|')
+                .map_or((*name, None), |(t, s)| (t, Some(s)));
+            let c = crate::table::command(top.as_bytes()).unwrap();
+            assert!(
+                sub.is_none_or(|s| c.subcommand(s.as_bytes()).is_some()),
+                "{name}"
+            );
+        }
+        let table = sync_table(SyncOptions::default());
+        let applied = table.iter().filter(|(_, a)| *a == Apply).count();
+        assert!(
+            applied > 120 && applied < table.len() / 2,
+            "{applied} of {}",
+            table.len()
+        );
         let fwd = SyncOptions::default().forward_pubsub(true);
         assert_eq!(sync_action(lookup(&["PUBLISH"]).unwrap(), fwd), Apply);
     }
