@@ -5,6 +5,7 @@ mod util;
 
 mod check;
 mod convert;
+mod corpus;
 mod oracle;
 mod rdb_cli;
 mod sync;

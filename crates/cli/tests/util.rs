@@ -64,25 +64,39 @@ pub fn split_commands(resp: &[u8]) -> Vec<(Vec<Vec<u8>>, std::ops::Range<usize>)
 
 /// Sends RESP `commands` to `server` pipelined (in batches) and asserts that no reply is an
 /// error. Returns the number of commands.
+#[track_caller]
 pub fn replay(server: &Server, resp: &[u8]) -> usize {
+    try_replay(server, resp).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`replay`], returning the first refused command instead of panicking.
+pub fn try_replay(server: &Server, resp: &[u8]) -> Result<usize, String> {
     let cmds = split_commands(resp);
     let mut client = server.client();
+    let mut first_error = None;
     for batch in cmds.chunks(500) {
         let range = batch[0].1.start..batch[batch.len() - 1].1.end;
-        client.send_raw(&resp[range]).expect("send commands");
+        client
+            .send_raw(&resp[range])
+            .map_err(|e| format!("send: {e}"))?;
         for (args, _) in batch {
-            let reply = client.read_reply().expect("read a reply");
-            if let Reply::Error(e) = reply {
+            let reply = client
+                .read_reply()
+                .map_err(|e| format!("read a reply: {e}"))?;
+            if let (Reply::Error(e), None) = (reply, &first_error) {
                 let shown: Vec<String> = args
                     .iter()
                     .take(6)
                     .map(|a| String::from_utf8_lossy(&a[..a.len().min(60)]).into_owned())
                     .collect();
-                panic!("{} refused {shown:?}: {e}", server.version());
+                first_error = Some(format!("{} refused {shown:?}: {e}", server.version()));
             }
         }
     }
-    cmds.len()
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(cmds.len()),
+    }
 }
 
 /// A server of version `v` with the Redis Stack modules it ships (RedisJSON, RedisBloom).
