@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use crate::error::{Error, Text};
 use crate::frame::Frame;
 use crate::parse::{self, Ctx, Head, Limits};
+use crate::quick;
 
 /// Deepest nesting [`DecoderBuilder::max_depth`] accepts: building a frame recurses once per
 /// level, and this keeps that well inside a 2 MiB thread stack.
@@ -80,6 +81,7 @@ impl DecoderBuilder {
             stack: Vec::new(),
             remaining: 0,
             ranges: Vec::new(),
+            toks: Vec::new(),
             dead: None,
         }
     }
@@ -144,6 +146,8 @@ pub struct Decoder {
     pub(crate) remaining: u64,
     /// Command scan: payload ranges of the arguments seen so far.
     pub(crate) ranges: Vec<(usize, usize)>,
+    /// Quick path: tokens of the frame being built (kept for its allocation).
+    pub(crate) toks: Vec<quick::Tok>,
     /// Offset of the error that killed the decoder.
     pub(crate) dead: Option<u64>,
 }
@@ -185,6 +189,21 @@ impl Decoder {
         }
         if buf.len() < self.need {
             return Ok(None);
+        }
+        if self.mode != Mode::Frame {
+            // A new frame: if it is all there, one pass builds it (see `quick`).
+            let mut toks = std::mem::take(&mut self.toks);
+            toks.clear();
+            let quick = quick::scan(buf, 0, 0, &self.limits, &mut toks);
+            let result = quick.map(|len| {
+                let frame = quick::build(buf.split_to(len).freeze(), &toks);
+                self.finish(len);
+                (frame, len)
+            });
+            self.toks = toks;
+            if result.is_some() {
+                return Ok(result);
+            }
         }
         self.enter(Mode::Frame);
         let len = match self.scan_frame(buf) {

@@ -8,7 +8,9 @@
 //!   read; the decoder resumes where it stopped.
 //! - [`Decoder::decode_command`] is the fast path for what a server or replica mostly reads:
 //!   an array of bulk strings (or an inline command), returned as a [`Command`] with its
-//!   arguments and [`Command::wire_len`].
+//!   arguments and [`Command::wire_len`]. A `Command` holds its bytes as one `Bytes` and its
+//!   argument positions inline, so decoding one costs one reference count and no allocation;
+//!   [`Command::into_args`] gives a `Vec<Bytes>` when an owner needs one.
 //! - [`encode`], [`encode_resp2`] and [`encode_command`] append to a `BytesMut`.
 //! - [`DecoderBuilder`] sets the limits (bulk length, aggregate length, nesting depth, line
 //!   length). Nothing is allocated from a length read off the wire before the bytes it
@@ -66,6 +68,7 @@ mod encode;
 mod error;
 mod frame;
 mod parse;
+mod quick;
 
 #[cfg(test)]
 mod tests;

@@ -109,6 +109,43 @@ pub(crate) fn read_int(
     Ok(Some((value, i + 2)))
 }
 
+/// `<tag><digits>\r\n` at `p`, all present, at most 18 digits, optional `-`: the value and
+/// the position after the LF. `None` for anything else (the careful parser then decides).
+#[inline(always)]
+pub(crate) fn small_int_at(b: &[u8], p: usize, tag: u8) -> Option<(i64, usize)> {
+    if *b.get(p)? != tag {
+        return None;
+    }
+    small_int(b, p + 1)
+}
+
+#[inline(always)]
+pub(crate) fn small_int(b: &[u8], start: usize) -> Option<(i64, usize)> {
+    let rest = b.get(start..)?;
+    let (neg, digits) = match rest.first()? {
+        b'-' => (true, 1),
+        _ => (false, 0),
+    };
+    let mut v: i64 = 0;
+    let mut i = digits;
+    loop {
+        let d = rest.get(i)?.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        // 18 digits always fit in an i64; longer numbers take the careful path.
+        if i - digits >= 18 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+        i += 1;
+    }
+    if i == digits || *rest.get(i)? != b'\r' || *rest.get(i + 1)? != b'\n' {
+        return None;
+    }
+    Some((if neg { -v } else { v }, start + i + 2))
+}
+
 /// Finds the CR of the CRLF that ends a line starting at `start`, searching from `from`.
 ///
 /// `Ok(Ok(cr))` when found, `Ok(Err(searched))` when the buffer ends first (`searched` is where
