@@ -439,8 +439,10 @@ impl Settings {
         rate.ops_per_sec = a.max_ops.or(f.max_ops).filter(|r| *r > 0.0);
         rate.bytes_per_sec = a.max_bytes.or(f.max_bytes).filter(|r| *r > 0.0);
 
-        let mut spool = SpoolConfig::default();
-        spool.dir = a.spool_dir.clone().or(f.spool_dir);
+        let mut spool = SpoolConfig {
+            dir: a.spool_dir.clone().or(f.spool_dir),
+            ..SpoolConfig::default()
+        };
         if let Some(l) = a.spool_limit.or(f.spool_limit) {
             spool.file_limit = l;
         }

@@ -40,7 +40,7 @@ pub enum Command {
     Rdb(RdbArgs),
     /// Copy the source into the target, then keep it in step (full copy + live stream).
     #[command(after_long_help = crate::sync::EXAMPLES)]
-    Sync(crate::config::SyncArgs),
+    Sync(Box<crate::config::SyncArgs>),
     /// Prechecks before a sync: connectivity, PSYNC permission, versions, memory, settings.
     Check(crate::check::CheckArgs),
     /// Compare the source and the target: digests, or key by key (type, TTL, value).

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 fn run(cli: flags::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         flags::Command::Rdb(args) => rdb::run(&args),
-        flags::Command::Sync(args) => sync::run(&args),
+        flags::Command::Sync(args) => sync::run(args.as_ref()),
         flags::Command::Check(args) => check::run(&args),
         flags::Command::Verify(args) => verify::run(&args),
     }

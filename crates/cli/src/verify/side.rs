@@ -33,13 +33,10 @@ impl Side {
     pub async fn open(ep: &Endpoint) -> anyhow::Result<Side> {
         let mut first = Client::connect(ep, TIMEOUT).await?;
         let info = first.info("server").await?;
-        let version = format!(
-            "{}",
-            field(&info, "valkey_version")
-                .map(|v| format!("valkey {v}"))
-                .or_else(|| field(&info, "redis_version").map(|v| format!("redis {v}")))
-                .unwrap_or_default()
-        );
+        let version = field(&info, "valkey_version")
+            .map(|v| format!("valkey {v}"))
+            .or_else(|| field(&info, "redis_version").map(|v| format!("redis {v}")))
+            .unwrap_or_default();
         let cl = first.info("cluster").await?;
         let cluster = field(&cl, "cluster_enabled") == Some("1");
         if !cluster {
