@@ -119,7 +119,8 @@ impl DecoderBuilder {
             version: 0,
             db: 0,
             pend: PendingKey::default(),
-            cur_key: None,
+            cur_key: Vec::new(),
+            in_key: false,
             cur_type: 0,
             acc: Acc::None,
             acc_bytes: 0,
@@ -141,7 +142,9 @@ pub struct Decoder {
     version: u32,
     db: u64,
     pend: PendingKey,
-    cur_key: Option<Bytes>,
+    /// The current key's name (a reused buffer: cloning the event's `Bytes` would allocate).
+    cur_key: Vec<u8>,
+    in_key: bool,
     cur_type: u8,
     acc: Acc,
     acc_bytes: usize,
@@ -682,7 +685,7 @@ impl Decoder {
     }
 
     fn fail(&mut self, e: Error) -> Error {
-        let e = e.with_key(self.cur_key.as_ref());
+        let e = e.with_key(self.in_key.then_some(self.cur_key.as_slice()));
         self.failed = Some(e.clone());
         self.out.clear();
         e
@@ -714,7 +717,7 @@ impl Decoder {
     }
 
     fn step(&mut self) -> Result<Step, Error> {
-        let r = match std::mem::replace(&mut self.state, State::Done) {
+        match std::mem::replace(&mut self.state, State::Done) {
             State::Magic => self.step_magic(),
             State::Top => self.step_top(),
             State::Value(v) => self.step_value(v),
@@ -728,10 +731,9 @@ impl Decoder {
             State::Trailer => self.step_trailer(),
             State::Done => {
                 self.state = State::Done;
-                return Ok(Step::Done);
+                Ok(Step::Done)
             }
-        };
-        r
+        }
     }
 
     /// Runs a parse attempt over the unconsumed bytes. On success the bytes it read are
@@ -750,7 +752,7 @@ impl Decoder {
 
     fn step_magic(&mut self) -> Result<Step, Error> {
         let allow = self.cfg.allow_newer;
-        let got = self.attempt(|r| Ok(r.array::<9>()?))?;
+        let got = self.attempt(|r| r.array::<9>())?;
         let Some(m) = got else {
             self.state = State::Magic;
             return Ok(Step::NeedMore);
@@ -1056,7 +1058,9 @@ impl Decoder {
                     r.string(lim, "key name")
                 })?);
                 let pend = std::mem::take(&mut self.pend);
-                self.cur_key = Some(key.clone());
+                self.cur_key.clear();
+                self.cur_key.extend_from_slice(&key);
+                self.in_key = true;
                 self.cur_type = t;
                 if let Some(limit) = self.cfg.restore {
                     self.inp.cap = Some(Capture {
@@ -1076,7 +1080,11 @@ impl Decoder {
                     lfu_freq: pend.freq,
                     offset: pend.start.unwrap_or(at),
                 }));
-                self.state = State::Value(V::Start(kind));
+                // Go straight on with the value: a small string key completes in this step.
+                return match self.start_value(kind)? {
+                    Step::NeedMore => Ok(Step::Progress),
+                    s => Ok(s),
+                };
             }
         }
         Ok(Step::Progress)
@@ -1151,7 +1159,7 @@ impl Decoder {
                 self.state = State::Top;
                 return Ok(Step::Progress);
             } else {
-                if self.attempt(|r| Ok(r.array::<4>()?))?.is_none() {
+                if self.attempt(|r| r.array::<4>())?.is_none() {
                     self.state = State::KeyMeta { left, scan };
                     return Ok(Step::NeedMore);
                 }
@@ -1281,7 +1289,7 @@ impl Decoder {
         self.out.push_back(Event::KeyEnd {
             restore_payload: payload,
         });
-        self.cur_key = None;
+        self.in_key = false;
         self.state = State::Top;
         Step::Progress
     }
@@ -1471,9 +1479,22 @@ impl Decoder {
         match kind {
             String => {
                 let at = self.inp.offset();
-                let Some(head) = self.attempt(|r| r.str_head("string value"))? else {
+                let Some((head, whole)) = self.attempt(|r| {
+                    let head = r.str_head("string value")?;
+                    if let StrHead::Raw(n) = head
+                        && n <= budget
+                    {
+                        return Ok((head, Some(Bytes::copy_from_slice(r.take(n as usize)?))));
+                    }
+                    Ok((head, None))
+                })?
+                else {
                     wait!()
                 };
+                if let Some(b) = whole {
+                    self.chunk(ValueChunk::String(b));
+                    return Ok(self.finish_value());
+                }
                 match head {
                     StrHead::Int(i) => {
                         self.chunk(ValueChunk::String(Bytes::from(i.to_string())));

@@ -188,7 +188,7 @@ impl Error {
     }
 
     /// Attach the current key to an error raised by a low-level reader that did not know it.
-    pub(crate) fn with_key(mut self, current: Option<&Bytes>) -> Self {
+    pub(crate) fn with_key(mut self, current: Option<&[u8]>) -> Self {
         let Some(current) = current else { return self };
         match &mut self {
             Error::Truncated { key, .. }
@@ -198,10 +198,10 @@ impl Error {
             | Error::Corrupt { key, .. }
             | Error::UnknownType { key, .. }
             | Error::Unsupported { key, .. }
-            | Error::TooLarge { key, .. } => {
-                if key.is_none() {
-                    *key = Some(current.clone());
-                }
+            | Error::TooLarge { key, .. }
+                if key.is_none() =>
+            {
+                *key = Some(Bytes::copy_from_slice(current));
             }
             _ => {}
         }
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn messages_name_offset_and_key() {
-        let e = Error::corrupt(42, "bad thing").with_key(Some(&Bytes::from_static(b"k\x01")));
+        let e = Error::corrupt(42, "bad thing").with_key(Some(&b"k\x01"[..]));
         let m = e.to_string();
         assert!(m.contains("offset 42"), "{m}");
         assert!(m.contains("key \"k\\x01\""), "{m}");
