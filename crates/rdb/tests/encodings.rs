@@ -876,3 +876,70 @@ fn trailing_bytes_are_left_alone() {
     d.handle_eof();
     assert_eq!(d.poll_event().unwrap(), None);
 }
+
+/// A 16 MiB string and a 200,000-element list, fed in 8 KiB pieces that are generated on the
+/// fly: every chunk stays within the budget and the decoder never holds more than one piece
+/// plus one element of unconsumed input.
+#[test]
+fn large_values_stream_with_bounded_buffering() {
+    const PIECE: usize = 8 << 10;
+    let string_len = 16usize << 20;
+    let mut head = b"REDIS0009".to_vec();
+    head.extend(key(0, "s"));
+    head.push(0x80);
+    head.extend((string_len as u32).to_be_bytes());
+    let mut d = Decoder::builder()
+        .chunk_budget(4096)
+        .verify_checksum(false)
+        .build();
+    let mut max_buffered = 0;
+    let mut got = 0usize;
+    let mut items = 0usize;
+    let mut max_chunk = 0usize;
+    let mut feed = |d: &mut Decoder, bytes: &[u8]| {
+        for p in bytes.chunks(PIECE) {
+            d.handle_bytes(p);
+            max_buffered = max_buffered.max(d.buffered().len());
+            while let Some(e) = d.poll_event().unwrap() {
+                match e {
+                    Event::Value(ValueChunk::String(b)) => {
+                        max_chunk = max_chunk.max(b.len());
+                        got += b.len();
+                    }
+                    Event::Value(ValueChunk::ListItems(v)) => {
+                        max_chunk = max_chunk.max(v.iter().map(|b| b.len() + 16).sum());
+                        items += v.len();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    feed(&mut d, &head);
+    let zeros = vec![0u8; PIECE];
+    for _ in 0..string_len / PIECE {
+        feed(&mut d, &zeros);
+    }
+    let mut list = key(1, "l");
+    list.push(0x80);
+    list.extend(200_000u32.to_be_bytes());
+    feed(&mut d, &list);
+    let mut batch = Vec::new();
+    for i in 0..200_000u32 {
+        batch.extend(rstr(format!("element-{i}").as_bytes()));
+        if batch.len() >= PIECE {
+            feed(&mut d, &batch);
+            batch.clear();
+        }
+    }
+    batch.push(0xff);
+    batch.extend([0; 8]);
+    feed(&mut d, &batch);
+    d.handle_eof();
+    assert_eq!(d.poll_event().unwrap(), None);
+    assert!(d.is_done());
+    assert_eq!(got, string_len);
+    assert_eq!(items, 200_000);
+    assert!(max_chunk <= 4096 + 64, "chunk of {max_chunk} bytes");
+    assert!(max_buffered <= 2 * PIECE, "buffered {max_buffered} bytes");
+}
