@@ -136,7 +136,8 @@ pub struct StreamGroup {
     pub name: Bytes,
     /// The last delivered ID.
     pub last_id: StreamId,
-    /// The group's entries-read counter (stream v2+).
+    /// The group's entries-read counter (stream v2+; `None` for v1 streams and when the server
+    /// stored it as invalid, `-1`).
     pub entries_read: Option<u64>,
 }
 
@@ -259,7 +260,8 @@ pub enum Event {
         /// The raw opcode stream, kept byte for byte.
         raw: Bytes,
     },
-    /// A function library (`FUNCTION LOAD` source, starting `#!lua name=…`).
+    /// A function library (`FUNCTION LOAD` source, starting `#!lua name=…`). For the 7.0
+    /// release candidates' `FUNCTION_PRE_GA` opcode only the code is given.
     Function {
         /// The library code.
         code: Bytes,
