@@ -19,6 +19,27 @@
 //! gives a checkpoint to continue from after a restart ([`ReplicaBuilder::resume_from`]).
 //! [`Metrics`] has the figures (bytes read, RDB size and progress, offsets, lag).
 //!
+//! # Offsets, acknowledgements and resumption
+//!
+//! Offsets are the source's `master_repl_offset`: [`ReplicaEvent::FullResync`] gives the
+//! snapshot's offset, each [`ReplicaEvent::Command`] the offset after it. Every byte of the
+//! stream counts (`PING`, `SELECT`, `REPLCONF GETACK` too), so once the consumer has caught up
+//! [`Metrics::offset`] equals the source's `master_repl_offset`.
+//!
+//! - `REPLCONF ACK` carries what the consumer has *applied*: with [`AckMode::Delivered`] (the
+//!   default) an event counts once [`Replica::next_event`] has returned it; with
+//!   [`AckMode::Manual`] only what the consumer reports with [`AppliedOffset::set`]. A
+//!   `REPLCONF GETACK` (the source's `WAIT`) is answered as soon as everything before it is
+//!   applied, so `WAIT` on the source means "applied to the target".
+//! - When the link drops, the replica reconnects with backoff and asks for
+//!   `PSYNC <replid> <offset + 1>` where `offset` is the last byte it decoded (as a Redis
+//!   replica resumes from its processed offset): events decoded but not yet consumed stay
+//!   queued, so nothing is lost or repeated. `+CONTINUE` gives [`ReplicaEvent::Continued`];
+//!   a refused partial sync gives a [`ReplicaEvent::FullResync`] with `forced: true`.
+//! - Across a restart, [`Replica::resume_point`] (replication ID, applied offset, selected db)
+//!   is the checkpoint to store; [`ReplicaBuilder::resume_from`] continues from it, also on a
+//!   replica of the source promoted after a failover (PSYNC2 keeps the old ID valid there).
+//!
 //! A slow consumer never slows the socket: a reader task queues what arrives in memory and
 //! then in a spool file ([`SpoolConfig`]), so the source's output buffer for this replica does
 //! not grow. Every wait has a timeout ([`Timeouts`]).

@@ -36,7 +36,8 @@ type Item = Result<ReplicaEvent, Error>;
 /// is yielded once as `Err` first. Dropping the `Replica` stops its tasks.
 #[derive(Debug)]
 pub struct Replica {
-    rx: mpsc::Receiver<Item>,
+    rx: mpsc::Receiver<Vec<Item>>,
+    buffered: std::collections::VecDeque<Item>,
     applied: AppliedOffset,
     metrics: Arc<Metrics>,
     progress: Progress,
@@ -57,7 +58,11 @@ impl Replica {
         let metrics = Arc::new(Metrics::default());
         let applied = AppliedOffset::new(metrics.clone());
         let progress = Progress::default();
-        let (tx, rx) = mpsc::channel(config.event_capacity);
+        let (tx, rx) = mpsc::channel(config.event_capacity.div_ceil(BATCH).max(1));
+        let tx = Out {
+            tx,
+            batch: std::sync::Mutex::new(Vec::new()),
+        };
         let shared = Shared {
             metrics: metrics.clone(),
             progress: progress.clone(),
@@ -68,14 +73,16 @@ impl Replica {
             tokio::select! {
                 r = drive(&config, &tx, &shared) => {
                     if let Err(e) = r {
-                        let _ = tx.send(Err(e)).await;
+                        let _ = tx.push(Err(e)).await;
                     }
+                    let _ = tx.flush().await;
                 }
                 () = shutdown => {}
             }
         });
         Replica {
             rx,
+            buffered: Default::default(),
             applied,
             metrics,
             progress,
@@ -86,7 +93,13 @@ impl Replica {
 
     /// The next event; `None` once the replica has stopped.
     pub async fn next_event(&mut self) -> Option<Item> {
-        let item = self.rx.recv().await;
+        if self.buffered.is_empty() {
+            match self.rx.recv().await {
+                Some(batch) => self.buffered.extend(batch),
+                None => return None,
+            }
+        }
+        let item = self.buffered.pop_front();
         self.delivered(item.as_ref());
         item
     }
@@ -128,10 +141,14 @@ impl futures_util::Stream for Replica {
     type Item = Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
-        let item = match self.rx.poll_recv(cx) {
-            Poll::Ready(item) => item,
-            Poll::Pending => return Poll::Pending,
-        };
+        if self.buffered.is_empty() {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.buffered.extend(batch),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let item = self.buffered.pop_front();
         self.delivered(item.as_ref());
         Poll::Ready(item)
     }
@@ -157,8 +174,43 @@ impl Drop for TaskGuard {
 /// The consumer dropped the replica: stop quietly.
 struct Gone;
 
-async fn send(tx: &mpsc::Sender<Item>, event: ReplicaEvent) -> Result<(), Gone> {
-    tx.send(Ok(event)).await.map_err(|_| Gone)
+async fn send(tx: &Out, event: ReplicaEvent) -> Result<(), Gone> {
+    tx.push(Ok(event)).await
+}
+
+/// Events per batch on the channel: one channel operation per event would cost more than
+/// decoding a small key.
+const BATCH: usize = 256;
+
+/// The sending side of the event channel, batching events.
+#[derive(Debug)]
+struct Out {
+    tx: mpsc::Sender<Vec<Item>>,
+    batch: std::sync::Mutex<Vec<Item>>,
+}
+
+impl Out {
+    fn take(&self) -> Vec<Item> {
+        std::mem::take(&mut *self.batch.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn push(&self, item: Item) -> Result<(), Gone> {
+        let full = {
+            let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
+            b.push(item);
+            b.len() >= BATCH
+        };
+        if full { self.flush().await } else { Ok(()) }
+    }
+
+    /// Hands the pending events to the consumer; called before every wait for input.
+    async fn flush(&self) -> Result<(), Gone> {
+        let batch = self.take();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(batch).await.map_err(|_| Gone)
+    }
 }
 
 /// Why a session ended.
@@ -180,7 +232,7 @@ impl From<Gone> for End {
 }
 
 /// Sessions with reconnection and backoff.
-async fn drive(config: &Config, tx: &mpsc::Sender<Item>, shared: &Shared) -> Result<(), Error> {
+async fn drive(config: &Config, tx: &Out, shared: &Shared) -> Result<(), Error> {
     let mut resume = config.resume.clone();
     let mut connected_once = false;
     let mut attempts = 0u32;
@@ -223,6 +275,9 @@ async fn drive(config: &Config, tx: &mpsc::Sender<Item>, shared: &Shared) -> Res
         {
             return Ok(());
         }
+        if tx.flush().await.is_err() {
+            return Ok(());
+        }
         attempts += 1;
         if config
             .reconnect
@@ -242,7 +297,7 @@ async fn drive(config: &Config, tx: &mpsc::Sender<Item>, shared: &Shared) -> Res
 /// One connection: handshake, then payload and/or stream until the link fails.
 async fn session(
     config: &Config,
-    tx: &mpsc::Sender<Item>,
+    tx: &Out,
     shared: &Shared,
     resume: &mut Option<ResumePoint>,
     handshaken: &mut bool,
@@ -465,6 +520,9 @@ async fn session(
                 StreamItem::Control => {}
             }
         }
+        if let Err(g) = tx.flush().await {
+            return g.into();
+        }
         match spool_r.next().await {
             Ok(chunk) => buf.extend_from_slice(&chunk),
             Err(e) => return e.into(),
@@ -476,7 +534,7 @@ async fn session(
 /// from the link (keep-alives, preamble, payload, mark).
 async fn payload(
     config: &Config,
-    tx: &mpsc::Sender<Item>,
+    tx: &Out,
     shared: &Shared,
     spool_r: &mut SpoolReader,
     buf: &mut BytesMut,
@@ -575,6 +633,7 @@ async fn payload(
             }
         }
         debug_assert!(!framer.is_done());
+        tx.flush().await?;
         let chunk = spool_r.next().await?;
         buf.extend_from_slice(&chunk);
     }
@@ -582,7 +641,7 @@ async fn payload(
 
 async fn drain_rdb(
     rdb: &mut redis_sync_rdb::Decoder,
-    tx: &mpsc::Sender<Item>,
+    tx: &Out,
     metrics: &Metrics,
 ) -> Result<(), End> {
     loop {

@@ -234,3 +234,65 @@ fn falls_back_to_sync_when_psync_is_unknown() {
     drop(replica);
     peer.join().unwrap();
 }
+
+/// A figure, not a check: how fast a full sync of 1,000,000 small keys is decoded (run with
+/// `--ignored --nocapture`).
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn throughput_full_sync_one_million_keys() {
+    let Some(v) =
+        redis_sync_testkit::find("redis-7.0.15").or_else(|| redis_sync_testkit::versions().pop())
+    else {
+        return;
+    };
+    let source = server(&v, &[]);
+    source.cmd(&["DEBUG", "POPULATE", "1000000"]).ok();
+    // The decoder alone on the same data, for comparison.
+    let file = std::fs::read(source.save()).unwrap();
+    let t = Instant::now();
+    let mut d = redis_sync_rdb::Decoder::new();
+    let mut n = 0u64;
+    for piece in file.chunks(64 * 1024) {
+        d.handle_bytes(piece);
+        while d.poll_event().unwrap().is_some() {
+            n += 1;
+        }
+    }
+    eprintln!("decoder alone: {n} events from {} bytes in {:?}", file.len(), t.elapsed());
+    for diskless in [false, true] {
+        source
+            .cmd(&[
+                "CONFIG",
+                "SET",
+                "repl-diskless-sync",
+                if diskless { "yes" } else { "no" },
+            ])
+            .ok();
+        let rt = runtime();
+        let _g = rt.enter();
+        let started = Instant::now();
+        let mut replica = ReplicaBuilder::new(source.addr()).start(std::future::pending());
+        let mut events = 0u64;
+        rt.block_on(async {
+            while let Some(ev) = replica.next_event().await {
+                events += 1;
+                if matches!(
+                    ev.expect("no error"),
+                    redis_sync_replica::ReplicaEvent::RdbDone { .. }
+                ) {
+                    break;
+                }
+            }
+        });
+        let took = started.elapsed();
+        let m = replica.metrics();
+        eprintln!(
+            "{v} {}: {} keys, {} RDB bytes, {events} events in {took:?} ({:.1} MB/s, {:.0} keys/s)",
+            if diskless { "diskless" } else { "disk" },
+            m.rdb_keys(),
+            m.rdb_bytes(),
+            m.rdb_bytes() as f64 / took.as_secs_f64() / 1e6,
+            m.rdb_keys() as f64 / took.as_secs_f64()
+        );
+    }
+}
