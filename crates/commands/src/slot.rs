@@ -45,6 +45,7 @@ const CRC16_TABLES: [[u16; 256]; 4] = {
 };
 
 /// CRC16/XMODEM of `data` (`crc16(b"123456789") == 0x31c3`).
+#[inline]
 pub fn crc16(data: &[u8]) -> u16 {
     let t = &CRC16_TABLES;
     let mut crc: u16 = 0;
@@ -88,6 +89,7 @@ fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
 }
 
 /// The part of `key` that is hashed: the hash tag if there is a non-empty one, else the key.
+#[inline]
 pub fn hash_tag(key: &[u8]) -> &[u8] {
     if let Some(open) = find_byte(key, b'{') {
         let rest = &key[open + 1..];
@@ -108,6 +110,7 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
 /// assert_eq!(hash_slot(b"{user1000}.following"), hash_slot(b"user1000"));
 /// assert_eq!(redis_sync_commands::hash_tag(b"foo{}{bar}"), b"foo{}{bar}"); // `{}` is no tag
 /// ```
+#[inline]
 pub fn hash_slot(key: &[u8]) -> u16 {
     crc16(hash_tag(key)) & (SLOT_COUNT - 1)
 }

@@ -103,6 +103,7 @@ const REFUSE: &str = "not a replicated command: a master does not send it to its
      (a read, admin or connection command); the stream is corrupt or not a replication stream";
 
 /// The sync action for a command `def`.
+#[inline]
 pub fn sync_action(def: &CommandDef, options: SyncOptions) -> SyncAction {
     // The common case first: a replicated write.
     if def.flags().contains(Flags::WRITE) {

@@ -18,14 +18,17 @@ macro_rules! bitset {
 
             /// The union of two sets.
             #[must_use]
+            #[inline]
             pub const fn union(self, other: $name) -> $name {
                 $name(self.0 | other.0)
             }
             /// True when every member of `other` is in `self`.
+            #[inline]
             pub const fn contains(self, other: $name) -> bool {
                 self.0 & other.0 == other.0
             }
             /// True when `self` and `other` share a member.
+            #[inline]
             pub const fn intersects(self, other: $name) -> bool {
                 self.0 & other.0 != 0
             }

@@ -177,6 +177,7 @@ pub struct CommandDef {
 
 impl CommandDef {
     /// The primary description (from the newest Redis that has the command).
+    #[inline]
     pub fn form(&self) -> &'static Form {
         // Never empty by construction; the fallback only guards against a broken table.
         static EMPTY: Form = Form {
@@ -192,18 +193,22 @@ impl CommandDef {
         self.forms.first().unwrap_or(&EMPTY)
     }
     /// Arity of the primary form.
+    #[inline]
     pub fn arity(&self) -> i32 {
         self.form().arity
     }
     /// Flags of the primary form.
+    #[inline]
     pub fn flags(&self) -> Flags {
         self.form().flags
     }
     /// ACL categories of the primary form.
+    #[inline]
     pub fn acl(&self) -> AclCategories {
         self.form().acl
     }
     /// Key specs of the primary form.
+    #[inline]
     pub fn key_specs(&self) -> &'static [KeySpec] {
         self.form().key_specs
     }
@@ -212,10 +217,12 @@ impl CommandDef {
         self.form().since
     }
     /// Command tips of the primary form.
+    #[inline]
     pub fn tips(&self) -> &'static [&'static str] {
         self.form().tips
     }
     /// True for a `write` command.
+    #[inline]
     pub fn is_write(&self) -> bool {
         self.flags().contains(Flags::WRITE)
     }
@@ -238,6 +245,7 @@ impl CommandDef {
             .find(|f| f.servers.contains_name(source_name))
     }
     /// Checks the argument count against the arity (the name counts as an argument).
+    #[inline]
     pub fn arity_ok(&self, argc: usize) -> bool {
         let a = self.arity();
         if a >= 0 {
@@ -249,6 +257,7 @@ impl CommandDef {
 }
 
 /// Every top-level command, sorted by name.
+#[inline]
 pub fn commands() -> &'static [CommandDef] {
     generated::COMMANDS
 }
@@ -296,6 +305,7 @@ struct Index {
     slots: [(u64, u16, u16); INDEX_SIZE],
 }
 
+#[inline]
 fn index() -> &'static Index {
     static INDEX: OnceLock<Box<Index>> = OnceLock::new();
     INDEX.get_or_init(|| {
@@ -325,6 +335,7 @@ fn rest_equal(lower: &[u8], name: &[u8]) -> bool {
 }
 
 /// The top-level command called `name` (ASCII case-insensitive), e.g. `b"set"` or `b"FUNCTION"`.
+#[inline]
 pub fn command(name: &[u8]) -> Option<&'static CommandDef> {
     if name.len() > 64 || name.is_empty() {
         return None;
@@ -355,6 +366,7 @@ pub fn command(name: &[u8]) -> Option<&'static CommandDef> {
 ///
 /// `args[0]` is the command name. A container with a missing or unknown subcommand resolves
 /// to the container itself.
+#[inline]
 pub fn lookup<A: AsRef<[u8]>>(args: &[A]) -> Option<&'static CommandDef> {
     let c = command(args.first()?.as_ref())?;
     if !c.subcommands.is_empty()
