@@ -749,6 +749,8 @@ async fn writer(
         let Some(offset) = shared.progress.ack_offset(shared.applied.get()) else {
             continue;
         };
+        // The applied figure includes trailing frames that carry no data (see ack_offset).
+        shared.metrics.set_applied(offset);
         let answered = {
             let mut p = shared.progress.lock();
             match p.getack_target {

@@ -78,6 +78,14 @@ fn sync_version(v: &ServerVersion) -> Result<String, String> {
             },
         );
         let m = replica.metrics();
+        if m.received_offset() != m.offset() || m.lag_bytes() != 0 {
+            return Err(format!(
+                "{v} {mode}: caught up but received offset {} / offset {} / lag {}",
+                m.received_offset(),
+                m.offset(),
+                m.lag_bytes()
+            ));
+        }
         if diskless && rdb_size.is_some() {
             return Err(format!("{v}: a diskless payload announced a size"));
         }
@@ -258,7 +266,11 @@ fn throughput_full_sync_one_million_keys() {
             n += 1;
         }
     }
-    eprintln!("decoder alone: {n} events from {} bytes in {:?}", file.len(), t.elapsed());
+    eprintln!(
+        "decoder alone: {n} events from {} bytes in {:?}",
+        file.len(),
+        t.elapsed()
+    );
     for diskless in [false, true] {
         source
             .cmd(&[
