@@ -77,6 +77,8 @@ pub struct Applier {
     pub rdb_done: bool,
     pub last_offset: u64,
     pub last_db: u32,
+    pub header: Option<redis_sync_rdb::Header>,
+    pub forced: Vec<bool>,
 }
 
 impl Applier {
@@ -95,12 +97,15 @@ impl Applier {
             rdb_done: false,
             last_offset: 0,
             last_db: 0,
+            header: None,
+            forced: Vec::new(),
         }
     }
 
     pub fn apply(&mut self, event: &ReplicaEvent) {
         match event {
-            ReplicaEvent::FullResync { .. } => {
+            ReplicaEvent::FullResync { forced, .. } => {
+                self.forced.push(*forced);
                 self.flush();
                 self.full_syncs += 1;
                 self.rdb_done = false;
@@ -109,6 +114,7 @@ impl Applier {
             }
             ReplicaEvent::Rdb(ev) => {
                 if let Event::Header(h) = ev {
+                    self.header = Some(*h);
                     self.rewriter = Some(
                         Rewriter::builder()
                             .target(TargetVersion::for_rdb(h))

@@ -328,3 +328,31 @@ fn killed_mid_payload_resyncs() {
     let ran = versions().iter().filter(|v| kill_mid_payload(v)).count();
     eprintln!("mid-payload kill run on {ran} versions");
 }
+
+/// A resume point the source does not know: a full resync, reported as forced.
+#[test]
+fn unknown_resume_point_forces_a_full_resync() {
+    let Some(v) = versions().pop() else { return };
+    let rt = runtime();
+    let source = server(&v, &[]);
+    let target = server(&v, &[]);
+    seed(&source);
+    let point = ResumePoint {
+        replid: "0123456789abcdef0123456789abcdef01234567".into(),
+        offset: 41,
+        db: 0,
+    };
+    let (mut replica, _stop) = start(&rt, ReplicaBuilder::new(source.addr()).resume_from(point));
+    let mut a = Applier::new(&target);
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(30),
+        "the payload",
+        |a, _| a.rdb_done,
+    );
+    assert_eq!(a.forced, [true], "{v}");
+    assert_eq!(a.continued, 0, "{v}");
+    assert_eq!(source.digest(), target.digest(), "{v}");
+}

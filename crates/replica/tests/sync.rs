@@ -77,6 +77,14 @@ fn sync_version(v: &ServerVersion) -> Result<String, String> {
                     && m.offset() == master_offset(&source)
             },
         );
+        // Valkey 9 sends its own format when told our version (REPLCONF version).
+        let flavor = applier.header.map(|h| h.flavor);
+        if v.flavor() == Flavor::Valkey
+            && v.at_least(9, 0)
+            && flavor != Some(redis_sync_rdb::Flavor::Valkey)
+        {
+            return Err(format!("{v} {mode}: payload header {:?}", applier.header));
+        }
         let m = replica.metrics();
         if m.received_offset() != m.offset() || m.lag_bytes() != 0 {
             return Err(format!(
