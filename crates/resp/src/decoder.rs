@@ -200,7 +200,10 @@ impl Decoder {
                 self.finish(len);
                 (frame, len)
             });
-            self.toks = toks;
+            // Keep the allocation for the next frame, unless one huge frame made it big.
+            if toks.capacity() <= 1 << 16 {
+                self.toks = toks;
+            }
             if result.is_some() {
                 return Ok(result);
             }

@@ -546,7 +546,7 @@ proptest! {
 
     #[test]
     fn any_chunking_of_commands_gives_the_same_commands(
-        commands in proptest::collection::vec(proptest::collection::vec(blob(), 0..5), 1..6),
+        commands in proptest::collection::vec(proptest::collection::vec(blob(), 0..9), 1..6),
         cuts in proptest::collection::vec(0usize..1000, 0..8),
     ) {
         let mut wire = BytesMut::new();
@@ -585,5 +585,42 @@ proptest! {
             prop_assert_eq!(consumed as u64, d.position());
             prop_assert_eq!(consumed + buf.len(), data.len());
         }
+    }
+}
+
+#[test]
+fn long_commands_keep_their_arguments_on_the_heap() {
+    let args: Vec<String> = (0..40).map(|i| "a".repeat(i)).collect();
+    let mut wire = BytesMut::new();
+    encode_command(&args, &mut wire);
+    let len = wire.len();
+    let c = Decoder::new().decode_command(&mut wire).unwrap().unwrap();
+    assert_eq!((c.len(), c.wire_len()), (40, len));
+    assert_eq!(c.arg(39), Some(&args[39].as_bytes()[..]));
+    assert_eq!(c.args().rev().next(), Some(&args[39].as_bytes()[..]));
+    assert_eq!(c.arg_bytes(7).unwrap(), args[7].as_bytes());
+    assert_eq!(c, Command::new(&args));
+    assert_eq!(c.clone().into_args().len(), 40);
+    assert_eq!(c.to_frame().as_slice().unwrap().len(), 40);
+    let mut again = BytesMut::new();
+    c.encode(&mut again);
+    assert_eq!(again.len(), len);
+}
+
+#[test]
+fn the_quick_and_careful_paths_agree() {
+    // Whole frames take the one-pass path; a frame first seen partly takes the careful one.
+    for (wire, want) in golden() {
+        let mut quick = Decoder::new();
+        let mut buf = BytesMut::from(wire);
+        assert_eq!(
+            quick.decode(&mut buf).unwrap(),
+            Some((want.clone(), wire.len()))
+        );
+        let mut careful = Decoder::new();
+        let mut buf = BytesMut::from(&wire[..1]);
+        assert_eq!(careful.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(&wire[1..]);
+        assert_eq!(careful.decode(&mut buf).unwrap(), Some((want, wire.len())));
     }
 }
