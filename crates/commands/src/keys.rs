@@ -17,7 +17,7 @@
 //! with an `unknown` or `incomplete` spec, so a new quirk cannot slip in unnoticed.
 
 use crate::error::{Error, show};
-use crate::table::{BeginSearch, CommandDef, FindKeys, Flags, KeySpecFlags};
+use crate::table::{BeginSearch, CommandDef, FindKeys, Flags, KeySpec, KeySpecFlags};
 
 /// One key argument of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,25 @@ pub fn key_positions<A: AsRef<[u8]>>(
     out: &mut Vec<KeyPos>,
 ) -> Result<(), Error> {
     out.clear();
+    let specs = def.key_specs();
+    // Fast path: one spec, one key at a fixed index (GET, SET, HSET, LPUSH, XADD, INCR, …).
+    if let [
+        KeySpec {
+            flags,
+            begin: BeginSearch::Index(i),
+            find: FindKeys::Range { last_key: 0, .. },
+        },
+    ] = specs
+    {
+        let index = *i as usize;
+        if index >= 1 && index < args.len() {
+            out.push(KeyPos {
+                index,
+                flags: *flags,
+            });
+        }
+        return Ok(());
+    }
     // Only commands with movable keys can need a key procedure (checked first: it is cheap).
     if def.flags().contains(Flags::MOVABLEKEYS) {
         match def.name {
@@ -72,7 +91,7 @@ pub fn key_positions<A: AsRef<[u8]>>(
         }
     }
     let argc = args.len() as i64;
-    for spec in def.key_specs() {
+    for spec in specs {
         let first: i64 = match spec.begin {
             BeginSearch::Index(i) => i64::from(i),
             BeginSearch::Keyword {
