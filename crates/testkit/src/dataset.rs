@@ -882,6 +882,14 @@ fn show(r: &Reply) -> String {
     }
 }
 
+/// `a` from a little before its first difference with `b` (whole replies are long).
+fn around_difference(a: &str, b: &str) -> String {
+    let at = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let start = a.floor_char_boundary(at.saturating_sub(120));
+    let end = a.ceil_char_boundary((at + 240).min(a.len()));
+    format!("…{}…", &a[start..end])
+}
+
 fn select_both(ca: &mut Client, cb: &mut Client, db: u32) -> Result<(), String> {
     let sel = ["SELECT".to_string(), db.to_string()];
     for c in [ca, cb] {
@@ -967,10 +975,11 @@ pub fn compare_data(a: &Server, b: &Server, info: &DatasetInfo) -> Result<(), St
             (Reply::Array(Some(xa)), Reply::Array(Some(xb)))
         };
         if xa != xb {
+            let (sa, sb) = (show(&xa), show(&xb));
             return Err(format!(
                 "stream {key} (db {db}) differs:\n  {va}: {}\n  {vb}: {}",
-                show(&xa),
-                show(&xb)
+                around_difference(&sa, &sb),
+                around_difference(&sb, &sa)
             ));
         }
     }

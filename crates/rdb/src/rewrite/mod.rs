@@ -605,11 +605,12 @@ impl Rewriter {
                 // The server stores "unknown" as -1 (SCG_INVALID_ENTRIES_READ), which the RDB
                 // writes as a 64-bit length; ENTRIESREAD accepts -1 back.
                 Some(n) => i64::try_from(n).unwrap_or(-1),
-                // Stream v1 files have no counter: estimate it as the server's loader does.
-                None => {
-                    let meta = self.key.as_ref().and_then(|st| st.meta.as_ref());
-                    meta.map_or(-1, |m| estimate_entries_read(m, g.last_id))
-                }
+                // No counter: in a stream v1 file (which has no entries-added either) the
+                // server's loader estimates it; in v2+ it was stored as "unknown".
+                None => match self.key.as_ref().and_then(|st| st.meta.as_ref()) {
+                    Some(m) if m.entries_added.is_none() => estimate_entries_read(m, g.last_id),
+                    _ => -1,
+                },
             };
             c.extend([Bytes::from_static(b"ENTRIESREAD"), int(n)]);
         }

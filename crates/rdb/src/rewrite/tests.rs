@@ -607,3 +607,29 @@ fn stream_v1_groups_get_the_loaders_entries_read() {
         .collect();
     assert_eq!(reads, ["3", "-1", "1", "0", "-1"]);
 }
+
+#[test]
+fn unknown_entries_read_of_v2_streams_stays_unknown() {
+    let meta = StreamMeta {
+        length: 0,
+        last_id: sid(9, 0),
+        first_id: Some(sid(0, 0)),
+        max_deleted_id: Some(sid(0, 0)),
+        entries_added: Some(4),
+    };
+    let g = StreamGroup {
+        name: b("g"),
+        last_id: sid(9, 0),
+        entries_read: None,
+    };
+    let ev = [
+        key(0, "s", ValueType::Stream, None),
+        Event::Value(ValueChunk::StreamMeta(meta)),
+        Event::Value(ValueChunk::StreamGroup(g)),
+        end(),
+    ];
+    assert_eq!(
+        convert(&ev).last().unwrap(),
+        "XGROUP CREATE s g 9-0 ENTRIESREAD -1"
+    );
+}
