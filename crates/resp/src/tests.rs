@@ -596,8 +596,8 @@ fn long_commands_keep_their_arguments_on_the_heap() {
     let len = wire.len();
     let c = Decoder::new().decode_command(&mut wire).unwrap().unwrap();
     assert_eq!((c.len(), c.wire_len()), (40, len));
-    assert_eq!(c.arg(39), Some(&args[39].as_bytes()[..]));
-    assert_eq!(c.args().rev().next(), Some(&args[39].as_bytes()[..]));
+    assert_eq!(c.arg(39), Some(args[39].as_bytes()));
+    assert_eq!(c.args().next_back(), Some(args[39].as_bytes()));
     assert_eq!(c.arg_bytes(7).unwrap(), args[7].as_bytes());
     assert_eq!(c, Command::new(&args));
     assert_eq!(c.clone().into_args().len(), 40);
