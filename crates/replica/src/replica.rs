@@ -743,6 +743,16 @@ async fn writer(
             () = ack_now.notified() => true,
         };
         if !online.load(Ordering::Relaxed) {
+            // The payload is still being decoded (a slow consumer can make that take long
+            // after the source has sent it all). Like a Redis replica loading its RDB, send a
+            // newline every `interval`: the source counts it as a sign of life
+            // (`repl_ack_time`), so it does not drop us after `repl-timeout`.
+            if last_sent.is_none_or(|t| t.elapsed() >= interval) {
+                match tokio::time::timeout(timeout, wr.write_all(b"\n")).await {
+                    Ok(Ok(())) => last_sent = Some(tokio::time::Instant::now()),
+                    _ => return,
+                }
+            }
             continue;
         }
         online_since.get_or_insert_with(tokio::time::Instant::now);

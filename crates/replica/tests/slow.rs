@@ -220,3 +220,77 @@ fn full_spool_is_a_clear_error() {
     assert!(e.to_string().contains("raise the spool limit"), "{e}");
     eprintln!("ok {v}: {e}");
 }
+
+/// A consumer that takes longer than the source's `repl-timeout` to apply the snapshot: the
+/// replica keeps the link alive (newlines while decoding, as a Redis replica does while
+/// loading), so the source does not drop it.
+fn slow_snapshot(v: &ServerVersion, diskless: bool) {
+    let rt = runtime();
+    let source = server(v, &["--repl-timeout", "2"]);
+    source
+        .cmd(&[
+            "CONFIG",
+            "SET",
+            "repl-diskless-sync",
+            if diskless { "yes" } else { "no" },
+        ])
+        .ok();
+    source.cmd(&["DEBUG", "POPULATE", "1500", "snap"]).ok();
+    let target = server(v, &[]);
+    let mut replica = {
+        let _g = rt.enter();
+        ReplicaBuilder::new(source.addr())
+            .event_capacity(16)
+            .start(std::future::pending())
+    };
+    let mut a = Applier::new(&target);
+    let started = Instant::now();
+    // About 1 ms per event: 4,500 events take longer than repl-timeout (2 s) plus a cron tick.
+    while !a.rdb_done {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{v}: the snapshot took too long"
+        );
+        let ev = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), replica.next_event()).await
+        });
+        if let Ok(Some(ev)) = ev {
+            a.apply(&ev.unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_secs(3),
+        "{v}: the consumer was not slow enough ({took:?})"
+    );
+    source.cmd(&["SET", "after", "1"]).ok();
+    run_until(
+        &rt,
+        &mut replica,
+        &mut a,
+        Duration::from_secs(20),
+        "the master's offset",
+        |_, m| m.offset() == master_offset(&source),
+    );
+    assert!(
+        a.link_lost.is_empty(),
+        "{v}: link lost: {:?}\n{}",
+        a.link_lost,
+        source.log()
+    );
+    assert_eq!(a.full_syncs, 1, "{v}");
+    assert_eq!(source.digest(), target.digest(), "{v}");
+    eprintln!("ok {v} diskless={diskless}: snapshot applied in {took:?} with repl-timeout 2 s");
+}
+
+#[test]
+fn slow_snapshot_outlives_repl_timeout() {
+    let all = versions();
+    if let Some(v) = all.first() {
+        slow_snapshot(v, false);
+    }
+    if let Some(v) = all.last() {
+        slow_snapshot(v, true);
+    }
+}
