@@ -197,3 +197,31 @@ fn tls_without_ca_is_a_config_error() {
     );
     assert!(matches!(e, Error::TlsConfig(_)), "{e}");
 }
+
+/// A password given to a source that has none is not an error (Redis 5 and 6+ word it
+/// differently).
+#[test]
+fn password_for_a_source_without_one_is_tolerated() {
+    let all = versions();
+    for v in [all.first(), all.last()].into_iter().flatten() {
+        let s = crate::common::server(v, &[]);
+        let rt = runtime();
+        let _g = rt.enter();
+        let mut replica = ReplicaBuilder::new(s.addr())
+            .password(None, "unneeded")
+            .start(std::future::pending());
+        let first = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), replica.next_event()).await
+            })
+            .expect("an event within 10 s")
+            .expect("an item");
+        assert!(
+            matches!(
+                first,
+                Ok(redis_sync_replica::ReplicaEvent::Connected { .. })
+            ),
+            "{v}: {first:?}"
+        );
+    }
+}
