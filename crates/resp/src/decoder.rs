@@ -8,6 +8,11 @@
 //! the frame's bytes are split off the buffer (`BytesMut::split_to`, no copy) and the [`Frame`]
 //! is built from `Bytes` slices of them. Nothing is allocated before the bytes it describes
 //! have arrived, so a hostile length like `$9999999999999` costs nothing but an error.
+//!
+//! A frame that is already whole the first time it is looked at (nearly all of them when
+//! reading pipelined traffic) skips the two steps: [`crate::quick`] walks it once and builds it
+//! from the tokens it found. It gives up on anything unusual, and then the two steps above
+//! decide, so both paths accept exactly the same input and every error comes from one place.
 
 use bytes::{Bytes, BytesMut};
 
@@ -96,7 +101,7 @@ pub(crate) enum Mode {
     Inline,
 }
 
-/// Decodes RESP2/RESP3 [`Frame`]s, or [`Command`]s, from a growing `BytesMut`.
+/// Decodes RESP2/RESP3 [`Frame`]s, or [`Command`](crate::Command)s, from a growing `BytesMut`.
 ///
 /// # Call order
 ///
