@@ -108,6 +108,16 @@ pub enum Error {
         /// The server's error reply.
         message: String,
     },
+    /// The source refuses both `PSYNC` and `SYNC`: it does not let replicas attach.
+    #[error(
+        "{addr} does not allow replication ({message}); managed services often disable PSYNC/SYNC: use their own migration feature, or a source (or one of its replicas) that allows it"
+    )]
+    Unsupported {
+        /// The source's address.
+        addr: String,
+        /// The server's error reply.
+        message: String,
+    },
     /// The source sent something that is not the replication protocol.
     #[error(
         "protocol error from {addr} during {during}: {message}; is this a Redis or Valkey server (and plain text vs TLS right)?"
@@ -201,6 +211,7 @@ impl Error {
             Error::Auth { .. }
                 | Error::AuthRequired { .. }
                 | Error::NoPermission { .. }
+                | Error::Unsupported { .. }
                 | Error::TlsConfig(_)
                 | Error::SpoolFull { .. }
                 | Error::Spool { .. }

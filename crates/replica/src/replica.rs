@@ -560,6 +560,10 @@ async fn payload(
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(PayloadError::Aborted(message)) => {
+                    // After a fallback to SYNC, "unknown command" means no replication at all.
+                    if message.to_ascii_lowercase().contains("unknown command") {
+                        return Err(Error::Unsupported { addr, message }.into());
+                    }
                     return Err(Error::Aborted { addr, message }.into());
                 }
                 Err(PayloadError::Protocol(message)) => {

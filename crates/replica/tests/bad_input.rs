@@ -225,3 +225,36 @@ fn password_for_a_source_without_one_is_tolerated() {
         );
     }
 }
+
+/// A source that refuses both PSYNC and SYNC (as managed services do): a clear, final error.
+#[test]
+fn no_psync_no_sync_is_unsupported() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok(n) = s.read(&mut buf) else { return };
+            if n == 0 {
+                return;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let reply: &[u8] = if text.contains("PSYNC") {
+                b"-ERR unknown command 'psync', with args beginning with: '?' '-1'\r\n"
+            } else if text.contains("SYNC") {
+                b"-ERR unknown command 'sync', with args beginning with: \r\n"
+            } else if text.contains("INFO") {
+                b"$-1\r\n"
+            } else {
+                b"+OK\r\n"
+            };
+            s.write_all(reply).unwrap();
+        }
+    });
+    let e = first_error(ReplicaBuilder::new(addr), Duration::from_secs(10));
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("does not allow replication"), "{e}");
+    h.join().unwrap();
+}
