@@ -58,26 +58,29 @@ fn kill_mid_stream(v: &ServerVersion) {
         |a, _| a.rdb_done,
     );
     let load = Load::start(&source, 300, "k:");
-    run_until(
-        &rt,
-        &mut replica,
-        &mut a,
-        Duration::from_secs(30),
-        "some commands",
-        |a, _| a.commands > 300,
-    );
-    assert!(
-        kill_replicas(&source) >= 1,
-        "{v}: CLIENT KILL found no replica"
-    );
-    run_until(
-        &rt,
-        &mut replica,
-        &mut a,
-        Duration::from_secs(30),
-        "+CONTINUE",
-        |a, _| a.continued >= 1,
-    );
+    // Three kills while the load runs; each must be followed by +CONTINUE.
+    for (i, after) in [300u64, 1500, 3000].into_iter().enumerate() {
+        run_until(
+            &rt,
+            &mut replica,
+            &mut a,
+            Duration::from_secs(30),
+            "some commands",
+            |a, _| a.commands > after,
+        );
+        assert!(
+            kill_replicas(&source) >= 1,
+            "{v}: CLIENT KILL found no replica"
+        );
+        run_until(
+            &rt,
+            &mut replica,
+            &mut a,
+            Duration::from_secs(30),
+            "+CONTINUE",
+            |a, _| a.continued > i as u64,
+        );
+    }
     load.finish();
     caught_up(
         &rt,
@@ -92,16 +95,15 @@ fn kill_mid_stream(v: &ServerVersion) {
         "{v}: a full resync after the kill: {:?}",
         a.link_lost
     );
-    assert_eq!(m.partial_syncs(), 1, "{v}");
-    assert_eq!(a.link_lost.len(), 1, "{v}: {:?}", a.link_lost);
+    assert_eq!(m.partial_syncs(), 3, "{v}");
+    assert_eq!(a.link_lost.len(), 3, "{v}: {:?}", a.link_lost);
     assert_eq!(
         source.digest(),
         target.digest(),
         "{v}: target differs after +CONTINUE"
     );
     eprintln!(
-        "ok {v}: killed after {} commands, continued, {} commands in all, offset {}",
-        300,
+        "ok {v}: killed 3 times, continued each time, {} commands in all, offset {}",
         a.commands,
         m.offset()
     );
