@@ -63,14 +63,16 @@ impl<'a> Rd<'a> {
     }
 
     pub(crate) fn u8(&mut self) -> R<u8> {
-        let b = *self.d.get(self.p).ok_or(Stop::Incomplete)?;
+        // `ok_or_else`, not `ok_or`: building (and dropping) a `Stop` on every read shows up
+        // in profiles.
+        let b = *self.d.get(self.p).ok_or_else(|| Stop::Incomplete)?;
         self.p += 1;
         Ok(b)
     }
 
     pub(crate) fn take(&mut self, n: usize) -> R<&'a [u8]> {
-        let end = self.p.checked_add(n).ok_or(Stop::Incomplete)?;
-        let s = self.d.get(self.p..end).ok_or(Stop::Incomplete)?;
+        let end = self.p.checked_add(n).ok_or_else(|| Stop::Incomplete)?;
+        let s = self.d.get(self.p..end).ok_or_else(|| Stop::Incomplete)?;
         self.p = end;
         Ok(s)
     }
