@@ -655,20 +655,29 @@ impl Decoder {
     }
 
     /// The next event: `Ok(Some(event))`, `Ok(None)` when more input is needed (or, after
-    /// [`Event::End`], forever), or the error that stopped decoding (returned again on every
-    /// later call).
+    /// [`Event::End`], forever), or the error that stopped decoding (after the events decoded
+    /// before it; returned again on every later call).
     pub fn poll_event(&mut self) -> Result<Option<Event>, Error> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
         loop {
+            // Events queued before an error are still delivered, so that the events before the
+            // error do not depend on how the input was split.
             if let Some(ev) = self.out.pop_front() {
                 return Ok(Some(ev));
             }
+            if let Some(e) = &self.failed {
+                return Err(e.clone());
+            }
             match self.step() {
                 Ok(Step::Progress) => {}
-                Ok(Step::Done) => return Ok(None),
+                Ok(Step::Done) => {
+                    if self.out.is_empty() {
+                        return Ok(None);
+                    }
+                }
                 Ok(Step::NeedMore) => {
+                    if !self.out.is_empty() {
+                        continue;
+                    }
                     if !self.eof {
                         return Ok(None);
                     }
@@ -677,18 +686,16 @@ impl Decoder {
                         context: self.context(),
                         key: None,
                     };
-                    return Err(self.fail(e));
+                    self.fail(e);
                 }
-                Err(e) => return Err(self.fail(e)),
+                Err(e) => self.fail(e),
             }
         }
     }
 
-    fn fail(&mut self, e: Error) -> Error {
+    fn fail(&mut self, e: Error) {
         let e = e.with_key(self.in_key.then_some(self.cur_key.as_slice()));
-        self.failed = Some(e.clone());
-        self.out.clear();
-        e
+        self.failed = Some(e);
     }
 
     fn context(&self) -> &'static str {

@@ -56,3 +56,14 @@ fn lzf_error_position_is_independent_of_chunking() {
         "{err}"
     );
 }
+
+/// An error in the same step as a key's start (a small string value read right after the key)
+/// used to drop the already queued `Key` event, which 1-byte feeding had delivered.
+#[test]
+fn events_before_an_error_do_not_depend_on_chunking() {
+    let input = include_bytes!("regressions/fuzz-2.bin");
+    check(&input[1..]);
+    let (events, err) = run(Decoder::builder(), &input[1..], input.len());
+    assert!(err.unwrap().contains("bad length encoding"));
+    assert!(events.last().unwrap().starts_with("Key("), "{events:?}");
+}
