@@ -55,7 +55,6 @@ fn acks(v: &ServerVersion) {
 
     // Applied: WAIT (which sends REPLCONF GETACK) returns at once.
     applied.set(a.last_offset, a.last_db);
-    let getacks = replica.metrics().getacks();
     let waiter = std::thread::spawn(move || {
         let t = Instant::now();
         let n = c.call(&["WAIT", "1", "5000"]).unwrap().int();
@@ -72,7 +71,8 @@ fn acks(v: &ServerVersion) {
     let (n, took) = waiter.join().unwrap();
     assert_eq!(n, 1, "{v}: WAIT did not see the ACK");
     assert!(took < Duration::from_secs(2), "{v}: WAIT took {took:?}");
-    assert!(replica.metrics().getacks() > getacks, "{v}: no GETACK seen");
+    // (Whether WAIT needed a GETACK here depends on timing: an ACK after `set` may come
+    // first. getack_is_answered_at_once checks GETACK alone.)
 
     // Caught up: the ACK is the master's offset (GETACK and PINGs count as applied).
     run_until(
