@@ -270,7 +270,7 @@ fn kill_mid_payload(v: &ServerVersion) -> bool {
     let source = server(v, &["--repl-diskless-sync", "yes"]);
     // Slow the RDB down (µs per key) so the link can be killed while it is being sent.
     if source
-        .cmd(&["CONFIG", "SET", "rdb-key-save-delay", "500"])
+        .cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"])
         .is_error()
     {
         eprintln!("skip {v}: no rdb-key-save-delay to slow a payload down");
