@@ -154,6 +154,7 @@ fn corpus_files_replay_like_a_native_load() {
             }
         };
         let native = &native.0;
+        let started = std::time::Instant::now();
         let info = describe(native);
         for format in ["resp", "restore"] {
             flush(target);
@@ -189,6 +190,9 @@ fn corpus_files_replay_like_a_native_load() {
             }
         }
         checked += 1;
+        if started.elapsed().as_secs() >= 3 {
+            eprintln!("corpus: {name} took {:?}", started.elapsed());
+        }
     }
     eprintln!(
         "corpus: {checked} files replayed like a native load; {} known differences: {:#?}; \

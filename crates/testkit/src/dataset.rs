@@ -292,6 +292,7 @@ pub fn describe(server: &Server) -> DatasetInfo {
         };
         info.dbs.push(db);
         c.call(&["SELECT", &db.to_string()]).expect("SELECT").ok();
+        let mut names = std::collections::BTreeSet::new();
         let mut cursor = "0".to_string();
         // Bounded: SCAN visits every key at most a few times; stop at a generous limit.
         for _ in 0..1_000_000 {
@@ -301,23 +302,23 @@ pub fn describe(server: &Server) -> DatasetInfo {
                 .ok()
                 .array();
             cursor = r[0].text();
-            for k in r[1].array() {
-                let name = k.bulk().unwrap_or_default();
-                let kind = c.call(&[&b"TYPE"[..], &name]).expect("TYPE").ok().text();
-                let key = String::from_utf8_lossy(&name).into_owned();
-                if info.keys.iter().any(|w| w.db == db && w.key == key) {
-                    continue;
-                }
-                if kind == "stream" {
-                    info.streams.push((db, key.clone()));
-                } else if !BUILTIN.contains(&kind.as_str()) && kind != "vectorset" {
-                    info.module_keys.push((db, key.clone()));
-                }
-                info.keys.push(WrittenKey { db, key, kind });
-            }
+            names.extend(r[1].array().iter().map(|k| k.bulk().unwrap_or_default()));
             if cursor == "0" {
                 break;
             }
+        }
+        let names: Vec<Vec<u8>> = names.into_iter().collect();
+        let types = pipeline(&mut c, names.iter().map(|n| vec![b("TYPE"), n.clone()]))
+            .expect("TYPE of every key");
+        for (name, kind) in names.iter().zip(types) {
+            let kind = kind.text();
+            let key = String::from_utf8_lossy(name).into_owned();
+            if kind == "stream" {
+                info.streams.push((db, key.clone()));
+            } else if !BUILTIN.contains(&kind.as_str()) && kind != "vectorset" {
+                info.module_keys.push((db, key.clone()));
+            }
+            info.keys.push(WrittenKey { db, key, kind });
         }
     }
     info.dbs.sort_unstable();
@@ -801,38 +802,70 @@ fn supports_field_ttls(v: &ServerVersion) -> bool {
     }
 }
 
-/// `field → HPEXPIRETIME` of every field of a hash (absolute ms, -1 without TTL).
-fn field_ttls(c: &mut Client, key: &str) -> Result<Vec<(Vec<u8>, i64)>, String> {
-    let fields: Vec<Vec<u8>> = match call(c, &["HKEYS", key])? {
-        Reply::Array(Some(items)) => items.iter().filter_map(|f| f.bulk()).collect(),
-        other => return Err(format!("HKEYS {key}: {}", show(&other))),
-    };
-    if fields.is_empty() {
-        return Ok(Vec::new());
+/// Sends `cmds` pipelined (in batches of 1000) and returns the replies in order.
+fn pipeline(
+    c: &mut Client,
+    cmds: impl IntoIterator<Item = Vec<Vec<u8>>>,
+) -> Result<Vec<Reply>, String> {
+    let cmds: Vec<Vec<Vec<u8>>> = cmds.into_iter().collect();
+    let mut out = Vec::with_capacity(cmds.len());
+    for batch in cmds.chunks(1000) {
+        for cmd in batch {
+            c.send(cmd).map_err(|e| format!("send: {e}"))?;
+        }
+        for _ in batch {
+            out.push(c.read_reply().map_err(|e| format!("read a reply: {e}"))?);
+        }
     }
-    let mut args: Vec<Vec<u8>> = vec![
-        b("HPEXPIRETIME"),
-        b(key),
-        b("FIELDS"),
-        b(fields.len().to_string()),
-    ];
-    args.extend(fields.iter().cloned());
-    let times = match c
-        .call(&args)
-        .map_err(|e| format!("HPEXPIRETIME {key}: {e}"))?
-    {
-        Reply::Array(Some(items)) => items,
-        other => return Err(format!("HPEXPIRETIME {key}: {}", show(&other))),
-    };
-    let mut out: Vec<(Vec<u8>, i64)> = fields
-        .into_iter()
-        .zip(
-            times
-                .iter()
-                .map(|t| if let Reply::Int(i) = t { *i } else { i64::MIN }),
-        )
+    Ok(out)
+}
+
+/// For each hash in `keys`: `field → HPEXPIRETIME` of all its fields (absolute ms, -1 without
+/// TTL), sorted by field.
+fn field_ttls(c: &mut Client, keys: &[&str]) -> Result<Vec<Vec<(Vec<u8>, i64)>>, String> {
+    let fields = pipeline(c, keys.iter().map(|k| vec![b("HKEYS"), b(*k)]))?;
+    let fields: Vec<Vec<Vec<u8>>> = fields
+        .iter()
+        .map(|r| match r {
+            Reply::Array(Some(items)) => items.iter().filter_map(|f| f.bulk()).collect(),
+            _ => Vec::new(),
+        })
         .collect();
-    out.sort();
+    let cmds = keys
+        .iter()
+        .zip(&fields)
+        .filter(|(_, f)| !f.is_empty())
+        .map(|(k, f)| {
+            let mut args = vec![
+                b("HPEXPIRETIME"),
+                b(*k),
+                b("FIELDS"),
+                b(f.len().to_string()),
+            ];
+            args.extend(f.iter().cloned());
+            args
+        });
+    let mut times = pipeline(c, cmds)?.into_iter();
+    let mut out = Vec::with_capacity(keys.len());
+    for f in fields {
+        if f.is_empty() {
+            out.push(Vec::new());
+            continue;
+        }
+        let t = match times.next() {
+            Some(Reply::Array(Some(items))) => items,
+            other => return Err(format!("HPEXPIRETIME: {other:?}")),
+        };
+        let mut pairs: Vec<(Vec<u8>, i64)> = f
+            .into_iter()
+            .zip(
+                t.iter()
+                    .map(|t| if let Reply::Int(i) = t { *i } else { i64::MIN }),
+            )
+            .collect();
+        pairs.sort();
+        out.push(pairs);
+    }
     Ok(out)
 }
 
@@ -1001,13 +1034,22 @@ pub fn compare_data(a: &Server, b: &Server, info: &DatasetInfo) -> Result<(), St
     }
     if supports_field_ttls(a.version()) {
         // Valkey 9's DEBUG DIGEST ignores hash field TTLs: compare them field by field.
-        for k in info.keys.iter().filter(|k| k.kind == "hash") {
-            select_both(&mut ca, &mut cb, k.db)?;
-            let (ta, tb) = (field_ttls(&mut ca, &k.key)?, field_ttls(&mut cb, &k.key)?);
-            if ta != tb {
+        for &db in &dbs {
+            let keys: Vec<&str> = info
+                .keys
+                .iter()
+                .filter(|k| k.db == db && k.kind == "hash")
+                .map(|k| k.key.as_str())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            select_both(&mut ca, &mut cb, db)?;
+            let (ta, tb) = (field_ttls(&mut ca, &keys)?, field_ttls(&mut cb, &keys)?);
+            if let Some(i) = (0..keys.len()).find(|&i| ta[i] != tb[i]) {
                 return Err(format!(
-                    "field TTLs of hash {} (db {}) differ:\n  {va}: {ta:?}\n  {vb}: {tb:?}",
-                    k.key, k.db
+                    "field TTLs of hash {} (db {db}) differ:\n  {va}: {:?}\n  {vb}: {:?}",
+                    keys[i], ta[i], tb[i]
                 ));
             }
         }
