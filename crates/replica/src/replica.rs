@@ -239,13 +239,23 @@ async fn drive(config: &Config, tx: &Out, shared: &Shared) -> Result<(), Error> 
     let mut backoff = config.reconnect.initial_backoff;
     loop {
         let mut handshaken = false;
-        let end = session(config, tx, shared, &mut resume, &mut handshaken).await;
+        let mut streamed = false;
+        let end = session(
+            config,
+            tx,
+            shared,
+            &mut resume,
+            (&mut handshaken, &mut streamed),
+        )
+        .await;
         let e = match end {
             End::Gone => return Ok(()),
             End::Failed(e) => e,
         };
-        if handshaken {
-            connected_once = true;
+        connected_once |= handshaken;
+        // Only a link that got as far as the command stream resets the retry budget, so a
+        // source that fails every full sync (say its BGSAVE fails) is not retried for ever.
+        if streamed {
             attempts = 0;
             backoff = config.reconnect.initial_backoff;
         }
@@ -262,21 +272,18 @@ async fn drive(config: &Config, tx: &Out, shared: &Shared) -> Result<(), Error> 
         if e.is_fatal() || decode_error || (!connected_once && !transient) {
             return Err(e);
         }
-        shared.metrics.add_link_loss();
-        tracing::warn!(addr = %config.addr, "replication link lost: {e}");
-        if send(
-            tx,
-            ReplicaEvent::LinkLost {
+        if handshaken {
+            // One LinkLost per link; failed reconnection attempts are only logged.
+            shared.metrics.add_link_loss();
+            tracing::warn!(addr = %config.addr, "replication link lost: {e}");
+            let lost = ReplicaEvent::LinkLost {
                 reason: e.to_string(),
-            },
-        )
-        .await
-        .is_err()
-        {
-            return Ok(());
-        }
-        if tx.flush().await.is_err() {
-            return Ok(());
+            };
+            if send(tx, lost).await.is_err() || tx.flush().await.is_err() {
+                return Ok(());
+            }
+        } else {
+            tracing::warn!(addr = %config.addr, attempt = attempts + 1, "reconnection failed: {e}");
         }
         attempts += 1;
         if config
@@ -300,7 +307,7 @@ async fn session(
     tx: &Out,
     shared: &Shared,
     resume: &mut Option<ResumePoint>,
-    handshaken: &mut bool,
+    (handshaken, streamed): (&mut bool, &mut bool),
 ) -> End {
     let addr = config.addr.clone();
     let io = match connect(config).await {
@@ -451,6 +458,7 @@ async fn session(
     };
 
     // The command stream.
+    *streamed = true;
     let mut stream = CommandStream::new(base, db);
     loop {
         loop {

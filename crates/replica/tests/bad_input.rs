@@ -258,3 +258,47 @@ fn no_psync_no_sync_is_unsupported() {
     assert!(e.to_string().contains("does not allow replication"), "{e}");
     h.join().unwrap();
 }
+
+/// A source whose every full sync fails (its BGSAVE fails): retried a bounded number of
+/// times, then a clear error naming the last failure.
+#[test]
+fn failing_full_syncs_give_up() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        l.set_nonblocking(false).unwrap();
+        for _ in 0..3 {
+            let Ok((mut s, _)) = l.accept() else { return };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                let reply: &[u8] = if text.contains("PSYNC") {
+                    b"+FULLRESYNC 0123456789abcdef0123456789abcdef01234567 7\r\n\n-ERR BGSAVE failed\r\n"
+                } else if text.contains("INFO") {
+                    b"$-1\r\n"
+                } else {
+                    b"+OK\r\n"
+                };
+                if s.write_all(reply).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let policy = redis_sync_replica::Reconnect {
+        max_attempts: Some(2),
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+    };
+    let e = first_error(
+        ReplicaBuilder::new(addr).reconnect(policy),
+        Duration::from_secs(10),
+    );
+    assert!(matches!(e, Error::GaveUp { attempts: 2, .. }), "{e}");
+    assert!(e.to_string().contains("BGSAVE failed"), "{e}");
+    h.join().unwrap();
+}
