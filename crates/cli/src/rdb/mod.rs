@@ -28,7 +28,7 @@ const CHUNK_BUDGET: usize = 64 * 1024;
 /// can be written as JSON text (a string in several pieces is written as hex).
 const JSON_CHUNK_BUDGET: usize = 1 << 20;
 /// Files at least this big get a progress bar (when stderr is a terminal).
-const PROGRESS_MIN: u64 = 32 << 20;
+const PROGRESS_MIN: u64 = 16 << 20;
 
 /// Where decoded events go. `event` sees every event of the keys that pass the filters (and
 /// the file-level events); `finish` runs once after [`Event::End`].
