@@ -359,6 +359,12 @@ impl Settings {
             None => FileConfig::default(),
         };
         let (source, target) = a.conn.endpoints(&f)?;
+        if target.tls {
+            bail!(
+                "{target}: TLS to the target is not supported yet (the sink writes plain TCP); \
+                 use redis:// for the target, e.g. through a local TLS tunnel"
+            );
+        }
         let target_cluster = if a.conn.target_cluster {
             Some(true)
         } else {

@@ -407,3 +407,90 @@ fn http_get(addr: &str) -> String {
     s.read_to_string(&mut body).ok();
     body
 }
+
+#[test]
+fn passwords_from_the_environment_are_used_and_never_printed() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let src = Server::builder(&v).password("src-secret-1").start();
+    src.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    let dst = Server::builder(&v).password("dst-secret-2").start();
+    for i in 0..20 {
+        src.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let state_file = state.path().join("state.json");
+    let pw_file = state.path().join("target.pw");
+    std::fs::write(&pw_file, "dst-secret-2\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args([
+            "sync",
+            "--mode",
+            "full",
+            "--source",
+            &src.addr(),
+            "--target",
+            &dst.addr(),
+        ])
+        .arg("--target-password-file")
+        .arg(&pw_file)
+        .arg("--state-file")
+        .arg(&state_file)
+        .env("REDIS_SYNC_SOURCE_PASSWORD", "src-secret-1")
+        .output()
+        .expect("run");
+    let err = assert_ok(&out, "sync with passwords");
+    assert_eq!(dst.dbsize(), 20);
+    let state_text = std::fs::read_to_string(&state_file).expect("state");
+    for text in [&err, &state_text] {
+        assert!(
+            !text.contains("src-secret-1") && !text.contains("dst-secret-2"),
+            "a password was printed: {text}"
+        );
+    }
+    // A wrong password in the URL: a clear error, still without the password.
+    let out = sync_bin(&[
+        "sync",
+        "--mode",
+        "full",
+        "--source",
+        &format!("redis://:nope-pw@{}", src.addr()),
+        "--target",
+        &dst.addr(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("nope-pw"), "{err}");
+}
+
+#[test]
+fn flush_target_empties_the_synced_dbs_first() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "a", "1"]);
+    dst.cmd(&["SET", "stale", "1"]);
+    dst.cmd(&["SET", "a", "old"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let sf = state.path().join("state.json");
+    let out = sync_bin(&[
+        "sync",
+        "--mode",
+        "full",
+        "--flush-target",
+        "--source",
+        &url(&src),
+        "--target",
+        &url(&dst),
+        "--state-file",
+        sf.to_str().expect("utf-8"),
+    ]);
+    let err = assert_ok(&out, "sync --flush-target");
+    assert!(err.contains("removed 2 keys"), "{err}");
+    assert_eq!(dst.digest(), src.digest());
+}
