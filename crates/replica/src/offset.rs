@@ -63,6 +63,8 @@ pub(crate) struct ProgressState {
     pub(crate) streaming: bool,
     /// The offset at which the snapshot was taken (`+FULLRESYNC`), or where we continued.
     pub(crate) base_offset: u64,
+    /// Database selected at `base_offset`.
+    pub(crate) base_db: u32,
     /// Offset of the last byte decoded.
     pub(crate) decoded: u64,
     /// Database selected at `decoded`.
@@ -111,7 +113,7 @@ fn effective(p: &ProgressState, applied: Option<(u64, u32)>) -> (u64, u32) {
     match applied {
         Some((a, _)) if a >= p.last_event => (p.decoded, p.db),
         Some((a, db)) if a >= p.base_offset => (a, db),
-        _ => (p.base_offset, 0),
+        _ => (p.base_offset, p.base_db),
     }
 }
 

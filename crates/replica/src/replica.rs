@@ -124,6 +124,12 @@ impl Replica {
     fn delivered(&self, item: Option<&Item>) {
         match item {
             Some(Ok(ReplicaEvent::FullResync { .. })) => self.applied.reset(),
+            Some(Ok(ReplicaEvent::Continued { offset, .. }))
+                if self.mode == AckMode::Delivered && self.applied.get().is_none() =>
+            {
+                let db = self.progress.lock().base_db;
+                self.applied.set(*offset, db);
+            }
             Some(Ok(ReplicaEvent::RdbDone { offset, .. })) if self.mode == AckMode::Delivered => {
                 self.applied.set(*offset, 0);
             }
@@ -379,6 +385,7 @@ async fn session(
                 p.replid = resumable.then(|| replid.clone());
                 p.streaming = false;
                 p.base_offset = offset;
+                p.base_db = 0;
                 p.decoded = offset;
                 p.last_event = offset;
                 p.db = 0;
@@ -431,6 +438,7 @@ async fn session(
                 p.replid = Some(replid.clone());
                 p.streaming = true;
                 p.base_offset = point.offset;
+                p.base_db = point.db;
                 p.decoded = point.offset;
                 p.db = point.db;
                 p.last_event = p.last_event.min(point.offset);
