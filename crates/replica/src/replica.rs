@@ -749,7 +749,7 @@ async fn writer(
 ) {
     const EAGER: Duration = Duration::from_millis(50);
     const EAGER_FOR: Duration = Duration::from_secs(2);
-    const GETACK_POLL: Duration = Duration::from_millis(5);
+    const GETACK_POLL: Duration = Duration::from_millis(10);
     let mut online_since: Option<tokio::time::Instant> = None;
     let mut last_sent: Option<tokio::time::Instant> = None;
     loop {
