@@ -75,6 +75,12 @@ fn equal_pairs_pass_and_differences_are_named() {
     let out = verify(&["--source", &ua, "--target", &ub, "--sample", "5"]);
     let r = report(&out);
     assert_eq!(r["keys_compared"], 5, "{r:#}");
+    // --repair fixes all four; afterwards the digests agree.
+    let out = verify(&["--source", &ua, "--target", &ub, "--repair"]);
+    let r = report(&out);
+    assert!(out.status.success(), "{r:#}");
+    assert_eq!(r["repaired"], 4, "{r:#}");
+    assert_eq!(a.digest(), b.digest());
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! reading the value (`GET`, `LRANGE`, sorted `SMEMBERS`, `ZRANGE … WITHSCORES`, sorted
 //! `HGETALL`, `XRANGE`; `DUMP` for module types). Then the target is scanned for keys the
 //! source lacks. Differences found while a sync runs are checked once more after a pause, so
-//! keys merely in flight are not reported. A cluster on either side is scanned master by
+//! keys merely in flight are not reported; `--repair` rewrites what still differs from the
+//! source (`DUMP`/`RESTORE`, extra keys deleted). A cluster on either side is scanned master by
 //! master and keys are read from the master that owns their slot.
 
 mod side;
@@ -44,6 +45,10 @@ pub struct VerifyArgs {
     /// them); 0 reports the first pass as is.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub recheck_after: f64,
+    /// Rewrite the differing keys on the target from the source (DUMP/RESTORE; extra keys
+    /// are deleted), then report what was repaired.
+    #[arg(long)]
+    pub repair: bool,
     /// How many differing keys to name in the report.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub show: usize,
@@ -81,6 +86,10 @@ pub struct Report {
     pub examples: Vec<Difference>,
     /// True when nothing differs.
     pub equal: bool,
+    /// Keys rewritten by `--repair`.
+    pub repaired: u64,
+    /// Keys `--repair` could not fix (with the reason in the log).
+    pub repair_failed: u64,
 }
 
 /// Runs `redis-sync verify`.
@@ -113,9 +122,16 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             for d in &report.examples {
                 println!("  db {} {:?}: {} {}", d.db, d.key, d.kind, d.detail);
             }
+            if args.repair {
+                println!(
+                    "repaired {} keys ({} could not be repaired)",
+                    report.repaired, report.repair_failed
+                );
+            }
         }
     }
-    Ok(if report.equal {
+    let fixed = args.repair && report.repair_failed == 0;
+    Ok(if report.equal || fixed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -204,6 +220,17 @@ async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::R
     report.extra = diffs.iter().filter(|d| d.kind == "extra").count() as u64;
     report.different = diffs.len() as u64 - report.missing - report.extra;
     report.equal = diffs.is_empty();
+    if args.repair {
+        for d in &diffs {
+            match dst.repair_from(src, d.db, &d.raw).await {
+                Ok(()) => report.repaired += 1,
+                Err(e) => {
+                    report.repair_failed += 1;
+                    eprintln!("redis-sync: repair of {:?} (db {}): {e:#}", d.key, d.db);
+                }
+            }
+        }
+    }
     report.examples = diffs.into_iter().take(args.show).collect();
     Ok(report)
 }

@@ -211,6 +211,33 @@ impl Side {
         self.nodes[i].call(args).await
     }
 
+    /// Makes `key` on `self` (the target) what it is on `src`: `DUMP` + `RESTORE … REPLACE`
+    /// with the source's remaining TTL, or `DEL` when the source no longer has it.
+    pub async fn repair_from(&mut self, src: &mut Side, db: u32, key: &[u8]) -> anyhow::Result<()> {
+        let dump = src.on_key(db, key, &[b"DUMP", key]).await?;
+        let Some(payload) = dump.as_bytes().cloned() else {
+            self.on_key(db, key, &[b"DEL", key]).await?;
+            return Ok(());
+        };
+        let ttl = src.pttl(db, key).await?.max(0).to_string();
+        let r = self
+            .on_key(
+                db,
+                key,
+                &[b"RESTORE", key, ttl.as_bytes(), &payload, b"REPLACE"],
+            )
+            .await?;
+        if let Frame::Error(e) = r {
+            anyhow::bail!(
+                "RESTORE of {:?} refused: {} (a target older than the source cannot load its \
+                 DUMP payloads; re-run the sync instead)",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(&e)
+            );
+        }
+        Ok(())
+    }
+
     /// True when `key` exists in `db`.
     pub async fn exists(&mut self, db: u32, key: &[u8]) -> anyhow::Result<bool> {
         Ok(self.on_key(db, key, &[b"EXISTS", key]).await?.as_integer() == Some(1))
