@@ -302,3 +302,68 @@ fn failing_full_syncs_give_up() {
     assert!(e.to_string().contains("BGSAVE failed"), "{e}");
     h.join().unwrap();
 }
+
+/// A source still loading its data set answers `-LOADING` to PING (a test peer replaying a
+/// real server's RDB): the replica retries with backoff, then syncs.
+#[test]
+fn loading_source_is_waited_for() {
+    let Some(v) = versions().into_iter().next() else {
+        return;
+    };
+    let real = Server::builder(&v).start();
+    real.cmd(&["SET", "loaded", "1"]).ok();
+    let rdb = std::fs::read(real.save()).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut pings = 0;
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.contains("PING") {
+                pings += 1;
+                let r: &[u8] = if pings <= 2 {
+                    b"-LOADING Redis is loading the dataset in memory\r\n"
+                } else {
+                    b"+PONG\r\n"
+                };
+                s.write_all(r).unwrap();
+            } else if text.contains("PSYNC") {
+                s.write_all(b"+FULLRESYNC 0123456789abcdef0123456789abcdef01234567 100\r\n")
+                    .unwrap();
+                s.write_all(format!("${}\r\n", rdb.len()).as_bytes())
+                    .unwrap();
+                s.write_all(&rdb).unwrap();
+            } else if text.contains("INFO") {
+                s.write_all(b"$-1\r\n").unwrap();
+            } else {
+                s.write_all(b"+OK\r\n").unwrap();
+            }
+        }
+        pings
+    });
+    let rt = runtime();
+    let _g = rt.enter();
+    let mut replica = ReplicaBuilder::new(addr).start(std::future::pending());
+    let done = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(ev) = replica.next_event().await {
+                if let redis_sync_replica::ReplicaEvent::RdbDone { offset, .. } =
+                    ev.expect("no error")
+                {
+                    return Some(offset);
+                }
+            }
+            None
+        })
+        .await
+    });
+    assert_eq!(done, Ok(Some(100)));
+    drop(replica);
+    assert_eq!(h.join().unwrap(), 3, "two -LOADING replies, then PONG");
+}
