@@ -943,3 +943,13 @@ fn large_values_stream_with_bounded_buffering() {
     assert!(max_chunk <= 4096 + 64, "chunk of {max_chunk} bytes");
     assert!(max_buffered <= 2 * PIECE, "buffered {max_buffered} bytes");
 }
+
+/// The async crates move decoders and events across tasks.
+#[test]
+fn decoder_and_events_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Decoder>();
+    check::<DecoderBuilder>();
+    check::<Event>();
+    check::<Error>();
+}
