@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use redis_sync_resp::{Decoder, Frame, encode_command};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -91,6 +91,20 @@ impl Client {
         encode_command(args, &mut out);
         self.write(&out).await?;
         self.read().await
+    }
+
+    /// Sends the commands in one write and returns their replies in order.
+    pub async fn pipeline(&mut self, cmds: &[Vec<Bytes>]) -> anyhow::Result<Vec<Frame>> {
+        let mut out = BytesMut::new();
+        for c in cmds {
+            encode_command(c, &mut out);
+        }
+        self.write(&out).await?;
+        let mut replies = Vec::with_capacity(cmds.len());
+        for _ in cmds {
+            replies.push(self.read().await?);
+        }
+        Ok(replies)
     }
 
     /// `call` that turns an error reply into an error naming the command.

@@ -170,17 +170,16 @@ async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::R
     let mut compared = 0u64;
     'dbs: for db in src.dbs().await? {
         let mut cursors = src.cursors();
-        while let Some(keys) = src.scan_page(db, &mut cursors).await? {
-            for key in keys {
-                if compared >= limit {
-                    break 'dbs;
-                }
-                compared += 1;
-                if let Some(d) =
-                    side::compare_key(src, dst, db, &key, by_digest, args.ttl_tolerance).await?
-                {
-                    diffs.push(d);
-                }
+        while let Some(mut keys) = src.scan_page(db, &mut cursors).await? {
+            let left = usize::try_from(limit - compared).unwrap_or(usize::MAX);
+            let full = keys.len() >= left;
+            keys.truncate(left);
+            compared += keys.len() as u64;
+            diffs.extend(
+                side::compare_page(src, dst, db, &keys, by_digest, args.ttl_tolerance).await?,
+            );
+            if full {
+                break 'dbs;
             }
         }
     }
@@ -188,14 +187,14 @@ async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::R
         for db in dst.dbs().await? {
             let mut cursors = dst.cursors();
             while let Some(keys) = dst.scan_page(db, &mut cursors).await? {
-                for key in keys {
-                    if !src.exists(db, &key).await? {
+                for (key, on_source) in keys.iter().zip(src.exist_many(db, &keys).await?) {
+                    if !on_source {
                         diffs.push(Difference {
                             db,
-                            key: String::from_utf8_lossy(&key).into_owned(),
+                            key: String::from_utf8_lossy(key).into_owned(),
                             kind: "extra",
                             detail: "only on the target".into(),
-                            raw: key,
+                            raw: key.clone(),
                         });
                     }
                 }
@@ -206,12 +205,16 @@ async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::R
         tokio::time::sleep(Duration::from_secs_f64(args.recheck_after.min(600.0))).await;
         let mut still = Vec::new();
         for d in diffs {
-            let again = if d.kind == "extra" {
-                (!src.exists(d.db, &d.raw).await?).then_some(d)
+            if d.kind == "extra" {
+                if !src.exists(d.db, &d.raw).await? {
+                    still.push(d);
+                }
             } else {
-                side::compare_key(src, dst, d.db, &d.raw, by_digest, args.ttl_tolerance).await?
-            };
-            still.extend(again);
+                let key = [d.raw.clone()];
+                still.extend(
+                    side::compare_page(src, dst, d.db, &key, by_digest, args.ttl_tolerance).await?,
+                );
+            }
         }
         diffs = still;
     }

@@ -219,7 +219,13 @@ impl Side {
             self.on_key(db, key, &[b"DEL", key]).await?;
             return Ok(());
         };
-        let ttl = src.pttl(db, key).await?.max(0).to_string();
+        let ttl = src
+            .on_key(db, key, &[b"PTTL", key])
+            .await?
+            .as_integer()
+            .unwrap_or(0)
+            .max(0)
+            .to_string();
         let r = self
             .on_key(
                 db,
@@ -238,78 +244,105 @@ impl Side {
         Ok(())
     }
 
+    /// `EXISTS` of each key, pipelined.
+    pub async fn exist_many(&mut self, db: u32, keys: &[Bytes]) -> anyhow::Result<Vec<bool>> {
+        let r = self
+            .batch(db, keys, |k| vec![vec![b(b"EXISTS"), k.clone()]])
+            .await?;
+        Ok(r.iter()
+            .map(|f| f.first().and_then(Frame::as_integer) == Some(1))
+            .collect())
+    }
+
     /// True when `key` exists in `db`.
     pub async fn exists(&mut self, db: u32, key: &[u8]) -> anyhow::Result<bool> {
         Ok(self.on_key(db, key, &[b"EXISTS", key]).await?.as_integer() == Some(1))
     }
 
-    async fn type_of(&mut self, db: u32, key: &[u8]) -> anyhow::Result<String> {
-        Ok(text(&self.on_key(db, key, &[b"TYPE", key]).await?).unwrap_or_default())
-    }
-
-    async fn pttl(&mut self, db: u32, key: &[u8]) -> anyhow::Result<i64> {
-        Ok(self
-            .on_key(db, key, &[b"PTTL", key])
-            .await?
-            .as_integer()
-            .unwrap_or(-2))
-    }
-
-    /// The value in a comparable form: by digest, or read and flattened (sets and hashes
-    /// sorted).
-    async fn value(
+    /// Runs `cmds(key)` for every key, pipelined per node (one write and one read pass per
+    /// node), and returns the replies per key, in key order.
+    async fn batch(
         &mut self,
         db: u32,
-        key: &[u8],
-        kind: &str,
-        by_digest: bool,
-    ) -> anyhow::Result<Option<Vec<Bytes>>> {
-        let f = if by_digest {
-            self.on_key(db, key, &[b"DEBUG", b"DIGEST-VALUE", key])
-                .await?
-        } else {
-            match kind {
-                "string" => self.on_key(db, key, &[b"GET", key]).await?,
-                "list" => self.on_key(db, key, &[b"LRANGE", key, b"0", b"-1"]).await?,
-                "set" => self.on_key(db, key, &[b"SMEMBERS", key]).await?,
-                "zset" => {
-                    self.on_key(db, key, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"])
-                        .await?
-                }
-                "hash" => self.on_key(db, key, &[b"HGETALL", key]).await?,
-                "stream" => self.on_key(db, key, &[b"XRANGE", key, b"-", b"+"]).await?,
-                // Module values have no generic read: nothing to compare across versions.
-                _ => return Ok(None),
-            }
-        };
-        let mut flat = Vec::new();
-        flatten(&f, &mut flat);
-        match kind {
-            "set" if !by_digest => flat.sort(),
-            // Servers print the same double differently (6.x `%.17g`, 7.x shortest form):
-            // compare the numbers.
-            "zset" if !by_digest => {
-                for score in flat.iter_mut().skip(1).step_by(2) {
-                    if let Some(x) = std::str::from_utf8(score)
-                        .ok()
-                        .and_then(|t| t.parse::<f64>().ok())
-                    {
-                        *score = Bytes::from(format!("{x:?}"));
-                    }
-                }
-            }
-            "hash" if !by_digest => {
-                let mut pairs: Vec<(Bytes, Bytes)> = flat
-                    .chunks(2)
-                    .filter_map(|p| Some((p.first()?.clone(), p.get(1)?.clone())))
-                    .collect();
-                pairs.sort();
-                flat = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
-            }
-            _ => {}
+        keys: &[Bytes],
+        cmds: impl Fn(&Bytes) -> Vec<Vec<Bytes>>,
+    ) -> anyhow::Result<Vec<Vec<Frame>>> {
+        let mut out: Vec<Vec<Frame>> = vec![Vec::new(); keys.len()];
+        let mut by_node: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for (i, k) in keys.iter().enumerate() {
+            by_node[self.node_of(k)].push(i);
         }
-        Ok(Some(flat))
+        for (n, idx) in by_node.into_iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            self.select(n, db).await?;
+            let per_key: Vec<Vec<Vec<Bytes>>> = idx.iter().map(|&i| cmds(&keys[i])).collect();
+            let flat: Vec<Vec<Bytes>> = per_key.iter().flatten().cloned().collect();
+            let mut replies = self.nodes[n].pipeline(&flat).await?.into_iter();
+            for (&i, c) in idx.iter().zip(&per_key) {
+                out[i] = replies.by_ref().take(c.len()).collect();
+            }
+        }
+        Ok(out)
     }
+}
+
+fn b(s: &'static [u8]) -> Bytes {
+    Bytes::from_static(s)
+}
+
+/// The command that reads a value of type `kind` in a comparable form.
+fn value_cmd(kind: &str, by_digest: bool, key: &Bytes) -> Option<Vec<Bytes>> {
+    let k = key.clone();
+    Some(if by_digest {
+        vec![b(b"DEBUG"), b(b"DIGEST-VALUE"), k]
+    } else {
+        match kind {
+            "string" => vec![b(b"GET"), k],
+            "list" => vec![b(b"LRANGE"), k, b(b"0"), b(b"-1")],
+            "set" => vec![b(b"SMEMBERS"), k],
+            "zset" => vec![b(b"ZRANGE"), k, b(b"0"), b(b"-1"), b(b"WITHSCORES")],
+            "hash" => vec![b(b"HGETALL"), k],
+            "stream" => vec![b(b"XRANGE"), k, b(b"-"), b(b"+")],
+            // Module values have no generic read: nothing to compare across versions.
+            _ => return None,
+        }
+    })
+}
+
+/// A value reply flattened, sets and hashes sorted, zset scores as numbers.
+fn normalise(kind: &str, by_digest: bool, f: &Frame) -> Vec<Bytes> {
+    let mut flat = Vec::new();
+    flatten(f, &mut flat);
+    if by_digest {
+        return flat;
+    }
+    match kind {
+        "set" => flat.sort(),
+        // Servers print the same double differently (6.x `%.17g`, 7.x the shortest form):
+        // compare the numbers.
+        "zset" => {
+            for score in flat.iter_mut().skip(1).step_by(2) {
+                if let Some(x) = std::str::from_utf8(score)
+                    .ok()
+                    .and_then(|t| t.parse::<f64>().ok())
+                {
+                    *score = Bytes::from(format!("{x:?}"));
+                }
+            }
+        }
+        "hash" => {
+            let mut pairs: Vec<(Bytes, Bytes)> = flat
+                .chunks(2)
+                .filter_map(|p| Some((p.first()?.clone(), p.get(1)?.clone())))
+                .collect();
+            pairs.sort();
+            flat = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
+        }
+        _ => {}
+    }
+    flat
 }
 
 fn flatten(f: &Frame, out: &mut Vec<Bytes>) {
@@ -332,53 +365,88 @@ fn flatten(f: &Frame, out: &mut Vec<Bytes>) {
     }
 }
 
-/// Compares one key; `None` when equal (or gone from the source meanwhile).
-pub async fn compare_key(
+/// Compares a page of keys of `db` (pipelined: type and TTL on both sides, then values);
+/// returns the keys that differ. Keys gone from the source meanwhile are not differences.
+pub async fn compare_page(
     src: &mut Side,
     dst: &mut Side,
     db: u32,
-    key: &Bytes,
+    keys: &[Bytes],
     by_digest: bool,
     ttl_tolerance: i64,
-) -> anyhow::Result<Option<Difference>> {
-    let diff = |kind: &'static str, detail: String| Difference {
-        db,
-        key: String::from_utf8_lossy(key).into_owned(),
-        kind,
-        detail,
-        raw: key.clone(),
-    };
-    let ts = src.type_of(db, key).await?;
-    if ts == "none" {
-        return Ok(None);
-    }
-    let td = dst.type_of(db, key).await?;
-    if td == "none" {
-        return Ok(Some(diff("missing", format!("{ts} on the source only"))));
-    }
-    if ts != td {
-        return Ok(Some(diff("type", format!("source {ts}, target {td}"))));
-    }
-    let (ps, pd) = (src.pttl(db, key).await?, dst.pttl(db, key).await?);
-    if (ps < 0) != (pd < 0) || (ps >= 0 && (ps - pd).abs() > ttl_tolerance) {
-        let show = |t: i64| {
-            if t < 0 {
-                "none".to_string()
-            } else {
-                format!("{t} ms")
-            }
+) -> anyhow::Result<Vec<Difference>> {
+    let meta = |k: &Bytes| vec![vec![b(b"TYPE"), k.clone()], vec![b(b"PTTL"), k.clone()]];
+    let ms = src.batch(db, keys, meta).await?;
+    let md = dst.batch(db, keys, meta).await?;
+    let kind = |r: &[Frame]| r.first().and_then(text).unwrap_or_default();
+    let ttl = |r: &[Frame]| r.get(1).and_then(Frame::as_integer).unwrap_or(-2);
+    let mut diffs = Vec::new();
+    let mut same = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let diff = |kind: &'static str, detail: String| Difference {
+            db,
+            key: String::from_utf8_lossy(key).into_owned(),
+            kind,
+            detail,
+            raw: key.clone(),
         };
-        return Ok(Some(diff(
-            "ttl",
-            format!("source TTL {}, target TTL {}", show(ps), show(pd)),
-        )));
+        let (ts, td) = (kind(&ms[i]), kind(&md[i]));
+        if ts == "none" || ts.is_empty() {
+            continue;
+        }
+        if td == "none" {
+            diffs.push(diff("missing", format!("{ts} on the source only")));
+            continue;
+        }
+        if ts != td {
+            diffs.push(diff("type", format!("source {ts}, target {td}")));
+            continue;
+        }
+        let (ps, pd) = (ttl(&ms[i]), ttl(&md[i]));
+        if (ps < 0) != (pd < 0) || (ps >= 0 && (ps - pd).abs() > ttl_tolerance) {
+            let show = |t: i64| {
+                if t < 0 {
+                    "none".to_string()
+                } else {
+                    format!("{t} ms")
+                }
+            };
+            diffs.push(diff(
+                "ttl",
+                format!("source TTL {}, target TTL {}", show(ps), show(pd)),
+            ));
+            continue;
+        }
+        if value_cmd(&ts, by_digest, key).is_some() {
+            same.push((key.clone(), ts));
+        }
     }
-    let (vs, vd) = (
-        src.value(db, key, &ts, by_digest).await?,
-        dst.value(db, key, &td, by_digest).await?,
-    );
-    if vs != vd {
-        return Ok(Some(diff("value", format!("{ts} values differ"))));
+    let keys2: Vec<Bytes> = same.iter().map(|(k, _)| k.clone()).collect();
+    let kinds: std::collections::HashMap<Bytes, String> = same.into_iter().collect();
+    let cmd = |k: &Bytes| {
+        kinds
+            .get(k)
+            .and_then(|t| value_cmd(t, by_digest, k))
+            .into_iter()
+            .collect()
+    };
+    let vs = src.batch(db, &keys2, cmd).await?;
+    let vd = dst.batch(db, &keys2, cmd).await?;
+    for (i, key) in keys2.iter().enumerate() {
+        let t = kinds.get(key).map_or("", String::as_str);
+        let (a, bb) = match (vs[i].first(), vd[i].first()) {
+            (Some(a), Some(bb)) => (a, bb),
+            _ => continue,
+        };
+        if normalise(t, by_digest, a) != normalise(t, by_digest, bb) {
+            diffs.push(Difference {
+                db,
+                key: String::from_utf8_lossy(key).into_owned(),
+                kind: "value",
+                detail: format!("{t} values differ"),
+                raw: key.clone(),
+            });
+        }
     }
-    Ok(None)
+    Ok(diffs)
 }
