@@ -9,7 +9,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use redis_sync_resp::{Command, Decoder, Frame, encode, encode_command};
+use redis_sync_resp::{Command, Decoder, Frame, encode};
 
 #[derive(Debug, PartialEq)]
 enum Outcome<T> {
