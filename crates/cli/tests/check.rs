@@ -151,3 +151,35 @@ fn a_restricted_source_user_is_reported() {
     assert_ne!(l, "ok", "{report:#}");
     assert!(d.contains("+psync"), "{d}");
 }
+
+#[test]
+fn spool_space_and_a_table_for_people() {
+    let Some(v) = version() else {
+        eprintln!("skipped: no 7.0+ server installed");
+        return;
+    };
+    let src = Server::builder(&v).start();
+    let dst = Server::builder(&v).start();
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args([
+            "check",
+            "--sample-secs",
+            "0.1",
+            "--source",
+            &src.addr(),
+            "--target",
+        ])
+        .arg(dst.addr())
+        .output()
+        .expect("run");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    for row in [
+        "CHECK",
+        "spool disk space",
+        "replica output buffer",
+        "ready: 0 blocking",
+    ] {
+        assert!(table.contains(row), "{row} missing:\n{table}");
+    }
+}

@@ -32,6 +32,10 @@ pub struct CheckArgs {
     /// same name; other keys stay).
     #[arg(long)]
     pub allow_nonempty: bool,
+    /// Where `sync` will spool the stream when the target is slow (checked for free space;
+    /// default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<std::path::PathBuf>,
     /// Seconds to watch the source's replication offset to measure its write rate.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub sample_secs: f64,

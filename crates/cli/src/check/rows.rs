@@ -137,7 +137,50 @@ pub async fn all(source: &Endpoint, target: &Endpoint, args: &CheckArgs) -> Vec<
     rows.extend(replication_settings(&mut src, args.sample_secs).await);
     rows.push(bulk_len(&mut src, &mut dst).await);
     rows.extend(cluster(&mut src, &mut dst).await);
+    let dir = args.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+    rows.push(spool_space(&dir).await);
     rows
+}
+
+/// Free space where the spool would go (`df -Pk`: no libc here).
+async fn spool_space(dir: &std::path::Path) -> Row {
+    const NAME: &str = "spool disk space";
+    // A one-off, short child process: blocking is fine here.
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output();
+    let free_kb = out.ok().and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.lines()
+            .nth(1)?
+            .split_whitespace()
+            .nth(3)?
+            .parse::<u64>()
+            .ok()
+    });
+    match free_kb {
+        None => row(
+            NAME,
+            Level::Skip,
+            format!("cannot read the free space of {}", dir.display()),
+        ),
+        Some(kb) if kb < 1 << 20 => row(
+            NAME,
+            Level::Warn,
+            format!(
+                "{} has {} free: a slow target makes the stream spool there; use --spool-dir \
+                 on a bigger disk (and --spool-limit)",
+                dir.display(),
+                mb(kb * 1024)
+            ),
+        ),
+        Some(kb) => row(
+            NAME,
+            Level::Ok,
+            format!("{} free in {}", mb(kb * 1024), dir.display()),
+        ),
+    }
 }
 
 async fn psync_permission(src: &mut Side, ep: &Endpoint) -> Row {
