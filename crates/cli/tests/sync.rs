@@ -504,3 +504,99 @@ fn flush_target_empties_the_synced_dbs_first() {
     assert!(err.contains("removed 2 keys"), "{err}");
     assert_eq!(dst.digest(), src.digest());
 }
+
+#[test]
+fn conflict_block_names_the_existing_key() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "taken", "source"]);
+    dst.cmd(&["SET", "taken", "target"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let sf = state.path().join("state.json");
+    let out = sync_bin(&[
+        "sync",
+        "--mode",
+        "full",
+        "--conflict",
+        "block",
+        "--source",
+        &url(&src),
+        "--target",
+        &url(&dst),
+        "--state-file",
+        sf.to_str().expect("utf-8"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("taken") && err.contains("conflict"), "{err}");
+    assert_eq!(dst.cmd(&["GET", "taken"]).bulk(), Some(b"target".to_vec()));
+}
+
+#[test]
+fn a_command_the_target_rejects_stops_or_goes_to_the_dead_letter_file() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let state = tempfile::tempdir().expect("tempdir");
+    for skip in [false, true] {
+        let src = source(&v);
+        let dst = Server::builder(&v).start();
+        src.cmd(&["SET", "n", "1"]);
+        let sf = state.path().join(format!("state-{skip}.json"));
+        let dl = state.path().join("dead.resp");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_redis-sync"));
+        cmd.args(["sync", "--source", &url(&src), "--target", &url(&dst)])
+            .arg("--state-file")
+            .arg(&sf)
+            .stderr(std::process::Stdio::piped());
+        if skip {
+            cmd.args(["--on-error", "skip", "--dead-letter"]).arg(&dl);
+        }
+        let child = cmd.spawn().expect("spawn");
+        redis_sync_testkit::poll_until(Duration::from_secs(30), "n on the target", || {
+            (dst.cmd(&["GET", "n"]).bulk() == Some(b"1".to_vec())).then_some(())
+        });
+        // Someone writes to the target behind our back; the source's INCR then fails there.
+        dst.cmd(&["SET", "n", "not-a-number"]);
+        src.cmd(&["INCR", "n"]);
+        src.cmd(&["SET", "after", "1"]);
+        if skip {
+            redis_sync_testkit::poll_until(Duration::from_secs(30), "the next write", || {
+                (dst.cmd(&["GET", "after"]).bulk() == Some(b"1".to_vec())).then_some(())
+            });
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            let out = child.wait_with_output().expect("wait");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{err}");
+            assert!(err.contains("dead_letter=1"), "{err}");
+            // The file is flushed when the sink drains (at the latest on exit).
+            let dead = std::fs::read(&dl).expect("dead-letter file");
+            assert!(
+                String::from_utf8_lossy(&dead).contains("INCR"),
+                "{}",
+                String::from_utf8_lossy(&dead)
+            );
+        } else {
+            let out = child.wait_with_output().expect("the sync stops by itself");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains("INCR") || err.contains("incr"), "{err}");
+            assert!(err.contains("not an integer"), "{err}");
+            // The checkpoint stays before the failed command: a rerun would retry it.
+            let cp: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&sf).expect("state")).expect("json");
+            let master: u64 = src.info("replication")["master_repl_offset"]
+                .parse()
+                .expect("offset");
+            assert!(cp["offset"].as_u64().expect("offset") < master, "{cp}");
+        }
+    }
+}
