@@ -600,3 +600,48 @@ fn a_command_the_target_rejects_stops_or_goes_to_the_dead_letter_file() {
         }
     }
 }
+
+#[test]
+fn a_cut_link_resumes_with_a_partial_resync() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "before", "1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let sf = state.path().join("state.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args(["sync", "--source", &url(&src), "--target", &url(&dst)])
+        .arg("--state-file")
+        .arg(&sf)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    redis_sync_testkit::poll_until(Duration::from_secs(30), "the full copy", || {
+        (dst.cmd(&["GET", "before"]).bulk().is_some()).then_some(())
+    });
+    // The source drops its replica (as on an output-buffer overflow or CLIENT KILL).
+    let kind = if v.at_least(5, 0) { "replica" } else { "slave" };
+    redis_sync_testkit::poll_until(Duration::from_secs(10), "a replica to kill", || {
+        (src.cmd(&["CLIENT", "KILL", "TYPE", kind]).int() > 0).then_some(())
+    });
+    for i in 0..100 {
+        src.cmd(&["RPUSH", "after", &i.to_string()]);
+    }
+    redis_sync_testkit::poll_until(Duration::from_secs(30), "writes after the cut", || {
+        (dst.cmd(&["LLEN", "after"]).int() == 100).then_some(())
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("link to the source lost"), "{err}");
+    assert!(err.contains("partial resync"), "{err}");
+    assert_eq!(err.matches("full sync from").count(), 1, "{err}");
+    assert_eq!(dst.digest(), src.digest());
+}
