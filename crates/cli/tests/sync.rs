@@ -645,3 +645,56 @@ fn a_cut_link_resumes_with_a_partial_resync() {
     assert_eq!(err.matches("full sync from").count(), 1, "{err}");
     assert_eq!(dst.digest(), src.digest());
 }
+
+#[test]
+fn filters_and_db_mapping_apply_to_the_copy_and_the_stream() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    let mut c = src.client();
+    c.call(&["SET", "a:0", "db0"]).expect("set");
+    c.call(&["SELECT", "3"]).expect("select");
+    for k in ["a:1", "b:1", "a:list"] {
+        c.call(&["SET", k, "db3"]).expect("set");
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let sf = state.path().join("state.json");
+    let config = state.path().join("sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "source = \"{}\"\ntarget = \"{}\"\ndb = [3]\ndb_map = [\"3:0\"]\nkey-prefix = [\"a:\"]\n\
+             exclude-key-glob = [\"*:list\"]\nuntil-caught-up = true\n",
+            url(&src),
+            url(&dst)
+        ),
+    )
+    .expect("config");
+    let args = [
+        "sync",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--state-file",
+        sf.to_str().expect("utf-8"),
+    ];
+    let err = assert_ok(&sync_bin(&args), "filtered sync");
+    assert!(err.contains("3 filtered out"), "{err}");
+    // The stream: same rules.
+    c.call(&["SET", "a:2", "db3"]).expect("set");
+    c.call(&["SET", "b:2", "db3"]).expect("set");
+    c.call(&["SELECT", "0"]).expect("select");
+    c.call(&["SET", "a:9", "db0"]).expect("set");
+    assert_ok(&sync_bin(&args), "filtered resume");
+    let mut keys: Vec<String> = dst
+        .cmd(&["KEYS", "*"])
+        .array()
+        .iter()
+        .map(|k| k.text())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["a:1", "a:2"]);
+    assert_eq!(dst.info("keyspace").len(), 1, "only db 0 on the target");
+}
