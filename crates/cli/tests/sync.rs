@@ -698,3 +698,42 @@ fn filters_and_db_mapping_apply_to_the_copy_and_the_stream() {
     assert_eq!(keys, ["a:1", "a:2"]);
     assert_eq!(dst.info("keyspace").len(), 1, "only db 0 on the target");
 }
+
+#[test]
+fn module_values_are_carried() {
+    let with = redis_sync_testkit::versions_where("with modules", |v| {
+        v.module("rejson").is_some() && v.module("redisbloom").is_some()
+    });
+    let Some(v) = with.last() else {
+        eprintln!("skipped: no server with RedisJSON and RedisBloom installed");
+        return;
+    };
+    let start = || {
+        Server::builder(v)
+            .module("rejson")
+            .module("redisbloom")
+            .arg("--repl-diskless-sync-delay")
+            .arg("0")
+            .start()
+    };
+    let (src, dst) = (start(), start());
+    let info = write_dataset(&src, &DatasetOptions::default());
+    assert!(
+        !info.module_keys.is_empty(),
+        "the data set has module values"
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let sf = state.path().join("state.json");
+    let out = sync_bin(&[
+        "sync",
+        "--until-caught-up",
+        "--source",
+        &url(&src),
+        "--target",
+        &url(&dst),
+        "--state-file",
+        sf.to_str().expect("utf-8"),
+    ]);
+    assert_ok(&out, "sync with modules");
+    assert_equal(&src, &dst, &info);
+}
