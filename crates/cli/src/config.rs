@@ -208,6 +208,11 @@ pub struct SyncArgs {
     /// Ignore the checkpoint: always start with a full copy.
     #[arg(long = "no-resume")]
     pub no_resume: bool,
+    /// Also keep the checkpoint in the target (standalone), as key
+    /// `redis-sync:checkpoint:<source>` written in order with the data: a run without the
+    /// state file resumes from it.
+    #[arg(long = "checkpoint-in-target")]
+    pub checkpoint_in_target: bool,
     /// Empty the synced target dbs (FLUSHDB) before a full copy.
     #[arg(long = "flush-target")]
     pub flush_target: bool,
@@ -285,6 +290,7 @@ pub struct FileConfig {
     pub spool_limit: Option<u64>,
     pub state_file: Option<PathBuf>,
     pub no_resume: Option<bool>,
+    pub checkpoint_in_target: Option<bool>,
     pub flush_target: Option<bool>,
     pub sweep: Option<bool>,
     pub status_interval: Option<f64>,
@@ -333,6 +339,7 @@ pub struct Settings {
     pub spool: SpoolConfig,
     pub state_file: PathBuf,
     pub resume: bool,
+    pub checkpoint_in_target: bool,
     pub flush_target: bool,
     pub sweep: bool,
     pub status_interval: Duration,
@@ -508,6 +515,7 @@ impl Settings {
             spool,
             state_file,
             resume: !(a.no_resume || f.no_resume.unwrap_or(false)),
+            checkpoint_in_target: a.checkpoint_in_target || f.checkpoint_in_target.unwrap_or(false),
             flush_target: a.flush_target || f.flush_target.unwrap_or(false),
             sweep: a.sweep || f.sweep.unwrap_or(false),
             status_interval,

@@ -737,3 +737,42 @@ fn module_values_are_carried() {
     assert_ok(&out, "sync with modules");
     assert_equal(&src, &dst, &info);
 }
+
+#[test]
+fn the_checkpoint_kept_in_the_target_resumes_without_the_state_file() {
+    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
+        eprintln!("skipped: no server installed");
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "a", "1"]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let sf = state.path().join("state.json");
+    let (s_url, t_url) = (url(&src), url(&dst));
+    let args = [
+        "sync",
+        "--until-caught-up",
+        "--checkpoint-in-target",
+        "--source",
+        &s_url,
+        "--target",
+        &t_url,
+        "--state-file",
+        sf.to_str().expect("utf-8"),
+    ];
+    assert_ok(&sync_bin(&args), "first sync");
+    let key = format!("redis-sync:checkpoint:{}", src.addr());
+    let kept: serde_json::Value =
+        serde_json::from_slice(&dst.cmd(&["GET", &key]).bulk().expect("checkpoint key"))
+            .expect("json");
+    assert!(kept["offset"].as_u64().is_some(), "{kept}");
+    std::fs::remove_file(&sf).expect("remove the state file");
+    src.cmd(&["SET", "b", "2"]);
+    let err = assert_ok(&sync_bin(&args), "second sync");
+    assert!(err.contains("checkpoint kept in the target"), "{err}");
+    assert!(err.contains("partial resync"), "{err}");
+    assert_eq!(dst.cmd(&["GET", "b"]).bulk(), Some(b"2".to_vec()));
+    dst.cmd(&["DEL", &key]);
+    assert_eq!(dst.digest(), src.digest());
+}

@@ -65,7 +65,13 @@ enum Stop {
 
 async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     let state_file = StateFile::new(s.state_file.clone());
-    let saved = state_file.load()?;
+    let mut saved = state_file.load()?;
+    if saved.is_none() && s.checkpoint_in_target {
+        saved = target_checkpoint(&s).await?;
+        if saved.is_some() {
+            tracing::info!("no state file: using the checkpoint kept in the target");
+        }
+    }
     let mut cp = saved.clone().unwrap_or_default();
     cp.source = s.source.to_string();
     cp.target = s.target.to_string();
@@ -159,6 +165,8 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         rdb_started: None,
         last_ack: None,
         last_saved: None,
+        last_written: None,
+        target_cp: None,
         heartbeat_pending: VecDeque::new(),
         shared,
         warned_unknown: false,
@@ -243,6 +251,10 @@ struct Run<'a> {
     rdb_started: Option<Instant>,
     last_ack: Option<Instant>,
     last_saved: Option<u64>,
+    /// `(offset, db)` of the last command written to the sink (or of the snapshot).
+    last_written: Option<(u64, u32)>,
+    /// When and at which offset the checkpoint was last written into the target.
+    target_cp: Option<(Instant, u64)>,
     /// Heartbeat commands seen in the stream: (offset, written at unix ms).
     heartbeat_pending: VecDeque<(u64, i64)>,
     shared: status::Shared,
@@ -291,6 +303,7 @@ impl Run<'_> {
                         self.print_status();
                     }
                     self.checkpoint_if_moved()?;
+                    self.target_checkpoint_write(false).await?;
                     if self.caught_up() {
                         return Ok(Stop::CaughtUp);
                     }
@@ -395,6 +408,25 @@ impl Run<'_> {
         self.cp.db = None;
         self.save_checkpoint()?;
         self.last_saved = None;
+        self.last_written = None;
+        if self.s.checkpoint_in_target && !self.cluster {
+            self.sink
+                .write(
+                    vec![Bytes::from_static(b"SELECT"), Bytes::from_static(b"0")],
+                    None,
+                )
+                .await?;
+            self.sink
+                .write(
+                    vec![
+                        Bytes::from_static(b"DEL"),
+                        Bytes::from(target_checkpoint_key(self.s)),
+                    ],
+                    None,
+                )
+                .await?;
+            self.sink_db = Some(0);
+        }
         if self.s.flush_target {
             let removed = sweep::flush_target(self.s, &self.filter, self.cluster).await?;
             tracing::info!("--flush-target: removed {removed} keys from the synced target dbs");
@@ -484,6 +516,8 @@ impl Run<'_> {
             );
         }
         self.sink_db = None;
+        self.last_written = Some((offset, 0));
+        self.target_checkpoint_write(true).await?;
         self.replica.applied().set(offset, 0);
         self.cp.synced = true;
         self.copying = false;
@@ -560,6 +594,7 @@ impl Run<'_> {
             .write(args, Some(offset))
             .await
             .context("writing to the target")?;
+        self.last_written = Some((offset, db));
         self.pending.push_back(Pending {
             offset,
             db,
@@ -709,6 +744,53 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// `--checkpoint-in-target`: writes the position of the last command queued, in order
+    /// with the data (once it is applied, everything before it is), at most once a second.
+    async fn target_checkpoint_write(&mut self, now: bool) -> anyhow::Result<()> {
+        if !self.s.checkpoint_in_target || self.cluster || self.copying {
+            return Ok(());
+        }
+        let (Some((offset, db)), Some(replid)) =
+            (self.last_written, self.stats.master_replid.clone())
+        else {
+            return Ok(());
+        };
+        if let Some((at, off)) = self.target_cp
+            && (off == offset || (!now && at.elapsed() < Duration::from_secs(1)))
+        {
+            return Ok(());
+        }
+        let cp = Checkpoint {
+            replid: Some(replid),
+            offset: Some(offset),
+            db: Some(db),
+            synced: true,
+            source: self.s.source.to_string(),
+            target: self.s.target.to_string(),
+            updated_ms: unix_ms(),
+        };
+        let body = serde_json::to_vec(&cp).context("encoding the checkpoint")?;
+        self.sink
+            .write(
+                vec![Bytes::from_static(b"SELECT"), Bytes::from_static(b"0")],
+                None,
+            )
+            .await?;
+        self.sink
+            .write(
+                vec![
+                    Bytes::from_static(b"SET"),
+                    Bytes::from(target_checkpoint_key(self.s)),
+                    Bytes::from(body),
+                ],
+                None,
+            )
+            .await?;
+        self.sink_db = Some(0);
+        self.target_cp = Some((Instant::now(), offset));
+        Ok(())
+    }
+
     fn save_checkpoint(&mut self) -> anyhow::Result<()> {
         self.cp.updated_ms = unix_ms();
         self.state_file.save(&self.cp)
@@ -717,6 +799,9 @@ impl Run<'_> {
     /// Drains the sink and writes the last checkpoint, whatever ended the loop.
     async fn finish(&mut self) -> anyhow::Result<()> {
         self.stats.state = State::Stopping;
+        if self.sink.error().is_none() {
+            self.target_checkpoint_write(true).await.ok();
+        }
         let drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
         self.advance();
         self.checkpoint_if_moved()?;
@@ -734,6 +819,28 @@ impl Run<'_> {
             Err(_) => bail!("the target did not acknowledge the last writes within 60 s"),
         }
     }
+}
+
+/// The target key of `--checkpoint-in-target`.
+pub fn target_checkpoint_key(s: &Settings) -> String {
+    format!("{}{}", TARGET_CHECKPOINT_PREFIX, s.source.addr())
+}
+
+/// Prefix of the checkpoint keys kept in targets (never swept).
+pub const TARGET_CHECKPOINT_PREFIX: &str = "redis-sync:checkpoint:";
+
+/// Reads the checkpoint kept in the target, if any.
+async fn target_checkpoint(s: &Settings) -> anyhow::Result<Option<Checkpoint>> {
+    let mut c = Client::connect(&s.target, Duration::from_secs(10)).await?;
+    c.ok(&["SELECT", "0"]).await?;
+    let key = target_checkpoint_key(s);
+    let reply = c.ok(&["GET", key.as_str()]).await?;
+    let Some(body) = reply.as_bytes() else {
+        return Ok(None);
+    };
+    serde_json::from_slice(body)
+        .map(Some)
+        .with_context(|| format!("the target's {key} is not a redis-sync checkpoint"))
 }
 
 /// Writes the heartbeat key to the source every `every`.

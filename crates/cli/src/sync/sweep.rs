@@ -80,7 +80,10 @@ pub async fn sweep(
                     .with_context(|| format!("SCAN of db {db} on {node}"))?;
                 let (next, keys) = scan_page(&page)?;
                 for key in keys {
-                    if !filter.key_passes(&key) || keep.contains(&super::key_hash(db, &key)) {
+                    if !filter.key_passes(&key)
+                        || key.starts_with(super::TARGET_CHECKPOINT_PREFIX.as_bytes())
+                        || keep.contains(&super::key_hash(db, &key))
+                    {
                         continue;
                     }
                     let t = c.call(&[&b"TYPE"[..], &key]).await?;
