@@ -138,6 +138,13 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// redis-sync's own keys (the heartbeat on the source, `--checkpoint-in-target` on the
+/// target) are not data: never reported.
+fn own_key(key: &[u8]) -> bool {
+    key.starts_with(redis_sync_commands::HEARTBEAT_PREFIX)
+        || key.starts_with(crate::sync::TARGET_CHECKPOINT_PREFIX.as_bytes())
+}
+
 async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::Result<Report> {
     let mut report = Report::default();
     if args.sample.is_none()
@@ -171,6 +178,7 @@ async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::R
     'dbs: for db in src.dbs().await? {
         let mut cursors = src.cursors();
         while let Some(mut keys) = src.scan_page(db, &mut cursors).await? {
+            keys.retain(|k| !own_key(k));
             let left = usize::try_from(limit - compared).unwrap_or(usize::MAX);
             let full = keys.len() >= left;
             keys.truncate(left);
@@ -186,7 +194,8 @@ async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::R
     if args.sample.is_none() {
         for db in dst.dbs().await? {
             let mut cursors = dst.cursors();
-            while let Some(keys) = dst.scan_page(db, &mut cursors).await? {
+            while let Some(mut keys) = dst.scan_page(db, &mut cursors).await? {
+                keys.retain(|k| !own_key(k));
                 for (key, on_source) in keys.iter().zip(src.exist_many(db, &keys).await?) {
                     if !on_source {
                         diffs.push(Difference {
