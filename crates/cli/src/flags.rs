@@ -24,7 +24,9 @@ pub fn parse() -> Cli {
     long_about = "redis-sync copies a Redis or Valkey data set into another server and keeps it \
                   in step: a full copy from the source's RDB snapshot, then the live stream of \
                   write commands a replica receives.\n\n\
-                  Today it decodes RDB files (`redis-sync rdb`); see `redis-sync help rdb`."
+                  `redis-sync check` runs the prechecks, `redis-sync sync` copies and keeps \
+                  in step, `redis-sync verify` compares source and target, `redis-sync rdb` \
+                  decodes RDB files; see `redis-sync help <command>`."
 )]
 pub struct Cli {
     /// What to do.
