@@ -822,7 +822,10 @@ fn pipeline(
 
 /// For each hash in `keys`: `field → HPEXPIRETIME` of all its fields (absolute ms, -1 without
 /// TTL), sorted by field.
-fn field_ttls(c: &mut Client, keys: &[&str]) -> Result<Vec<Vec<(Vec<u8>, i64)>>, String> {
+/// Per key, each field with its absolute expiry in ms (`-1` for none).
+type FieldTtls = Vec<Vec<(Vec<u8>, i64)>>;
+
+fn field_ttls(c: &mut Client, keys: &[&str]) -> Result<FieldTtls, String> {
     let fields = pipeline(c, keys.iter().map(|k| vec![b("HKEYS"), b(*k)]))?;
     let fields: Vec<Vec<Vec<u8>>> = fields
         .iter()
