@@ -26,7 +26,9 @@ mod tests {
     fn pipelined_sets_are_well_formed() {
         let b = pipelined_sets(2, 5);
         let text = String::from_utf8(b).expect("ascii");
-        assert!(text.starts_with("*3\r\n$3\r\nSET\r\n$16\r\nkey:000000000000\r\n$5\r\nxxxxx\r\n*3"));
+        assert!(
+            text.starts_with("*3\r\n$3\r\nSET\r\n$16\r\nkey:000000000000\r\n$5\r\nxxxxx\r\n*3")
+        );
         assert_eq!(text.matches("*3\r\n").count(), 2);
     }
 }
