@@ -32,26 +32,60 @@ fn redis_benchmark(port: u16, n: u64) -> Option<f64> {
 }
 
 fn sink_round(rt: &tokio::runtime::Runtime, addr: &str, n: u64) -> f64 {
+    let sinks: u64 = std::env::var("SINK_BENCH_SINKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     rt.block_on(async {
-        let sink = Sink::builder()
-            .standalone(addr)
-            .connect()
-            .await
-            .expect("the sink connects");
-        let name = Bytes::from_static(b"SET");
-        let key = Bytes::from_static(b"key:__rand_int__");
-        let value = Bytes::from_static(b"xxx");
         let start = Instant::now();
-        for _ in 0..n {
-            sink.write(vec![name.clone(), key.clone(), value.clone()], None)
-                .await
-                .expect("write");
+        let mut tasks = Vec::new();
+        for _ in 0..sinks {
+            let addr = addr.to_string();
+            tasks.push(tokio::spawn(async move {
+                let sink = Sink::builder()
+                    .standalone(addr)
+                    .connect()
+                    .await
+                    .expect("the sink connects");
+                let name = Bytes::from_static(b"SET");
+                let key = Bytes::from_static(b"key:__rand_int__");
+                let value = Bytes::from_static(b"xxx");
+                for _ in 0..n / sinks {
+                    sink.write(vec![name.clone(), key.clone(), value.clone()], None)
+                        .await
+                        .expect("write");
+                }
+                let m = sink.shutdown().await.expect("shutdown");
+                assert_eq!(m.commands_acked, n / sinks);
+            }));
         }
-        let m = sink.shutdown().await.expect("shutdown");
+        for t in tasks {
+            t.await.expect("task");
+        }
         let secs = start.elapsed().as_secs_f64();
-        assert_eq!(m.commands_acked, n);
         n as f64 / secs
     })
+}
+
+/// The server's CPU seconds so far (`INFO cpu`: user + sys).
+fn server_cpu(server: &Server) -> f64 {
+    let info = server.info("cpu");
+    let get = |k: &str| info.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    get("used_cpu_user") + get("used_cpu_sys")
+}
+
+/// CPU seconds of this process (`self`) and of its waited-for children, from /proc.
+fn own_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14-17 (utime, stime, cutime, cstime) are at 11..15 after the command name.
+    let tick = 100.0;
+    let get = |i: usize| f.get(i).copied().unwrap_or(0.0) / tick;
+    (get(11) + get(12), get(13) + get(14))
 }
 
 fn main() {
@@ -87,12 +121,21 @@ fn main() {
     let (mut best_rb, mut best_sink) = (0f64, 0f64);
     for round in 1..=3 {
         server.cmd(&["FLUSHALL"]).ok();
+        let (s0, c0) = (server_cpu(&server), own_cpu());
         let rb = redis_benchmark(server.port(), n);
+        let (s1, c1) = (server_cpu(&server), own_cpu());
         server.cmd(&["FLUSHALL"]).ok();
         let ours = sink_round(&rt, &server.addr(), n);
+        let (s2, c2) = (server_cpu(&server), own_cpu());
+        let us = |secs: f64| secs * 1e6 / n as f64;
         println!(
-            "round {round}: redis-benchmark -P 64 {} SET/s, sink {ours:.0} SET/s",
-            rb.map_or("n/a".into(), |r| format!("{r:.0}"))
+            "round {round}: redis-benchmark -P 64 {} SET/s, sink {ours:.0} SET/s; CPU µs per SET: \
+             server {:.2} vs {:.2}, client {:.2} (redis-benchmark) vs {:.2} (sink)",
+            rb.map_or("n/a".into(), |r| format!("{r:.0}")),
+            us(s1 - s0),
+            us(s2 - s1),
+            us(c1.1 - c0.1),
+            us(c2.0 - c1.0),
         );
         best_rb = best_rb.max(rb.unwrap_or(0.0));
         best_sink = best_sink.max(ours);

@@ -802,7 +802,9 @@ impl Engine {
         if e.attempts > 0 {
             Counters::add(&self.counters.resent, 1);
         }
-        e.sent_at = Some(Instant::now());
+        if self.settings.rate.adaptive.is_some() {
+            e.sent_at = Some(Instant::now());
+        }
         self.place_one(i, e);
     }
 
