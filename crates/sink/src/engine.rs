@@ -53,6 +53,8 @@ pub(crate) enum Input {
         args: Vec<Bytes>,
         offset: Option<u64>,
     },
+    /// Several commands, each with its offset.
+    Batch(Vec<(Vec<Bytes>, Option<u64>)>),
     /// The commands that follow rebuild `key` in `db` (full sync), until `KeyEnd`.
     KeyBegin { db: u32, key: Bytes },
     /// The end of the key started by `KeyBegin`.
@@ -387,6 +389,11 @@ impl Engine {
     fn on_input(&mut self, msg: Input) -> Result<(), Error> {
         match msg {
             Input::Command { args, offset } => self.on_command(args, offset),
+            Input::Batch(commands) => {
+                for (args, offset) in commands {
+                    self.on_command(args, offset);
+                }
+            }
             Input::KeyBegin { db, key } => {
                 if let Some(k) = self.key.take() {
                     self.finish_key(k, None);
@@ -583,9 +590,7 @@ impl Engine {
         let held = std::mem::take(&mut k.held);
         let via_tmp = k.via_tmp;
         let restore = held.len() == 1 && upper_eq(&held[0][0], b"RESTORE");
-        if !via_tmp && !restore && !held.is_empty() {
-            Counters::add(&self.counters.keys_rebuilt, 1);
-        } else if via_tmp {
+        if via_tmp || (!restore && !held.is_empty()) {
             Counters::add(&self.counters.keys_rebuilt, 1);
         }
         let (db, key, tmp, group) = (k.db, k.key.clone(), k.tmp.clone(), k.group);

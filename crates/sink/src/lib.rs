@@ -130,6 +130,23 @@ impl Sink {
         self.send(Input::Command { args, offset }).await
     }
 
+    /// Queues several commands with one hand-over to the writer task (cheaper per command
+    /// than one [`write`](Self::write) each); `offset` is the source offset at the end of the
+    /// last one. The queue holds up to 8192 hand-overs, so keep batches moderate (≤ 1000).
+    pub async fn write_many(
+        &self,
+        commands: Vec<Vec<Bytes>>,
+        offset: Option<u64>,
+    ) -> Result<(), Error> {
+        let n = commands.len();
+        let batch = commands
+            .into_iter()
+            .enumerate()
+            .map(|(i, args)| (args, if i + 1 == n { offset } else { None }))
+            .collect();
+        self.send(Input::Batch(batch)).await
+    }
+
     /// [`write`](Self::write) for a decoded [`redis_sync_resp::Command`].
     pub async fn write_command(
         &self,

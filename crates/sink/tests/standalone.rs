@@ -125,3 +125,43 @@ fn query_sees_earlier_writes() {
     let _ = Duration::ZERO;
     let _ = Reply::Int(0);
 }
+
+/// `write_many` keeps order like `write`, and a rate limit of 2,000 commands/s spreads 1,000
+/// commands over about half a second (the limiter's burst is 1/20 s).
+#[test]
+fn write_many_and_rate_limit() {
+    let v = &versions()[0];
+    let server = Server::builder(v).start();
+    rt().block_on(async {
+        let sink = builder(&server)
+            .rate(redis_sync_sink::RateLimit::none().ops_per_sec(2000.0))
+            .connect()
+            .await
+            .unwrap();
+        let start = std::time::Instant::now();
+        for chunk in 0..10u64 {
+            let cmds = (0..100)
+                .map(|i| cmd(&["RPUSH", "l", &(chunk * 100 + i).to_string()]))
+                .collect();
+            sink.write_many(cmds, Some((chunk + 1) * 100))
+                .await
+                .unwrap();
+        }
+        sink.flush().await.unwrap();
+        let took = start.elapsed();
+        assert_eq!(*sink.acked_offset().borrow(), 1000);
+        assert!(
+            took >= Duration::from_millis(400),
+            "1000 commands at 2000/s took {took:?}"
+        );
+        sink.shutdown().await.unwrap();
+    });
+    let got: Vec<String> = server
+        .cmd(&["LRANGE", "l", "0", "-1"])
+        .array()
+        .iter()
+        .map(Reply::text)
+        .collect();
+    let want: Vec<String> = (0..1000).map(|i: u32| i.to_string()).collect();
+    assert_eq!(got, want);
+}
