@@ -33,6 +33,8 @@ pub struct DecoderBuilder {
     allow_newer: bool,
     verify: bool,
     restore: Option<Option<usize>>,
+    skip_values: bool,
+    key_names: bool,
 }
 
 impl Default for DecoderBuilder {
@@ -44,6 +46,8 @@ impl Default for DecoderBuilder {
             allow_newer: false,
             verify: true,
             restore: None,
+            skip_values: false,
+            key_names: true,
         }
     }
 }
@@ -97,6 +101,31 @@ impl DecoderBuilder {
     /// payload would exceed `max` bytes get `None`, and no more than `max` bytes are buffered.
     pub fn restore_payloads(mut self, max_bytes: Option<usize>) -> Self {
         self.restore = Some(max_bytes);
+        self
+    }
+
+    /// Skip values (default `false`): every key gives its [`Event::Key`] and then directly its
+    /// [`Event::KeyEnd`], with no [`Event::Value`] chunk in between, except a module value,
+    /// whose single [`ValueChunk::Module`] chunk still comes (it is what names a module type).
+    /// For tools that only list or count keys (`redis-sync rdb --format keys|count`).
+    ///
+    /// The file is still read record by record and its framing checked as in the full mode
+    /// (opcodes, lengths, element counts, embedded ziplists/listpacks/intsets, streams), and the
+    /// CRC-64 is still verified, so a corrupt or cut file is still an error, at the same offset.
+    /// String values are skipped without being copied and LZF strings without being
+    /// decompressed: a bad LZF payload (which the full mode reports as [`Error::BadLzf`]) goes
+    /// unnoticed in this mode. RESTORE payloads ([`restore_payloads`](Self::restore_payloads))
+    /// are unaffected.
+    pub fn skip_values(mut self, skip: bool) -> Self {
+        self.skip_values = skip;
+        self
+    }
+
+    /// Fill in [`Key::key`](crate::Key::key) (default `true`). With `false` every key event
+    /// carries an empty name, which saves an allocation per key for tools that only count keys;
+    /// errors still name the key.
+    pub fn key_names(mut self, names: bool) -> Self {
+        self.key_names = names;
         self
     }
 
@@ -575,6 +604,18 @@ impl NodeIter {
     }
 }
 
+/// [`Rd::str_head`] with the 6-bit length (short strings) decoded inline.
+#[inline(always)]
+fn short_str_head(r: &mut Rd<'_>, what: &'static str) -> R<StrHead> {
+    match r.d.get(r.p) {
+        Some(&b) if b < 0x40 => {
+            r.p += 1;
+            Ok(StrHead::Raw(b as u64))
+        }
+        _ => r.str_head(what),
+    }
+}
+
 fn add_delta(base: u64, d: i64) -> Option<u64> {
     if d >= 0 {
         base.checked_add(d as u64)
@@ -652,6 +693,125 @@ impl Decoder {
     /// e.g. the commands of an AOF with an RDB preamble).
     pub fn buffered(&self) -> &[u8] {
         &self.inp.buf[self.inp.pos..]
+    }
+
+    /// A fast path for [`skip_values`](DecoderBuilder::skip_values) decoders: goes through
+    /// the plain string keys that are next in the buffer, calling `on_key` once for each (the
+    /// call stands for the key's [`Event::Key`] and [`Event::KeyEnd`], which are then not
+    /// returned by [`poll_event`](Self::poll_event)), and stops at the first record that is
+    /// anything else (another type, an opcode that is not a key's expiry/LRU/LFU, a record
+    /// not complete in the buffer, anything invalid), when `on_key` returns `false`, or when
+    /// events are already queued. Returns the number of keys passed to `on_key`.
+    ///
+    /// Always call [`poll_event`](Self::poll_event) after it: that decodes (or reports as an
+    /// error) whatever stopped the fast path, exactly as without it, so a caller that calls
+    /// `skim_keys` and then `poll_event` in a loop sees the same keys, in the same order, as one
+    /// that only calls `poll_event`. Without `skip_values`, it does nothing and returns 0.
+    ///
+    /// ```
+    /// use redis_sync_rdb::{Decoder, Event};
+    ///
+    /// // REDIS0011, SELECTDB 0, "a" = "1", "b" = "hello", EOF, checksum disabled.
+    /// let mut file = b"REDIS0011".to_vec();
+    /// file.extend_from_slice(&[0xfe, 0, 0, 1, b'a', 0xc0, 1, 0, 1, b'b', 5]);
+    /// file.extend_from_slice(b"hello");
+    /// file.push(0xff);
+    /// file.extend_from_slice(&[0; 8]);
+    ///
+    /// let mut d = Decoder::builder().skip_values(true).build();
+    /// d.handle_bytes(&file);
+    /// d.handle_eof();
+    /// let mut names = Vec::new();
+    /// loop {
+    ///     d.skim_keys(|k| {
+    ///         names.push(k.key.clone());
+    ///         true
+    ///     });
+    ///     match d.poll_event()? {
+    ///         Some(Event::Key(k)) => names.push(k.key),
+    ///         Some(_) => {}
+    ///         None => break,
+    ///     }
+    /// }
+    /// assert_eq!(names, ["a", "b"]);
+    /// # Ok::<(), redis_sync_rdb::Error>(())
+    /// ```
+    pub fn skim_keys(&mut self, mut on_key: impl FnMut(&crate::event::Key) -> bool) -> u64 {
+        if !self.cfg.skip_values
+            || self.failed.is_some()
+            || !self.out.is_empty()
+            || !matches!(self.state, State::Top)
+            || self.pend.start.is_some()
+            || self.in_key
+            || self.inp.cap.is_some()
+            || self.cfg.restore.is_some()
+        {
+            return 0;
+        }
+        let max = self.cfg.max_element;
+        let names = self.cfg.key_names;
+        let mut n = 0;
+        let mut key = crate::event::Key {
+            db: self.db,
+            key: Bytes::new(),
+            value_type: ValueType::String,
+            type_byte: 0,
+            expire_ms: None,
+            idle_secs: None,
+            lfu_freq: None,
+            offset: 0,
+        };
+        loop {
+            let at = self.inp.offset();
+            let mut r = self.inp.rd();
+            key.expire_ms = None;
+            key.idle_secs = None;
+            key.lfu_freq = None;
+            key.offset = at;
+            let name = (|| -> R<&[u8]> {
+                loop {
+                    match r.u8()? {
+                        0 => break,
+                        0xfc => key.expire_ms = Some(r.i64_le()?),
+                        0xfd => key.expire_ms = Some(i32::from_le_bytes(r.array()?) as i64 * 1000),
+                        0xf8 => key.idle_secs = Some(r.len("IDLE seconds")?),
+                        0xf9 => key.lfu_freq = Some(r.u8()?),
+                        _ => return Err(Stop::Incomplete),
+                    }
+                }
+                let StrHead::Raw(len) = short_str_head(&mut r, "key name")? else {
+                    return Err(Stop::Incomplete);
+                };
+                if len > max {
+                    return Err(Stop::Incomplete);
+                }
+                let name = r.take(len as usize)?;
+                match short_str_head(&mut r, "string value")? {
+                    StrHead::Int(_) => {}
+                    StrHead::Raw(len) => {
+                        r.take(len as usize)?;
+                    }
+                    StrHead::Lzf { clen, ulen } => {
+                        if clen == 0 || ulen == 0 {
+                            return Err(Stop::Incomplete);
+                        }
+                        r.take(clen as usize)?;
+                    }
+                }
+                Ok(name)
+            })();
+            // Anything unusual is left to `poll_event`, which reports it properly.
+            let Ok(name) = name else { break };
+            if names {
+                key.key = Bytes::copy_from_slice(name);
+            }
+            self.inp.pos += r.p;
+            n += 1;
+            if !on_key(&key) {
+                break;
+            }
+        }
+        n
     }
 
     /// The next event: `Ok(Some(event))`, `Ok(None)` when more input is needed (or, after
@@ -1060,13 +1220,47 @@ impl Decoder {
             }
             t => {
                 let kind = self.kind_of(t, at)?;
-                let key = need!(self.attempt(|r| {
-                    r.u8()?;
-                    r.string(lim, "key name")
-                })?);
+                let key = if self.cfg.key_names {
+                    let key = need!(self.attempt(|r| {
+                        r.u8()?;
+                        r.string(lim, "key name")
+                    })?);
+                    self.cur_key.clear();
+                    self.cur_key.extend_from_slice(&key);
+                    key
+                } else {
+                    // Only the reused buffer gets the name (for errors): no allocation.
+                    let mut r = self.inp.rd();
+                    let got = (|| {
+                        r.u8()?;
+                        let at = r.off();
+                        if let StrHead::Raw(n) = r.str_head("key name")? {
+                            crate::reader::check(at, n, lim.max_element, "key name")?;
+                            return Ok(Some(r.take(n as usize)?));
+                        }
+                        // An integer or LZF name: read it the ordinary way below.
+                        Ok(None)
+                    })();
+                    match got {
+                        Ok(Some(name)) => {
+                            self.cur_key.clear();
+                            self.cur_key.extend_from_slice(name);
+                            self.inp.pos += r.p;
+                        }
+                        Ok(None) => {
+                            let key = need!(self.attempt(|r| {
+                                r.u8()?;
+                                r.string(lim, "key name")
+                            })?);
+                            self.cur_key.clear();
+                            self.cur_key.extend_from_slice(&key);
+                        }
+                        Err(Stop::Incomplete) => need!(None),
+                        Err(Stop::Fail(e)) => return Err(e),
+                    }
+                    Bytes::new()
+                };
                 let pend = std::mem::take(&mut self.pend);
-                self.cur_key.clear();
-                self.cur_key.extend_from_slice(&key);
                 self.in_key = true;
                 self.cur_type = t;
                 if let Some(limit) = self.cfg.restore {
@@ -1205,6 +1399,9 @@ impl Decoder {
     // ----- values -----
 
     fn push(&mut self, item: Item) {
+        if self.cfg.skip_values {
+            return;
+        }
         let size;
         macro_rules! put {
             ($variant:ident, $v:expr) => {{
@@ -1274,6 +1471,9 @@ impl Decoder {
     }
 
     fn chunk(&mut self, c: ValueChunk) {
+        if self.cfg.skip_values && !matches!(c, ValueChunk::Module { .. }) {
+            return;
+        }
         self.flush();
         self.out.push_back(Event::Value(c));
     }
@@ -1325,6 +1525,21 @@ impl Decoder {
         let budget = self.cfg.chunk_budget;
         match v {
             V::Start(kind) => self.start_value(kind),
+            V::StrRaw { left } if self.cfg.skip_values => {
+                // Skip whatever part of the string is here, without copying.
+                let avail = (self.inp.buf.len() - self.inp.pos) as u64;
+                let n = avail.min(left);
+                if n == 0 {
+                    wait!(V::StrRaw { left })
+                }
+                self.inp.pos += n as usize;
+                let left = left - n;
+                if left == 0 {
+                    return Ok(self.finish_value());
+                }
+                self.state = State::Value(V::StrRaw { left });
+                Ok(Step::Progress)
+            }
             V::StrRaw { left } => {
                 let n = left.min(budget as u64) as usize;
                 let Some(b) = self.attempt(|r| Ok(Bytes::copy_from_slice(r.take(n)?)))? else {
@@ -1484,6 +1699,45 @@ impl Decoder {
             };
         }
         match kind {
+            String if self.cfg.skip_values => {
+                let at = self.inp.offset();
+                let Some((head, done)) = self.attempt(|r| {
+                    let head = r.str_head("string value")?;
+                    match head {
+                        StrHead::Int(_) => Ok((head, true)),
+                        StrHead::Raw(n) | StrHead::Lzf { clen: n, .. } => {
+                            if let StrHead::Lzf { clen, ulen } = head
+                                && (ulen == 0 || clen == 0)
+                            {
+                                return Err(Stop::Fail(Error::BadLzf {
+                                    offset: at,
+                                    what: format!("compressed length {clen}, uncompressed {ulen}"),
+                                    key: None,
+                                }));
+                            }
+                            // A whole small string is skipped in this step.
+                            let here = (r.d.len() - r.p) as u64;
+                            if n <= here {
+                                r.take(n as usize)?;
+                                return Ok((head, true));
+                            }
+                            Ok((head, false))
+                        }
+                    }
+                })?
+                else {
+                    wait!()
+                };
+                if done {
+                    return Ok(self.finish_value());
+                }
+                let left = match head {
+                    StrHead::Raw(n) | StrHead::Lzf { clen: n, .. } => n,
+                    StrHead::Int(_) => 0,
+                };
+                self.state = State::Value(V::StrRaw { left });
+                Ok(Step::Progress)
+            }
             String => {
                 let at = self.inp.offset();
                 let Some((head, whole)) = self.attempt(|r| {
