@@ -264,7 +264,7 @@ fn real_server_dumps_skip_mode_matches_full_mode() {
         let populated = !r.is_error();
         let path = server.save();
         let data = std::fs::read(&path).unwrap();
-        let keys = check_file(&v.name(), &data, true).unwrap();
+        let keys = check_file(v.name(), &data, true).unwrap();
         let want = server.dbsize() as usize + 1;
         assert_eq!(
             keys,
