@@ -27,7 +27,14 @@ pub enum FileFormat {
     JsonLines,
 }
 
-/// Writes commands to a file; see the [module docs](self).
+/// Writes commands to a file.
+///
+/// - [`FileFormat::Resp`]: the commands as RESP, `SELECT` included, exactly what an AOF holds:
+///   load it with `redis-cli --pipe < file.resp`, or place it as an appendonly file.
+/// - [`FileFormat::JsonLines`]: one object per command,
+///   `{"db":0,"offset":1234,"command":["SET","k","v"]}` (arguments as strings when UTF-8, else
+///   `{"hex":"…"}`; `offset` is `null` when not given); `SELECT` only sets the `db` of what
+///   follows.
 #[derive(Debug)]
 pub struct FileSink {
     path: PathBuf,

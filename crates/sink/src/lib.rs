@@ -24,6 +24,21 @@
 //! - Throughput: [`RateLimit`] (commands/s, bytes/s, adaptive back-off).
 //! - [`FileSink`]: the same commands as a RESP/AOF file (`redis-cli --pipe`) or JSON lines.
 //!
+//! # Guarantees and limits
+//!
+//! - Per node, commands are applied in the order given; per cluster slot too, across
+//!   redirections, failovers and lost connections (held commands are resent by sequence
+//!   number once nothing is in flight).
+//! - A command whose reply never came (connection lost) is resent: at-least-once for that
+//!   window. Redis 7.0+ `SHUTDOWN` waits for replicas, and the failover tests see neither loss
+//!   nor duplicates, but a crash between apply and reply can duplicate a non-idempotent command.
+//! - Under [`ErrorPolicy::Stop`], commands pipelined behind the failed one (at most one window)
+//!   may already have been applied; the acknowledged offset stays before the failed command.
+//! - On a cluster target `MULTI`/`EXEC` are dropped and a transaction's commands are sent one
+//!   by one (they may span nodes).
+//! - A `LOADING`/`BUSY` reply is retried after a back-off; commands behind it that succeeded
+//!   are not resent, so a retried command can land after later ones at that moment.
+//!
 //! # Example
 //!
 //! Deciding what to do with a target's error reply needs no server:
