@@ -319,3 +319,51 @@ fn busy_is_retried() {
         assert_eq!(server.dbsize(), 100);
     }
 }
+
+/// LOADING: `DEBUG RELOAD` of 2 million keys makes the server answer other clients with
+/// `-LOADING` while it reloads; the sink retries and every write lands in order. Whether the
+/// sink actually hit the loading window is timing-dependent, so the counter is reported, not
+/// asserted; the data must be right either way.
+#[test]
+fn loading_is_retried() {
+    let v = redis_testkit_newest();
+    let server = Server::builder(&v).start();
+    server.cmd(&["DEBUG", "POPULATE", "2000000"]).ok();
+    rt().block_on(async {
+        let sink = builder(&server).connect().await.unwrap();
+        let reloader = {
+            let mut c = server.client();
+            std::thread::spawn(move || c.call(&["DEBUG", "RELOAD"]).unwrap())
+        };
+        poll_until(Duration::from_secs(30), "the reload to start", || {
+            let r = server.client().call(&["PING"]).ok()?;
+            (r.is_error() || reloader.is_finished()).then_some(())
+        });
+        for i in 0..5000 {
+            let s = i.to_string();
+            sink.write(cmd(&["RPUSH", "seq", &s]), Some(i + 1))
+                .await
+                .unwrap();
+        }
+        sink.flush().await.unwrap();
+        reloader.join().unwrap().ok();
+        let m = sink.shutdown().await.unwrap();
+        eprintln!(
+            "{v}: LOADING replies seen by the sink: {}",
+            m.errors_of(ErrorClass::Retryable)
+        );
+        assert_eq!((m.commands_acked, m.skipped), (5000, 0));
+    });
+    let got: Vec<u64> = server
+        .cmd(&["LRANGE", "seq", "0", "-1"])
+        .array()
+        .iter()
+        .map(|r| r.text().parse().unwrap())
+        .collect();
+    assert_eq!(got, (0..5000).collect::<Vec<u64>>());
+}
+
+fn redis_testkit_newest() -> redis_sync_testkit::ServerVersion {
+    redis_sync_testkit::require(redis_sync_testkit::Flavor::Redis)
+        .unwrap_or_else(|| versions()[0].clone())
+}
