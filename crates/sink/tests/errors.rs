@@ -270,10 +270,7 @@ fn noauth_is_fatal() {
 
 /// BUSY (a script running past the busy threshold) is retried after a back-off: the writes
 /// land once the script is killed, nothing is skipped, and the adaptive limiter backs off.
-///
-/// LOADING is not produced here: it needs a server loading a large RDB while the sink writes,
-/// and a window that is hard to hit deterministically. It takes the same retry path as BUSY
-/// (both are `ErrorClass::Retryable`, checked in the unit tests).
+/// (LOADING: see `loading_is_retried`.)
 #[test]
 fn busy_is_retried() {
     for v in versions() {
