@@ -27,7 +27,10 @@ fn redis_benchmark(port: u16, n: u64) -> Option<f64> {
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "SET: 1234567.88 requests per second, p50=…" (after \r-separated progress lines)
-    let line = text.split(['\r', '\n']).rev().find(|l| l.starts_with("SET:"))?;
+    let line = text
+        .split(['\r', '\n'])
+        .rev()
+        .find(|l| l.starts_with("SET:"))?;
     line.trim_start_matches("SET:")
         .split_whitespace()
         .next()?
@@ -91,7 +94,11 @@ fn sink_round(rt: &tokio::runtime::Runtime, addr: &str, n: u64) -> f64 {
 /// The server's CPU seconds so far (`INFO cpu`: user + sys).
 fn server_cpu(server: &Server) -> f64 {
     let info = server.info("cpu");
-    let get = |k: &str| info.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let get = |k: &str| {
+        info.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     get("used_cpu_user") + get("used_cpu_sys")
 }
 
@@ -136,7 +143,9 @@ fn main() {
             .enable_all()
             .build()
     } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     }
     .expect("runtime");
     let (mut best_rb, mut best_sink) = (0f64, 0f64);
