@@ -22,6 +22,9 @@ use crate::glob;
 
 /// Bytes read from the input at a time.
 const READ_SIZE: usize = 256 * 1024;
+/// `--format keys|count` read bigger pieces: they skip values, so nothing is held per piece
+/// beyond the piece itself, and fewer reads and buffer compactions pay off.
+const SKIM_READ_SIZE: usize = 1 << 20;
 /// Decoder chunk budget: one value chunk is about this many bytes.
 const CHUNK_BUDGET: usize = 64 * 1024;
 /// The JSON formats use bigger chunks, so that strings up to this size come in one piece and
@@ -35,6 +38,14 @@ const PROGRESS_MIN: u64 = 16 << 20;
 pub(crate) trait Output {
     fn event(&mut self, ev: &Event) -> anyhow::Result<()>;
     fn finish(&mut self) -> anyhow::Result<()>;
+    /// A whole key of the decoder's fast path ([`Decoder::skim_keys`]): its `Key` and
+    /// `KeyEnd` events in one call.
+    fn key(&mut self, k: &redis_sync_rdb::Key) -> anyhow::Result<()> {
+        self.event(&Event::Key(k.clone()))?;
+        self.event(&Event::KeyEnd {
+            restore_payload: None,
+        })
+    }
 }
 
 /// The `--db` / `--key` / `--type` filters.
@@ -46,6 +57,9 @@ struct Filter {
 
 impl Filter {
     fn keeps(&self, k: &redis_sync_rdb::Key) -> bool {
+        if self.dbs.is_empty() && self.types.is_empty() && self.glob.is_none() {
+            return true;
+        }
         (self.dbs.is_empty() || self.dbs.contains(&k.db))
             && (self.types.is_empty() || self.types.contains(&key_type(k.value_type)))
             && self.glob.as_ref().is_none_or(|g| glob::matches(g, &k.key))
@@ -101,7 +115,11 @@ pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
     };
     let payloads = matches!(args.format, Format::Resp | Format::Restore);
     let json = matches!(args.format, Format::Json | Format::Jsonl);
-    let mut decoder = Decoder::builder()
+    // `keys` and `count` need no values (module values still give their chunk, which names
+    // the module type), and `count` needs no key names unless `--key` filters on them.
+    let skim = matches!(args.format, Format::Keys | Format::Count);
+    let names = !matches!(args.format, Format::Count) || args.key.is_some();
+    let mut builder = Decoder::builder()
         .chunk_budget(if json {
             JSON_CHUNK_BUDGET
         } else {
@@ -109,8 +127,14 @@ pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
         })
         .verify_checksum(!args.no_checksum)
         .allow_newer_version(args.allow_newer)
-        .restore_payloads(payloads.then_some(args.payload_limit))
-        .build();
+        .skip_values(skim)
+        .key_names(names);
+    // Only the command formats use RESTORE payloads: `restore_payloads(None)` would mean
+    // "unlimited", not "none", and cost a copy and a CRC-64 per key.
+    if payloads {
+        builder = builder.restore_payloads(Some(args.payload_limit));
+    }
+    let mut decoder = builder.build();
     let out = BufWriter::with_capacity(256 * 1024, io::stdout().lock());
     let mut output: Box<dyn Output> = match args.format {
         Format::Jsonl => Box::new(json::JsonOutput::new(out, true)),
@@ -129,7 +153,7 @@ pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
         .filter(|&s| s >= PROGRESS_MIN && !args.no_progress && io::stderr().is_terminal())
         .map(progress_bar);
 
-    let mut buf = vec![0u8; READ_SIZE];
+    let mut buf = vec![0u8; if skim { SKIM_READ_SIZE } else { READ_SIZE }];
     let mut skipping = false;
     loop {
         let n = match input.read(&mut buf) {
@@ -147,6 +171,21 @@ pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
             decoder.handle_bytes(&buf[..n]);
         }
         loop {
+            if skim {
+                let mut failed = None;
+                decoder.skim_keys(|k| {
+                    if filter.keeps(k)
+                        && let Err(e) = output.key(k)
+                    {
+                        failed = Some(e);
+                        return false;
+                    }
+                    true
+                });
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+            }
             let ev = match decoder.poll_event() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => break,

@@ -96,6 +96,9 @@ impl<W: Write> Output for KeysOutput<W> {
     fn finish(&mut self) -> anyhow::Result<()> {
         self.out.flush().context("writing key names")
     }
+    fn key(&mut self, k: &redis_sync_rdb::Key) -> anyhow::Result<()> {
+        write_line(&mut self.out, &k.key).context("writing key names")
+    }
 }
 
 /// `--format count`: `db<TAB>type<TAB>keys` lines, then `total<TAB>*<TAB>n`.
@@ -105,6 +108,9 @@ pub(crate) struct CountOutput<W: Write> {
     /// The current key's type name (a module's name is only known from its value chunk).
     kind: Cow<'static, str>,
     counts: BTreeMap<(u64, Cow<'static, str>), u64>,
+    /// Keys of one (db, type) in a row are counted here and added to `counts` when the run
+    /// ends: no map look-up per key.
+    run: Option<(u64, Cow<'static, str>, u64)>,
 }
 
 impl<W: Write> CountOutput<W> {
@@ -114,6 +120,23 @@ impl<W: Write> CountOutput<W> {
             db: 0,
             kind: Cow::Borrowed(""),
             counts: BTreeMap::new(),
+            run: None,
+        }
+    }
+
+    fn add(&mut self, kind: Cow<'static, str>) {
+        match &mut self.run {
+            Some((db, k, n)) if *db == self.db && *k == kind => *n += 1,
+            _ => {
+                self.end_run();
+                self.run = Some((self.db, kind, 1));
+            }
+        }
+    }
+
+    fn end_run(&mut self) {
+        if let Some((db, kind, n)) = self.run.take() {
+            *self.counts.entry((db, kind)).or_insert(0) += n;
         }
     }
 }
@@ -130,14 +153,30 @@ impl<W: Write> Output for CountOutput<W> {
             }
             Event::KeyEnd { .. } => {
                 let kind = std::mem::replace(&mut self.kind, Cow::Borrowed(""));
-                *self.counts.entry((self.db, kind)).or_insert(0) += 1;
+                self.add(kind);
             }
             _ => {}
         }
         Ok(())
     }
 
+    fn key(&mut self, k: &redis_sync_rdb::Key) -> anyhow::Result<()> {
+        let name = type_name(k.value_type);
+        // The common case: one more key of the current run.
+        if let Some((db, Cow::Borrowed(kind), n)) = &mut self.run
+            && *db == k.db
+            && std::ptr::eq(*kind, name)
+        {
+            *n += 1;
+            return Ok(());
+        }
+        self.db = k.db;
+        self.add(Cow::Borrowed(name));
+        Ok(())
+    }
+
     fn finish(&mut self) -> anyhow::Result<()> {
+        self.end_run();
         let mut text = String::from("db\ttype\tkeys\n");
         for ((db, kind), n) in &self.counts {
             text.push_str(&format!("{db}\t{kind}\t{n}\n"));
@@ -322,13 +361,15 @@ mod tests {
             END,
             key("c", ValueType::String, 3),
             END,
+            key("d", ValueType::List, 0),
+            END,
         ] {
             c.event(&e).unwrap();
         }
         c.finish().unwrap();
         assert_eq!(
             String::from_utf8(c.out).unwrap(),
-            "db\ttype\tkeys\n0\tlist\t2\n3\tstring\t1\ntotal\t*\t3\n"
+            "db\ttype\tkeys\n0\tlist\t3\n3\tstring\t1\ntotal\t*\t4\n"
         );
     }
 }
