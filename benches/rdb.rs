@@ -96,6 +96,28 @@ fn count_keys(data: &[u8]) -> u64 {
     keys
 }
 
+/// Counts keys the way `redis-sync rdb --format count` does: values skipped, no key names,
+/// 1 MiB pieces.
+fn count_keys_skim(data: &[u8]) -> u64 {
+    let mut d = Decoder::builder()
+        .skip_values(true)
+        .key_names(false)
+        .build();
+    let mut keys = 0;
+    for piece in data.chunks(1 << 20) {
+        d.handle_bytes(piece);
+        while let Some(e) = d.poll_event().expect("valid file") {
+            if let Event::Key(_) = e {
+                keys += 1;
+            }
+            black_box(&e);
+        }
+    }
+    d.handle_eof();
+    assert!(d.poll_event().expect("complete").is_none());
+    keys
+}
+
 fn bench(c: &mut Criterion) {
     let small = small_keys(1_000_000);
     let large = large_values();
@@ -104,6 +126,9 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(small.len() as u64));
     g.bench_function("decode_1m_small_keys", |b| {
         b.iter(|| assert_eq!(count_keys(&small), 1_000_000))
+    });
+    g.bench_function("count_1m_small_keys_skip_values", |b| {
+        b.iter(|| assert_eq!(count_keys_skim(&small), 1_000_000))
     });
     g.throughput(Throughput::Bytes(large.len() as u64));
     g.bench_function("decode_large_values", |b| {
