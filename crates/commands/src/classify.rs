@@ -76,23 +76,10 @@ impl Classifier {
             return Err(Error::Empty);
         };
         let Some(def) = lookup(args) else {
-            return Err(Error::UnknownCommand {
-                name: show(name.as_ref()),
-                sources: source_names(),
-            });
+            return Err(unknown_error(name.as_ref()));
         };
         if !def.arity_ok(args.len()) {
-            let a = def.arity();
-            let expected = if a >= 0 {
-                format!("exactly {a}")
-            } else {
-                format!("at least {}", a.unsigned_abs())
-            };
-            return Err(Error::Arity {
-                command: def.display_name(),
-                got: args.len(),
-                expected,
-            });
+            return Err(arity_error(def, args.len()));
         }
         key_positions(def, args, &mut self.keys)?;
         let route = route_of(def, args, &self.keys);
@@ -102,6 +89,31 @@ impl Classifier {
             route,
             sync: sync_action(def, self.options),
         })
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unknown_error(name: &[u8]) -> Error {
+    Error::UnknownCommand {
+        name: show(name),
+        sources: source_names(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn arity_error(def: &CommandDef, got: usize) -> Error {
+    let a = def.arity();
+    let expected = if a >= 0 {
+        format!("exactly {a}")
+    } else {
+        format!("at least {}", a.unsigned_abs())
+    };
+    Error::Arity {
+        command: def.display_name(),
+        got,
+        expected,
     }
 }
 

@@ -51,6 +51,7 @@ fn parse_count(arg: &[u8]) -> Option<usize> {
 ///
 /// Never panics, whatever `args` hold. Malformed key counts are errors; a spec whose keyword is
 /// absent or whose keys lie beyond the arguments yields no keys (as on the server).
+#[inline]
 pub fn key_positions<A: AsRef<[u8]>>(
     def: &CommandDef,
     args: &[A],
@@ -59,6 +60,7 @@ pub fn key_positions<A: AsRef<[u8]>>(
     out.clear();
     let specs = def.key_specs();
     // Fast path: one spec, one key at a fixed index (GET, SET, HSET, LPUSH, XADD, INCR, …).
+    // Kept small and inlined; everything else is in the out-of-line `key_positions_slow`.
     if let [
         KeySpec {
             flags,
@@ -76,6 +78,49 @@ pub fn key_positions<A: AsRef<[u8]>>(
         }
         return Ok(());
     }
+    // Fast path: one spec, keys from a fixed index to `argc + last_key` (DEL, MSET, MGET, …).
+    // Commands with movable keys go the slow way, which knows the key procedures.
+    if let [
+        KeySpec {
+            flags,
+            begin: BeginSearch::Index(i),
+            find:
+                FindKeys::Range {
+                    last_key,
+                    step,
+                    limit,
+                },
+        },
+    ] = specs
+        && *last_key < 0
+        && *limit <= 0
+        && !def.flags().contains(Flags::MOVABLEKEYS)
+    {
+        let first = i64::from(*i);
+        let argc = args.len() as i64;
+        let last = argc + i64::from(*last_key);
+        if first >= 1 && first <= last && first < argc {
+            let step = i64::from(*step).max(1) as usize;
+            for index in (first as usize..=last as usize).step_by(step) {
+                out.push(KeyPos {
+                    index,
+                    flags: *flags,
+                });
+            }
+        }
+        return Ok(());
+    }
+    key_positions_slow(def, specs, args, out)
+}
+
+/// [`key_positions`] for every spec shape but the single fixed key (`out` already cleared).
+#[inline(never)]
+fn key_positions_slow<A: AsRef<[u8]>>(
+    def: &CommandDef,
+    specs: &[KeySpec],
+    args: &[A],
+    out: &mut Vec<KeyPos>,
+) -> Result<(), Error> {
     // Only commands with movable keys can need a key procedure (checked first: it is cheap).
     if def.flags().contains(Flags::MOVABLEKEYS) {
         match def.name {

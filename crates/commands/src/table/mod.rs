@@ -263,7 +263,6 @@ pub fn commands() -> &'static [CommandDef] {
 }
 
 const INDEX_SIZE: usize = 1024;
-const EMPTY_SLOT: u16 = u16::MAX;
 
 /// Up to eight bytes as a little-endian word (zero-padded), ASCII upper case lowered: a SWAR
 /// `to_ascii_lowercase` that leaves every other byte (non-letters, bytes >= 0x80) alone.
@@ -280,11 +279,14 @@ fn lower_word(chunk: &[u8]) -> u64 {
         let lo = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         let hi = u32::from_le_bytes([chunk[n - 4], chunk[n - 3], chunk[n - 2], chunk[n - 1]]);
         u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
+    } else if n > 0 {
+        // Bytes 0, n/2 and n-1 cover every byte of a 1..=3 byte chunk (overlaps are equal).
+        let m = n / 2;
+        u64::from(chunk[0])
+            | (u64::from(chunk[m]) << (8 * m))
+            | (u64::from(chunk[n - 1]) << (8 * (n - 1)))
     } else {
-        chunk
-            .iter()
-            .enumerate()
-            .fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i)))
+        0
     };
     let low7 = w & (ONES * 0x7f);
     // High bit of each byte: set when the byte's low 7 bits are >= 'A', resp. > 'Z'.
@@ -300,9 +302,9 @@ fn name_hash(first: u64, len: usize) -> usize {
     (h >> 54) as usize % INDEX_SIZE
 }
 
-/// Open-addressing index of `commands()`: (lower-cased first word, length, position).
+/// Open-addressing index of `commands()`: (lower-cased first word, length, command).
 struct Index {
-    slots: [(u64, u16, u16); INDEX_SIZE],
+    slots: [(u64, usize, Option<&'static CommandDef>); INDEX_SIZE],
 }
 
 #[inline]
@@ -310,15 +312,15 @@ fn index() -> &'static Index {
     static INDEX: OnceLock<Box<Index>> = OnceLock::new();
     INDEX.get_or_init(|| {
         let mut t = Box::new(Index {
-            slots: [(0, 0, EMPTY_SLOT); INDEX_SIZE],
+            slots: [(0, 0, None); INDEX_SIZE],
         });
-        for (i, c) in commands().iter().enumerate().take(INDEX_SIZE / 2) {
+        for c in commands().iter().take(INDEX_SIZE / 2) {
             let (w, len) = (lower_word(c.name.as_bytes()), c.name.len());
             let mut at = name_hash(w, len);
-            while t.slots[at].2 != EMPTY_SLOT {
+            while t.slots[at].2.is_some() {
                 at = (at + 1) % INDEX_SIZE;
             }
-            t.slots[at] = (w, len as u16, i as u16);
+            t.slots[at] = (w, len, Some(c));
         }
         t
     })
@@ -341,21 +343,16 @@ pub fn command(name: &[u8]) -> Option<&'static CommandDef> {
         return None;
     }
     let table = index();
-    let cmds = commands();
     let w = lower_word(name);
     let mut at = name_hash(w, name.len());
     // At most half the slots are used, so an empty slot is always reached.
     for _ in 0..INDEX_SIZE {
-        let (sw, slen, i) = table.slots[at];
-        if i == EMPTY_SLOT {
-            return None;
-        }
-        if sw == w && usize::from(slen) == name.len() {
-            // Table names are lower case; the first word matched exactly.
-            let c = &cmds[usize::from(i)];
-            if name.len() <= 8 || rest_equal(c.name.as_bytes(), name) {
-                return Some(c);
-            }
+        let (sw, slen, c) = table.slots[at];
+        let c = c?;
+        // Table names are lower case; the first word matched exactly.
+        if sw == w && slen == name.len() && (name.len() <= 8 || rest_equal(c.name.as_bytes(), name))
+        {
+            return Some(c);
         }
         at = (at + 1) % INDEX_SIZE;
     }
@@ -369,12 +366,18 @@ pub fn command(name: &[u8]) -> Option<&'static CommandDef> {
 #[inline]
 pub fn lookup<A: AsRef<[u8]>>(args: &[A]) -> Option<&'static CommandDef> {
     let c = command(args.first()?.as_ref())?;
-    if !c.subcommands.is_empty()
-        && let Some(sub) = args.get(1).and_then(|s| c.subcommand(s.as_ref()))
-    {
-        return Some(sub);
+    if c.subcommands.is_empty() {
+        return Some(c);
     }
-    Some(c)
+    Some(container_lookup(c, args))
+}
+
+/// The subcommand of container `c` that `args` name, else `c` (out of line: rare).
+#[inline(never)]
+fn container_lookup<A: AsRef<[u8]>>(c: &'static CommandDef, args: &[A]) -> &'static CommandDef {
+    args.get(1)
+        .and_then(|s| c.subcommand(s.as_ref()))
+        .unwrap_or(c)
 }
 
 #[cfg(test)]
