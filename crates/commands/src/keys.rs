@@ -110,6 +110,45 @@ pub fn key_positions<A: AsRef<[u8]>>(
         }
         return Ok(());
     }
+    // Fast path: one spec, a key count at a fixed place (EVAL, EVALSHA, FCALL, …), when the
+    // count is valid and positive; every other case (errors included) takes the slow path.
+    if let [
+        KeySpec {
+            flags,
+            begin: BeginSearch::Index(i),
+            find:
+                FindKeys::KeyNum {
+                    key_num_index,
+                    first_key,
+                    step,
+                },
+        },
+    ] = specs
+        && def.name != "migrate"
+        && def.name != "sort"
+    {
+        let begin = i64::from(*i);
+        let argc = args.len() as i64;
+        let at = begin + i64::from(*key_num_index);
+        if begin >= 1
+            && (0..argc).contains(&at)
+            && let Some(n) = parse_count(args[at as usize].as_ref())
+        {
+            let n = n as i64;
+            let step = i64::from(*step).max(1);
+            let first = begin + i64::from(*first_key);
+            let last = first + (n - 1) * step;
+            if n > 0 && first >= 1 && last < argc {
+                for index in (first as usize..=last as usize).step_by(step as usize) {
+                    out.push(KeyPos {
+                        index,
+                        flags: *flags,
+                    });
+                }
+                return Ok(());
+            }
+        }
+    }
     key_positions_slow(def, specs, args, out)
 }
 
@@ -285,6 +324,45 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::table::{commands, lookup};
+
+    /// The inlined fast paths of `key_positions` give exactly what the general interpreter
+    /// (`key_positions_slow`) gives, errors included, for every command and subcommand and
+    /// argument lists of 1..=9 arguments mixing names, counts, zero, negatives and junk.
+    #[test]
+    fn fast_paths_match_the_general_path() {
+        let tokens = ["k", "2", "0", "1", "-1", "x9", "3", "STORE", "KEYS"];
+        let mut defs = Vec::new();
+        for c in commands() {
+            defs.push(c);
+            defs.extend(c.subcommands.iter());
+        }
+        let (mut fast, mut slow) = (Vec::new(), Vec::new());
+        let mut checked = 0;
+        for def in defs {
+            for argc in 1..=9usize {
+                for seed in 0..tokens.len() {
+                    let args: Vec<&str> = (0..argc)
+                        .map(|i| {
+                            if i == 0 {
+                                def.name
+                            } else {
+                                tokens[(seed + i * i) % tokens.len()]
+                            }
+                        })
+                        .collect();
+                    let a = key_positions(def, &args, &mut fast);
+                    slow.clear();
+                    let b = key_positions_slow(def, def.key_specs(), &args, &mut slow);
+                    assert_eq!(a, b, "{} {args:?}", def.name);
+                    if a.is_ok() {
+                        assert_eq!(fast, slow, "{} {args:?}", def.name);
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
 
     fn keys(args: &[&str]) -> Vec<String> {
         let def = lookup(args).unwrap();

@@ -327,13 +327,25 @@ fn index() -> &'static Index {
 }
 
 /// True when `name` lower-cased equals `lower` beyond the first eight bytes (already equal).
-#[inline]
+/// Out of line: only names longer than eight bytes get here, and inlining it would make the
+/// whole look-up save and restore registers.
+#[inline(never)]
 fn rest_equal(lower: &[u8], name: &[u8]) -> bool {
-    lower.len() == name.len()
-        && lower[8.min(lower.len())..]
-            .chunks(8)
-            .zip(name[8.min(name.len())..].chunks(8))
-            .all(|(a, b)| lower_word(a) == lower_word(b))
+    let n = name.len();
+    if lower.len() != n || n < 8 {
+        return lower.eq_ignore_ascii_case(name);
+    }
+    // Eight bytes at a time from byte 8; the last block is the (overlapping) final 8 bytes.
+    let mut at = 8;
+    while at < n {
+        let end = (at + 8).min(n);
+        let (x, y) = (&lower[end - 8..end], &name[end - 8..end]);
+        if lower_word(x) != lower_word(y) {
+            return false;
+        }
+        at += 8;
+    }
+    true
 }
 
 /// The top-level command called `name` (ASCII case-insensitive), e.g. `b"set"` or `b"FUNCTION"`.
