@@ -154,6 +154,12 @@ pub(crate) fn source_names() -> String {
 }
 
 pub(crate) fn route_of<A: AsRef<[u8]>>(def: &CommandDef, args: &[A], keys: &[KeyPos]) -> Route {
+    // The common case, one key, without the slot comparison loop.
+    if let [k] = keys
+        && let Some(key) = args.get(k.index)
+    {
+        return Route::Slot(hash_slot(key.as_ref()));
+    }
     let mut slot = None;
     for k in keys {
         let s = hash_slot(args[k.index].as_ref());
