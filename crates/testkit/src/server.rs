@@ -208,7 +208,25 @@ impl Server {
             if let Ok(mut c) = self.try_client()
                 && matches!(c.call(&["PING"]), Ok(Reply::Status(_)))
             {
-                return Ok(());
+                // Another test's server may have taken the port between our probe and our
+                // server's bind: then the PONG is not ours. Check the process id.
+                let pid = c.call(&["INFO", "server"]).ok().and_then(|r| match r {
+                    Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b)
+                        .lines()
+                        .find_map(|l| l.strip_prefix("process_id:").map(|v| v.trim().to_string())),
+                    _ => None,
+                });
+                if pid.as_deref() == Some(self.child.id().to_string().as_str()) {
+                    return Ok(());
+                }
+                if self.child.try_wait()?.is_none() {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("port {} answered, but not from our server", self.port),
+                ));
             }
             if std::time::Instant::now() > deadline {
                 return Err(io::Error::other(format!(
@@ -258,7 +276,17 @@ impl Server {
     pub fn client(&self) -> Client {
         match self.try_client() {
             Ok(c) => c,
-            Err(e) => panic!("cannot connect to {} on {}: {e}", self.version, self.port),
+            Err(e) => {
+                let log = self.log();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "cannot connect to {} on {}: {e}; the end of its log:\n{}",
+                    self.version,
+                    self.port,
+                    tail.join("\n")
+                )
+            }
         }
     }
 
