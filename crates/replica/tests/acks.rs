@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use redis_sync_replica::{AckMode, ReplicaBuilder};
 use redis_sync_testkit::{ServerVersion, versions};
 
-use crate::common::{Applier, master_offset, replica_state, run_until, runtime, server};
+use crate::common::{
+    Applier, master_offset, replica_state, run_until, run_until_payload, runtime, server,
+};
 
 fn acks(v: &ServerVersion) {
     let rt = runtime();
@@ -25,14 +27,7 @@ fn acks(v: &ServerVersion) {
     };
     let applied = replica.applied();
     let mut a = Applier::new(&target);
-    run_until(
-        &rt,
-        &mut replica,
-        &mut a,
-        Duration::from_secs(30),
-        "the payload",
-        |a, _| a.rdb_done,
-    );
+    run_until_payload(&rt, &mut replica, &mut a);
     applied.set(a.last_offset, 0);
 
     // A write that is received but not applied: WAIT must not count this replica.
@@ -110,14 +105,7 @@ fn getack_alone(v: &ServerVersion) {
             .start(std::future::pending())
     };
     let mut a = Applier::new(&target);
-    run_until(
-        &rt,
-        &mut replica,
-        &mut a,
-        Duration::from_secs(30),
-        "the payload",
-        |a, _| a.rdb_done,
-    );
+    run_until_payload(&rt, &mut replica, &mut a);
     // Wait out the eager ACKs of the first 2 s online (a timer, not a synchronisation).
     std::thread::sleep(Duration::from_millis(2300));
     let mut c = source.client();

@@ -190,6 +190,22 @@ impl Applier {
     }
 }
 
+/// Feeds events to `applier` until the whole RDB payload is applied (30 s deadline).
+pub fn run_until_payload(
+    rt: &tokio::runtime::Runtime,
+    replica: &mut Replica,
+    applier: &mut Applier,
+) {
+    run_until(
+        rt,
+        replica,
+        applier,
+        Duration::from_secs(30),
+        "the payload",
+        |a, _| a.rdb_done,
+    );
+}
+
 /// Feeds events to `applier` until `done` holds (checked after each quiet spell) or the
 /// deadline passes (a panic naming `what`). Errors from the replica panic.
 pub fn run_until(

@@ -6,7 +6,9 @@ use std::time::Duration;
 use redis_sync_replica::{AckMode, Replica, ReplicaBuilder, ResumePoint};
 use redis_sync_testkit::{Server, ServerVersion, poll_until, versions};
 
-use crate::common::{Applier, Load, kill_replicas, master_offset, run_until, runtime, server};
+use crate::common::{
+    Applier, Load, kill_replicas, master_offset, run_until, run_until_payload, runtime, server,
+};
 
 fn start(
     rt: &tokio::runtime::Runtime,
@@ -49,14 +51,7 @@ fn kill_mid_stream(v: &ServerVersion) {
     seed(&source);
     let (mut replica, _stop) = start(&rt, ReplicaBuilder::new(source.addr()));
     let mut a = Applier::new(&target);
-    run_until(
-        &rt,
-        &mut replica,
-        &mut a,
-        Duration::from_secs(30),
-        "the payload",
-        |a, _| a.rdb_done,
-    );
+    run_until_payload(&rt, &mut replica, &mut a);
     let load = Load::start(&source, 300, "k:");
     // Three kills while the load runs; each must be followed by +CONTINUE.
     for (i, after) in [300u64, 1500, 3000].into_iter().enumerate() {
@@ -132,14 +127,7 @@ fn checkpoint_resumes_after_restart() {
         );
         let mut a = Applier::new(&target);
         let load = Load::start(&source, 100, "a:");
-        run_until(
-            &rt,
-            &mut replica,
-            &mut a,
-            Duration::from_secs(30),
-            "the payload",
-            |a, _| a.rdb_done,
-        );
+        run_until_payload(&rt, &mut replica, &mut a);
         load.finish();
         caught_up(
             &rt,
@@ -217,14 +205,7 @@ fn failover(v: &ServerVersion) {
     let point = {
         let (mut replica, stop) = start(&rt, ReplicaBuilder::new(master.addr()));
         let mut a = Applier::new(&target);
-        run_until(
-            &rt,
-            &mut replica,
-            &mut a,
-            Duration::from_secs(30),
-            "the payload",
-            |a, _| a.rdb_done,
-        );
+        run_until_payload(&rt, &mut replica, &mut a);
         Load::start(&master, 100, "m:").finish();
         caught_up(&rt, &mut replica, &mut a, &master, "the master's offset");
         let point = replica.resume_point().expect("a resume point");
@@ -362,14 +343,7 @@ fn unknown_resume_point_forces_a_full_resync() {
     };
     let (mut replica, _stop) = start(&rt, ReplicaBuilder::new(source.addr()).resume_from(point));
     let mut a = Applier::new(&target);
-    run_until(
-        &rt,
-        &mut replica,
-        &mut a,
-        Duration::from_secs(30),
-        "the payload",
-        |a, _| a.rdb_done,
-    );
+    run_until_payload(&rt, &mut replica, &mut a);
     assert_eq!(a.forced, [true], "{v}");
     assert_eq!(a.continued, 0, "{v}");
     assert_eq!(source.digest(), target.digest(), "{v}");

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use redis_sync_replica::{ReplicaBuilder, SpoolConfig};
 use redis_sync_testkit::{ServerVersion, versions};
 
-use crate::common::{Applier, master_offset, replica_state, run_until, runtime, server};
+use crate::common::{
+    Applier, master_offset, replica_state, run_until, run_until_payload, runtime, server,
+};
 
 fn slow_consumer(v: &ServerVersion) {
     let rt = runtime();
@@ -45,14 +47,7 @@ fn slow_consumer(v: &ServerVersion) {
             })
     };
     let mut a = Applier::new(&target);
-    run_until(
-        &rt,
-        &mut replica,
-        &mut a,
-        Duration::from_secs(30),
-        "the payload",
-        |a, _| a.rdb_done,
-    );
+    run_until_payload(&rt, &mut replica, &mut a);
     // After a diskless payload the source holds the stream until it has seen an ACK after
     // reaping its RDB child (a cron tick); a flood in that window is buffered whatever the
     // replica does. Wait for a marker write to come through: the stream is flowing.
@@ -175,14 +170,7 @@ fn full_spool_is_a_clear_error() {
             .start(std::future::pending())
     };
     let mut a = Applier::new(&target);
-    run_until(
-        &rt,
-        &mut replica,
-        &mut a,
-        Duration::from_secs(30),
-        "the payload",
-        |a, _| a.rdb_done,
-    );
+    run_until_payload(&rt, &mut replica, &mut a);
     // 4 MB of writes while the consumer takes nothing.
     let mut c = source.client();
     let value = "y".repeat(4096);
