@@ -57,103 +57,176 @@ pub fn key_positions<A: AsRef<[u8]>>(
     args: &[A],
     out: &mut Vec<KeyPos>,
 ) -> Result<(), Error> {
-    out.clear();
-    let specs = def.key_specs();
-    // Fast path: one spec, one key at a fixed index (GET, SET, HSET, LPUSH, XADD, INCR, …).
-    // Kept small and inlined; everything else is in the out-of-line `key_positions_slow`.
-    if let [
-        KeySpec {
-            flags,
-            begin: BeginSearch::Index(i),
-            find: FindKeys::Range { last_key: 0, .. },
-        },
-    ] = specs
-    {
-        let index = *i as usize;
-        if index >= 1 && index < args.len() {
-            out.push(KeyPos {
-                index,
-                flags: *flags,
-            });
-        }
-        return Ok(());
-    }
-    // Fast path: one spec, keys from a fixed index to `argc + last_key` (DEL, MSET, MGET, …).
-    // Commands with movable keys go the slow way, which knows the key procedures.
-    if let [
-        KeySpec {
-            flags,
-            begin: BeginSearch::Index(i),
-            find:
-                FindKeys::Range {
-                    last_key,
-                    step,
-                    limit,
-                },
-        },
-    ] = specs
-        && *last_key < 0
-        && *limit <= 0
-        && !def.flags().contains(Flags::MOVABLEKEYS)
-    {
-        let first = i64::from(*i);
-        let argc = args.len() as i64;
-        let last = argc + i64::from(*last_key);
-        if first >= 1 && first <= last && first < argc {
-            let step = i64::from(*step).max(1) as usize;
-            for index in (first as usize..=last as usize).step_by(step) {
-                out.push(KeyPos {
-                    index,
-                    flags: *flags,
-                });
-            }
-        }
-        return Ok(());
-    }
-    // Fast path: one spec, a key count at a fixed place (EVAL, EVALSHA, FCALL, …), when the
-    // count is valid and positive; every other case (errors included) takes the slow path.
-    if let [
-        KeySpec {
-            flags,
-            begin: BeginSearch::Index(i),
-            find:
-                FindKeys::KeyNum {
-                    key_num_index,
-                    first_key,
-                    step,
-                },
-        },
-    ] = specs
-        && def.name != "migrate"
-        && def.name != "sort"
-    {
-        let begin = i64::from(*i);
-        let argc = args.len() as i64;
-        let at = begin + i64::from(*key_num_index);
-        if begin >= 1
-            && (0..argc).contains(&at)
-            && let Some(n) = parse_count(args[at as usize].as_ref())
-        {
-            let n = n as i64;
-            let step = i64::from(*step).max(1);
-            let first = begin + i64::from(*first_key);
-            let last = first + (n - 1) * step;
-            if n > 0 && first >= 1 && last < argc {
-                for index in (first as usize..=last as usize).step_by(step as usize) {
-                    out.push(KeyPos {
-                        index,
-                        flags: *flags,
-                    });
-                }
-                return Ok(());
-            }
-        }
-    }
-    key_positions_slow(def, specs, args, out)
+    KeyPlan::of(def).run(def, args, out)
 }
 
-/// [`key_positions`] for every spec shape but the single fixed key (`out` already cleared).
+/// How to find a command's keys, worked out once from its key specs: the shapes almost every
+/// replicated write has get a few integers each, so finding their keys is a comparison or a
+/// short loop instead of an interpretation of the specs. Everything else is `General`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyPlan {
+    /// No key specs (`MULTI`, `PING`, `FUNCTION LOAD`, …).
+    None,
+    /// One key at a fixed index (`GET`, `SET`, `HSET`, `LPUSH`, `XADD`, `INCR`, …).
+    One { index: u32, flags: KeySpecFlags },
+    /// Keys from `first` to `argc + last_key` (negative), every `step` (`DEL`, `MSET`, …).
+    Tail {
+        first: u32,
+        last_key: i32,
+        step: u32,
+        flags: KeySpecFlags,
+    },
+    /// A key count at `count_at`, keys from `count_at + first_key` every `step` (`EVAL`,
+    /// `EVALSHA`, `FCALL`, …). A bad or zero count takes the general path, which reports it.
+    Counted {
+        count_at: u32,
+        first_key: u32,
+        step: u32,
+        flags: KeySpecFlags,
+    },
+    /// Anything else: keyword searches, several specs, key procedures.
+    General,
+}
+
+impl KeyPlan {
+    /// The plan for `def`'s primary key specs.
+    pub(crate) fn of(def: &CommandDef) -> KeyPlan {
+        let specs = def.key_specs();
+        let movable = def.flags().contains(Flags::MOVABLEKEYS);
+        let [spec] = specs else {
+            return if specs.is_empty() && !movable {
+                KeyPlan::None
+            } else {
+                KeyPlan::General
+            };
+        };
+        let BeginSearch::Index(i) = spec.begin else {
+            return KeyPlan::General;
+        };
+        let Ok(first @ 1..) = u32::try_from(i) else {
+            return KeyPlan::General;
+        };
+        let flags = spec.flags;
+        match spec.find {
+            FindKeys::Range { last_key: 0, .. } if !movable => KeyPlan::One {
+                index: first,
+                flags,
+            },
+            FindKeys::Range {
+                last_key,
+                step,
+                limit,
+            } if last_key < 0 && limit <= 0 && !movable => KeyPlan::Tail {
+                first,
+                last_key,
+                step: step.max(1).unsigned_abs(),
+                flags,
+            },
+            FindKeys::KeyNum {
+                key_num_index,
+                first_key,
+                step,
+            } if def.name != "migrate" && def.name != "sort" => {
+                match (
+                    u32::try_from(i64::from(i) + i64::from(key_num_index)),
+                    u32::try_from(i64::from(i) + i64::from(first_key)),
+                ) {
+                    (Ok(count_at), Ok(first_key)) if first_key >= 1 => KeyPlan::Counted {
+                        count_at,
+                        first_key,
+                        step: step.max(1).unsigned_abs(),
+                        flags,
+                    },
+                    _ => KeyPlan::General,
+                }
+            }
+            _ => KeyPlan::General,
+        }
+    }
+
+    /// Appends the key positions of `args` to `out` (cleared first), as [`key_positions`].
+    /// Always inlined: in the classifier the call and its register saves cost more than the
+    /// work of the common plans; the rare ones are out of line.
+    #[inline(always)]
+    pub(crate) fn run<A: AsRef<[u8]>>(
+        self,
+        def: &CommandDef,
+        args: &[A],
+        out: &mut Vec<KeyPos>,
+    ) -> Result<(), Error> {
+        out.clear();
+        let argc = args.len();
+        match self {
+            KeyPlan::None => Ok(()),
+            KeyPlan::One { index, flags } => {
+                let index = index as usize;
+                if index < argc {
+                    out.push(KeyPos { index, flags });
+                }
+                Ok(())
+            }
+            KeyPlan::Tail {
+                first,
+                last_key,
+                step,
+                flags,
+            } => {
+                let first = first as usize;
+                // `last_key` is negative: the last key is `argc + last_key`.
+                if let Some(last) = argc.checked_sub(last_key.unsigned_abs() as usize)
+                    && first <= last
+                {
+                    let step = step as usize;
+                    let mut index = first;
+                    while index <= last {
+                        out.push(KeyPos { index, flags });
+                        index += step;
+                    }
+                }
+                Ok(())
+            }
+            KeyPlan::Counted {
+                count_at,
+                first_key,
+                step,
+                flags,
+            } => {
+                if let Some(n) = args
+                    .get(count_at as usize)
+                    .and_then(|a| parse_count(a.as_ref()))
+                    && n > 0
+                {
+                    let (first, step) = (first_key as usize, step as usize);
+                    if let Some(last) = (n - 1).checked_mul(step).and_then(|d| d.checked_add(first))
+                        && last < argc
+                    {
+                        let mut index = first;
+                        while index <= last {
+                            out.push(KeyPos { index, flags });
+                            index += step;
+                        }
+                        return Ok(());
+                    }
+                }
+                general(def, args, out)
+            }
+            KeyPlan::General => general(def, args, out),
+        }
+    }
+}
+
+/// [`key_positions`] for every plan but the common ones, and for their error cases.
 #[inline(never)]
+fn general<A: AsRef<[u8]>>(
+    def: &CommandDef,
+    args: &[A],
+    out: &mut Vec<KeyPos>,
+) -> Result<(), Error> {
+    out.clear();
+    key_positions_slow(def, def.key_specs(), args, out)
+}
+
+/// The general interpreter of key specs (`out` already cleared).
 fn key_positions_slow<A: AsRef<[u8]>>(
     def: &CommandDef,
     specs: &[KeySpec],
@@ -362,6 +435,69 @@ mod tests {
             }
         }
         assert!(checked > 10_000, "{checked}");
+    }
+
+    /// The common writes get a plan that is not `General`, so a regeneration of the table that
+    /// changes their key specs cannot quietly send them down the slow path.
+    #[test]
+    fn common_writes_have_fast_plans() {
+        let plan = |name: &str| KeyPlan::of(lookup(&[name]).unwrap());
+        for name in [
+            "set",
+            "get",
+            "hset",
+            "lpush",
+            "xadd",
+            "incr",
+            "zadd",
+            "pexpireat",
+            "sadd",
+        ] {
+            assert!(
+                matches!(plan(name), KeyPlan::One { index: 1, .. }),
+                "{name}"
+            );
+        }
+        for name in ["del", "unlink", "exists", "touch", "mget"] {
+            assert!(
+                matches!(
+                    plan(name),
+                    KeyPlan::Tail {
+                        first: 1,
+                        step: 1,
+                        ..
+                    }
+                ),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            plan("mset"),
+            KeyPlan::Tail {
+                first: 1,
+                step: 2,
+                ..
+            }
+        ));
+        for name in ["eval", "evalsha", "fcall"] {
+            assert!(
+                matches!(
+                    plan(name),
+                    KeyPlan::Counted {
+                        count_at: 2,
+                        first_key: 3,
+                        ..
+                    }
+                ),
+                "{name}"
+            );
+        }
+        for name in ["multi", "exec", "select", "ping", "swapdb", "flushall"] {
+            assert_eq!(plan(name), KeyPlan::None, "{name}");
+        }
+        for name in ["xread", "sort", "migrate", "georadius"] {
+            assert_eq!(plan(name), KeyPlan::General, "{name}");
+        }
     }
 
     fn keys(args: &[&str]) -> Vec<String> {

@@ -54,6 +54,7 @@ mod error;
 mod filter;
 mod glob;
 mod keys;
+mod plan;
 mod slot;
 mod split;
 mod sync;
@@ -69,5 +70,5 @@ pub use split::{
     ClusterPlan, MoveKind, MovePlan, SlotCommand, TransactionPlan, TxPart, cross_slot_move,
     split_for_cluster, split_transaction, split_with_keys,
 };
-pub use sync::{SkipReason, SyncAction, SyncOptions, sync_action, sync_table};
+pub use sync::{RefuseReason, SkipReason, SyncAction, SyncOptions, sync_action, sync_table};
 pub use table::{CommandDef, command, commands, lookup};

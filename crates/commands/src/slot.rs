@@ -89,7 +89,7 @@ fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
 }
 
 /// The part of `key` that is hashed: the hash tag if there is a non-empty one, else the key.
-#[inline]
+#[inline(always)]
 pub fn hash_tag(key: &[u8]) -> &[u8] {
     if let Some(open) = find_byte(key, b'{') {
         let rest = &key[open + 1..];
@@ -162,6 +162,42 @@ mod tests {
                 for needle in [b'{', b'}', 0u8, 0xfb, b'q'] {
                     assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
                 }
+            }
+        }
+    }
+
+    /// The rule written the plain way: first `{`, first `}` after it, non-empty between.
+    fn hash_slot_ref(key: &[u8]) -> u16 {
+        let tag = key
+            .iter()
+            .position(|&b| b == b'{')
+            .and_then(|open| {
+                let rest = &key[open + 1..];
+                rest.iter()
+                    .position(|&b| b == b'}')
+                    .map(|close| &rest[..close])
+            })
+            .filter(|t| !t.is_empty())
+            .unwrap_or(key);
+        crc16_bitwise(tag) & 0x3fff
+    }
+
+    /// The word-at-a-time tag search and four-byte CRC steps agree with the plain rule for
+    /// every slice of a buffer dense in braces: every tag position, length and alignment.
+    #[test]
+    fn hash_slot_matches_the_plain_rule() {
+        let buf: Vec<u8> = (0..80u32)
+            .map(|i| match (i.wrapping_mul(2_654_435_761) >> 11) % 7 {
+                0 => b'{',
+                1 => b'}',
+                2 => 0,
+                v => (i * 31 + v) as u8,
+            })
+            .collect();
+        for start in 0..buf.len() {
+            for end in start..buf.len() {
+                let key = &buf[start..end];
+                assert_eq!(hash_slot(key), hash_slot_ref(key), "{key:?}");
             }
         }
     }

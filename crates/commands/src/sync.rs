@@ -55,8 +55,25 @@ pub enum SyncAction {
     Apply,
     /// Do not apply it; it is expected in a replication stream.
     Skip(SkipReason),
-    /// A master never sends this; the text says why and what to do.
-    Refuse(&'static str),
+    /// A master never sends this; the reason's text says why and what to do.
+    Refuse(RefuseReason),
+}
+
+/// Why a command is refused (its `Display` is the message for the user). A small enum rather
+/// than the text itself, so a [`SyncAction`] is two bytes and a classification stays small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefuseReason {
+    /// A read, admin or connection command: not part of any replication stream.
+    NotReplicated,
+}
+
+impl std::fmt::Display for RefuseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RefuseReason::NotReplicated => REFUSE,
+        })
+    }
 }
 
 /// Options of the sync-support rules.
@@ -105,17 +122,45 @@ const REFUSE: &str = "not a replicated command: a master does not send it to its
 /// The sync action for a command `def`.
 #[inline]
 pub fn sync_action(def: &CommandDef, options: SyncOptions) -> SyncAction {
-    // The common case first: a replicated write.
-    if def.flags().contains(Flags::WRITE) {
-        return SyncAction::Apply;
+    SyncRule::of(def).action(options)
+}
+
+/// The part of a command's sync action that does not depend on [`SyncOptions`]: worked out
+/// once per command for the classifier's plans, and the one place the rules are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncRule {
+    Apply,
+    KeepAlive,
+    Protocol,
+    PubSub,
+    Refuse,
+}
+
+impl SyncRule {
+    pub(crate) fn of(def: &CommandDef) -> SyncRule {
+        // The common case first: a replicated write.
+        if def.flags().contains(Flags::WRITE) {
+            return SyncRule::Apply;
+        }
+        match def.name {
+            "ping" => SyncRule::KeepAlive,
+            "replconf" => SyncRule::Protocol,
+            "publish" | "spublish" => SyncRule::PubSub,
+            n if APPLY.contains(&n) => SyncRule::Apply,
+            _ => SyncRule::Refuse,
+        }
     }
-    match def.name {
-        "ping" => SyncAction::Skip(SkipReason::KeepAlive),
-        "replconf" => SyncAction::Skip(SkipReason::ReplicationProtocol),
-        "publish" | "spublish" if options.forward_pubsub => SyncAction::Apply,
-        "publish" | "spublish" => SyncAction::Skip(SkipReason::PubSub),
-        n if APPLY.contains(&n) => SyncAction::Apply,
-        _ => SyncAction::Refuse(REFUSE),
+
+    #[inline]
+    pub(crate) fn action(self, options: SyncOptions) -> SyncAction {
+        match self {
+            SyncRule::Apply => SyncAction::Apply,
+            SyncRule::KeepAlive => SyncAction::Skip(SkipReason::KeepAlive),
+            SyncRule::Protocol => SyncAction::Skip(SkipReason::ReplicationProtocol),
+            SyncRule::PubSub if options.forward_pubsub => SyncAction::Apply,
+            SyncRule::PubSub => SyncAction::Skip(SkipReason::PubSub),
+            SyncRule::Refuse => SyncAction::Refuse(RefuseReason::NotReplicated),
+        }
     }
 }
 

@@ -9,6 +9,8 @@ mod generated;
 
 use std::sync::OnceLock;
 
+use crate::plan::Plan;
+
 pub use bits::{AclCategories, Flags, KeySpecFlags};
 #[allow(unused_imports)]
 use bits::{acl, flags, ksf};
@@ -262,18 +264,21 @@ pub fn commands() -> &'static [CommandDef] {
     generated::COMMANDS
 }
 
+/// Slots of the name index: a power of two, at least twice the number of commands.
 const INDEX_SIZE: usize = 1024;
 
-/// Up to eight bytes as a little-endian word (zero-padded), ASCII upper case lowered: a SWAR
-/// `to_ascii_lowercase` that leaves every other byte (non-letters, bytes >= 0x80) alone.
-#[inline]
-fn lower_word(chunk: &[u8]) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
+#[inline(always)]
+fn le_word(data: &[u8], at: usize) -> [u8; 8] {
+    let c = &data[at..at + 8];
+    [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]
+}
+
+/// Up to eight bytes as a little-endian word, zero-padded, in at most three loads.
+#[inline(always)]
+fn load_le(chunk: &[u8]) -> u64 {
     let n = chunk.len();
-    let w = if n >= 8 {
-        u64::from_le_bytes([
-            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-        ])
+    if n >= 8 {
+        u64::from_le_bytes(le_word(chunk, 0))
     } else if n >= 4 {
         // Two overlapping 4-byte loads; the overlap holds the same bytes, so OR is exact.
         let lo = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
@@ -287,7 +292,20 @@ fn lower_word(chunk: &[u8]) -> u64 {
             | (u64::from(chunk[n - 1]) << (8 * (n - 1)))
     } else {
         0
-    };
+    }
+}
+
+/// Up to eight bytes as a little-endian word (zero-padded), ASCII upper case lowered: a SWAR
+/// `to_ascii_lowercase` that leaves every other byte (non-letters, bytes >= 0x80) alone.
+#[inline]
+fn lower_word(chunk: &[u8]) -> u64 {
+    lower(load_le(chunk))
+}
+
+/// [`lower_word`] of a loaded word.
+#[inline]
+fn lower(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
     let low7 = w & (ONES * 0x7f);
     // High bit of each byte: set when the byte's low 7 bits are >= 'A', resp. > 'Z'.
     let ge_a = low7.wrapping_add(ONES * (0x80 - u64::from(b'A')));
@@ -296,33 +314,57 @@ fn lower_word(chunk: &[u8]) -> u64 {
     w | (upper >> 2)
 }
 
+/// The slot a name starts its search at, from its first word and length. Case-insensitive
+/// without lowering: bit 0x20 of every byte is set first (one OR, where lowering takes eight
+/// operations), so the slot load can start while the exact lower-cased word is still being
+/// computed for the comparison. Names that differ only in that bit of a non-letter share a
+/// slot and are told apart by the comparison.
 #[inline]
-fn name_hash(first: u64, len: usize) -> usize {
-    let h = (first ^ (len as u64).rotate_left(59)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (h >> 54) as usize % INDEX_SIZE
+fn name_hash(word: u64, len: usize) -> usize {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let h = ((word | CASE) ^ (len as u64).rotate_left(59)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // The top bits of the product are the best mixed; exactly enough of them for an index.
+    (h >> (64 - INDEX_SIZE.trailing_zeros())) as usize
 }
 
-/// Open-addressing index of `commands()`: (lower-cased first word, length, command).
+/// Open-addressing index of `commands()`: each slot holds a command's lower-cased first word,
+/// its name length and its [`Plan`] (so a look-up touches one slot and nothing else when the
+/// name is at most eight bytes long, as almost every write's is).
 struct Index {
-    slots: [(u64, usize, Option<&'static CommandDef>); INDEX_SIZE],
+    /// Inline, not boxed: the static's address is known, so a look-up loads no pointer first.
+    slots: [Slot; INDEX_SIZE],
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    word: u64,
+    len: usize,
+    plan: Option<Plan>,
 }
 
 #[inline]
 fn index() -> &'static Index {
-    static INDEX: OnceLock<Box<Index>> = OnceLock::new();
+    static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut t = Box::new(Index {
-            slots: [(0, 0, None); INDEX_SIZE],
-        });
+        let empty = Slot {
+            word: 0,
+            len: 0,
+            plan: None,
+        };
+        let mut slots = [empty; INDEX_SIZE];
         for c in commands().iter().take(INDEX_SIZE / 2) {
-            let (w, len) = (lower_word(c.name.as_bytes()), c.name.len());
-            let mut at = name_hash(w, len);
-            while t.slots[at].2.is_some() {
+            let (word, len) = (lower_word(c.name.as_bytes()), c.name.len());
+            let mut at = name_hash(load_le(c.name.as_bytes()), len);
+            while slots[at].plan.is_some() {
                 at = (at + 1) % INDEX_SIZE;
             }
-            t.slots[at] = (w, len, Some(c));
+            slots[at] = Slot {
+                word,
+                len,
+                plan: Some(Plan::of(c)),
+            };
         }
-        t
+        Index { slots }
     })
 }
 
@@ -351,22 +393,29 @@ fn rest_equal(lower: &[u8], name: &[u8]) -> bool {
 /// The top-level command called `name` (ASCII case-insensitive), e.g. `b"set"` or `b"FUNCTION"`.
 #[inline]
 pub fn command(name: &[u8]) -> Option<&'static CommandDef> {
-    if name.len() > 64 || name.is_empty() {
-        return None;
-    }
-    let table = index();
-    let w = lower_word(name);
-    let mut at = name_hash(w, name.len());
+    plan(name).map(|p| p.def)
+}
+
+/// The [`Plan`] of the top-level command called `name` (ASCII case-insensitive).
+#[inline]
+pub(crate) fn plan(name: &[u8]) -> Option<&'static Plan> {
+    // An empty name has word 0 and length 0, which no slot holds: it is not found.
+    let slots = &index().slots;
+    let raw = load_le(name);
+    let mut at = name_hash(raw, name.len());
+    let w = lower(raw);
     // At most half the slots are used, so an empty slot is always reached.
     for _ in 0..INDEX_SIZE {
-        let (sw, slen, c) = table.slots[at];
-        let c = c?;
+        let slot = &slots[at];
+        let p = slot.plan.as_ref()?;
         // Table names are lower case; the first word matched exactly.
-        if sw == w && slen == name.len() && (name.len() <= 8 || rest_equal(c.name.as_bytes(), name))
+        if slot.word == w
+            && slot.len == name.len()
+            && (name.len() <= 8 || rest_equal(p.def.name.as_bytes(), name))
         {
-            return Some(c);
+            return Some(p);
         }
-        at = (at + 1) % INDEX_SIZE;
+        at = (at + 1) & (INDEX_SIZE - 1);
     }
     None
 }
