@@ -1,10 +1,10 @@
 //! Classifying one command: what it is, its keys, its slot and what a replica does with it.
 
 use crate::error::{Error, show};
-use crate::keys::{KeyPos, key_positions};
+use crate::keys::{KeyPlan, KeyPos, key_positions};
 use crate::slot::hash_slot;
 use crate::sync::{SyncAction, SyncOptions, sync_action};
-use crate::table::{self, CommandDef, sources};
+use crate::table::{self, CommandDef, KeySpecFlags, sources};
 
 /// Where a command must run on a cluster target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,10 +47,19 @@ pub struct Classified<'c> {
 /// assert_eq!(got.route, Route::Slot(hash_slot(b"42")));
 /// assert_eq!(got.sync, SyncAction::Apply);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Classifier {
     options: SyncOptions,
     keys: Vec<KeyPos>,
+    /// The key of a one-key command (most writes): kept here rather than in `keys`, so the
+    /// common case does not touch the vector at all.
+    one: KeyPos,
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier::new(SyncOptions::default())
+    }
 }
 
 impl Classifier {
@@ -59,6 +68,10 @@ impl Classifier {
         Classifier {
             options,
             keys: Vec::with_capacity(16),
+            one: KeyPos {
+                index: 0,
+                flags: KeySpecFlags::EMPTY,
+            },
         }
     }
 
@@ -84,6 +97,25 @@ impl Classifier {
         if !plan.arity_ok(args.len()) {
             return Err(arity_error(plan.def, args.len()));
         }
+        let sync = plan.sync.action(self.options);
+        if let KeyPlan::One { index, flags } = plan.keys {
+            let index = index as usize;
+            let Some(key) = args.get(index) else {
+                return Ok(Classified {
+                    command: plan.def,
+                    keys: &[],
+                    route: plan.keyless_route,
+                    sync,
+                });
+            };
+            self.one = KeyPos { index, flags };
+            return Ok(Classified {
+                command: plan.def,
+                keys: std::slice::from_ref(&self.one),
+                route: Route::Slot(hash_slot(key.as_ref())),
+                sync,
+            });
+        }
         plan.keys.run(plan.def, args, &mut self.keys)?;
         let route = match self.keys.as_slice() {
             [] => plan.keyless_route,
@@ -97,7 +129,7 @@ impl Classifier {
             command: plan.def,
             keys: &self.keys,
             route,
-            sync: plan.sync.action(self.options),
+            sync,
         })
     }
 
