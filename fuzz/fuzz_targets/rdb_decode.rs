@@ -36,7 +36,9 @@ fn run(b: DecoderBuilder, data: &[u8], step: usize) -> (Vec<String>, Option<Stri
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&ctl, data)) = input.split_first() else { return };
+    let Some((&ctl, data)) = input.split_first() else {
+        return;
+    };
     let budget = [1usize, 7, 64, 65536][(ctl & 3) as usize];
     let step = 1 + (ctl >> 2) as usize;
     let b = Decoder::builder()

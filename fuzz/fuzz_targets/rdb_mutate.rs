@@ -42,10 +42,12 @@ fn run(b: DecoderBuilder, data: &[u8], sizes: &[usize]) -> (Vec<String>, Option<
 }
 
 fuzz_target!(|data: &[u8]| {
-    let h = data
-        .iter()
-        .fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-    let sizes: Vec<usize> = (0..8).map(|i| 1 + ((h >> (i * 8)) & 0x3ff) as usize).collect();
+    let h = data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    let sizes: Vec<usize> = (0..8)
+        .map(|i| 1 + ((h >> (i * 8)) & 0x3ff) as usize)
+        .collect();
     let budget = [1usize, 100, 4096, 65536][(h >> 62) as usize];
     let b = Decoder::builder()
         .chunk_budget(budget)

@@ -134,6 +134,15 @@ pub fn split_with_keys<A: AsRef<[u8]> + Clone>(
             });
         }
     };
+    // A key without its value (`MSET a 1 b`): the server answers "wrong number of
+    // arguments"; splitting it would turn that into a valid `MSET a 1` and a broken `MSET b`.
+    if (args.len() - 1) % per_key != 0 {
+        return Err(Error::Arity {
+            command: def.display_name(),
+            got: args.len(),
+            expected: "the name and whole key/value pairs".to_string(),
+        });
+    }
     Ok(ClusterPlan::Split(group_by_slot(args, keys, per_key)))
 }
 
@@ -406,6 +415,17 @@ mod tests {
 
     fn v(args: &[&'static str]) -> Vec<&'static str> {
         args.to_vec()
+    }
+
+    /// Found by the `classify` fuzz target: a key without its value is refused, not split
+    /// into a valid `MSET` and a broken one.
+    #[test]
+    fn incomplete_pairs_are_refused() {
+        let e = split_for_cluster(&["MSET", "a", "1", "b"]).unwrap_err();
+        assert!(
+            matches!(&e, Error::Arity { got: 4, .. }) && e.to_string().contains("key/value pairs"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -34,10 +34,13 @@ fn b(args: &[&str]) -> Vec<Bytes> {
 }
 
 impl Harness {
-    fn start() -> Option<Harness> {
-        let v = versions_where("Redis 7.0+ for cluster tests", |v| {
-            v.flavor() == Flavor::Redis && v.at_least(7, 0)
-        })
+    /// The newest installed server of `flavor` (Redis 7.0+ or any Valkey), as a 3-master
+    /// cluster and a standalone server.
+    fn start(flavor: Flavor) -> Option<Harness> {
+        let v = versions_where(
+            &format!("{flavor:?} (7.0+ for Redis) for cluster tests"),
+            |v| v.flavor() == flavor && (flavor == Flavor::Valkey || v.at_least(7, 0)),
+        )
         .pop()?;
         let cluster = Cluster::builder(&v).masters(3).start();
         let standalone = Server::builder(&v).start();
@@ -159,8 +162,17 @@ fn sum(replies: &[Reply]) -> i64 {
 }
 
 #[test]
-fn split_rules_against_a_real_cluster() {
-    let Some(mut h) = Harness::start() else {
+fn split_rules_against_a_real_redis_cluster() {
+    split_rules_against_a_real_cluster(Flavor::Redis);
+}
+
+#[test]
+fn split_rules_against_a_real_valkey_cluster() {
+    split_rules_against_a_real_cluster(Flavor::Valkey);
+}
+
+fn split_rules_against_a_real_cluster(flavor: Flavor) {
+    let Some(mut h) = Harness::start(flavor) else {
         return;
     };
     refused_commands_really_fail(&mut h);
