@@ -136,7 +136,7 @@ pub fn split_with_keys<A: AsRef<[u8]> + Clone>(
     };
     // A key without its value (`MSET a 1 b`): the server answers "wrong number of
     // arguments"; splitting it would turn that into a valid `MSET a 1` and a broken `MSET b`.
-    if (args.len() - 1) % per_key != 0 {
+    if !(args.len() - 1).is_multiple_of(per_key) {
         return Err(Error::Arity {
             command: def.display_name(),
             got: args.len(),
