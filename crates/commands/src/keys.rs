@@ -398,8 +398,8 @@ mod tests {
     use super::*;
     use crate::table::{commands, lookup};
 
-    /// The inlined fast paths of `key_positions` give exactly what the general interpreter
-    /// (`key_positions_slow`) gives, errors included, for every command and subcommand and
+    /// The key plans (`KeyPlan::run`, which `key_positions` uses) give exactly what the general
+    /// interpreter (`key_positions_slow`) gives, errors included, for every command and subcommand and
     /// argument lists of 1..=9 arguments mixing names, counts, zero, negatives and junk.
     #[test]
     fn fast_paths_match_the_general_path() {
