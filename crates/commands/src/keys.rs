@@ -398,9 +398,10 @@ mod tests {
     use super::*;
     use crate::table::{commands, lookup};
 
-    /// The key plans (`KeyPlan::run`, which `key_positions` uses) give exactly what the general
-    /// interpreter (`key_positions_slow`) gives, errors included, for every command and subcommand and
-    /// argument lists of 1..=9 arguments mixing names, counts, zero, negatives and junk.
+    /// The key plans (`KeyPlan::run`, which `key_positions` uses) give exactly what the
+    /// general interpreter (`key_positions_slow`) gives, errors included, for every command and
+    /// subcommand and argument lists of 1..=9 arguments mixing names, counts, zero, negatives
+    /// and junk.
     #[test]
     fn fast_paths_match_the_general_path() {
         let tokens = ["k", "2", "0", "1", "-1", "x9", "3", "STORE", "KEYS"];
