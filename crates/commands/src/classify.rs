@@ -196,12 +196,12 @@ pub struct Classification {
 pub fn classify<A: AsRef<[u8]>>(args: &[A]) -> Result<Classification, Error> {
     let mut c = Classifier::new(SyncOptions::default());
     let got = c.classify(args)?;
-    let (command, route, sync) = (got.command, got.route, got.sync);
     Ok(Classification {
-        command,
-        keys: c.keys,
-        route,
-        sync,
+        command: got.command,
+        // Not the classifier's vector: a one-key command's key is kept beside it.
+        keys: got.keys.to_vec(),
+        route: got.route,
+        sync: got.sync,
     })
 }
 
@@ -346,5 +346,8 @@ mod tests {
         let got = classify(&[&b"del"[..], b"a", b"b"]).unwrap();
         assert_eq!(got.command.name, "del");
         assert_eq!(got.keys.len(), 2);
+        // The one-key plan (the key is not in the classifier's vector) as well.
+        let got = classify(&["RPUSH", "s", "x"]).unwrap();
+        assert_eq!(got.keys.iter().map(|k| k.index).collect::<Vec<_>>(), [1]);
     }
 }

@@ -36,7 +36,7 @@ use regex::bytes::Regex;
 
 use crate::error::{Error, show};
 use crate::glob::glob_match;
-use crate::keys::{KeyPos, key_positions};
+use crate::keys::{KeyPlan, KeyPos, key_positions};
 use crate::table::{AclCategories, CommandDef, command, lookup};
 
 /// The key prefix of redis-sync's heartbeat keys; commands on them are always dropped.
@@ -429,10 +429,25 @@ impl Filter {
         let Some(name) = args.first() else {
             return Err(Error::Empty);
         };
-        let def = lookup(args).ok_or_else(|| Error::UnknownCommand {
+        let unknown = || Error::UnknownCommand {
             name: show(name.as_ref()),
             sources: crate::classify::source_names(),
-        })?;
+        };
+        let plan = crate::table::plan(name.as_ref()).ok_or_else(unknown)?;
+        // Most writes have one key at a fixed place: no key vector (and no allocation).
+        if let (false, KeyPlan::One { index, flags }) = (plan.container, plan.keys) {
+            let one = [KeyPos {
+                index: index as usize,
+                flags,
+            }];
+            let keys = if one[0].index < args.len() {
+                &one[..]
+            } else {
+                &[]
+            };
+            return self.decide_with_keys(db, plan.def, args, keys);
+        }
+        let def = lookup(args).ok_or_else(unknown)?;
         let mut keys = Vec::new();
         key_positions(def, args, &mut keys)?;
         self.decide_with_keys(db, def, args, &keys)
@@ -589,5 +604,62 @@ impl Filter {
                 why: "one of the two databases is excluded by the filter",
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::table::commands;
+
+    /// `decide` (which takes the one-key plans without a key vector) gives what
+    /// `decide_with_keys` gives with the table's key positions, for every command and
+    /// subcommand and argument lists with kept, dropped and heartbeat keys.
+    #[test]
+    fn decide_agrees_with_decide_with_keys() {
+        let filter = FilterBuilder::default()
+            .exclude_key_prefix("tmp:")
+            .exclude_key_glob("*{x}*")
+            .map_db(1, 2)
+            .build()
+            .unwrap();
+        let tokens = [
+            "k",
+            "tmp:a",
+            "a{x}b",
+            "redis-sync:heartbeat:1",
+            "2",
+            "1",
+            "0",
+            "STREAMS",
+        ];
+        let mut checked = 0;
+        for def in commands()
+            .iter()
+            .flat_map(|c| std::iter::once(c).chain(c.subcommands))
+        {
+            let name: Vec<&str> = def.name.split('|').collect();
+            for extra in 0..5usize {
+                for seed in 0..tokens.len() {
+                    let mut args: Vec<Vec<u8>> =
+                        name.iter().map(|n| n.as_bytes().to_vec()).collect();
+                    args.extend(
+                        (0..extra)
+                            .map(|i| tokens[(seed + i * 5) % tokens.len()].as_bytes().to_vec()),
+                    );
+                    for db in [0, 1] {
+                        let got = filter.decide(db, &args);
+                        let d = lookup(&args).unwrap();
+                        let mut keys = Vec::new();
+                        let want = key_positions(d, &args, &mut keys)
+                            .and_then(|()| filter.decide_with_keys(db, d, &args, &keys));
+                        assert_eq!(got, want, "{db} {args:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
     }
 }
