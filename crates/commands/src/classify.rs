@@ -117,7 +117,15 @@ impl Classifier {
             });
         }
         plan.keys.run(plan.def, args, &mut self.keys)?;
-        let route = keys_route(args, &self.keys).unwrap_or(plan.keyless_route);
+        // No key and one key (a `DEL k`) without the slot comparison loop: measured faster.
+        let route = match self.keys.as_slice() {
+            [] => plan.keyless_route,
+            [k] => match args.get(k.index) {
+                Some(key) => Route::Slot(hash_slot(key.as_ref())),
+                None => plan.keyless_route,
+            },
+            keys => keys_route(args, keys).unwrap_or(plan.keyless_route),
+        };
         Ok(Classified {
             command: plan.def,
             keys: &self.keys,
