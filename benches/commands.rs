@@ -156,6 +156,21 @@ fn consume(got: Result<Classified<'_>, redis_sync_commands::Error>) -> usize {
     }
 }
 
+/// Feeds `wire` to a RESP decoder in 16 KiB pieces (as socket reads arrive), turns each
+/// command into its arguments and hands them to `each`; returns the sum of what it returned.
+fn decode_all(wire: &Bytes, mut each: impl FnMut(&[Bytes]) -> usize) -> usize {
+    let mut decoder = redis_sync_resp::Decoder::new();
+    let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+    let mut acc = 0usize;
+    for piece in wire.chunks(16 * 1024) {
+        buf.extend_from_slice(piece);
+        while let Some(cmd) = decoder.decode_command(&mut buf).expect("valid RESP") {
+            acc = acc.wrapping_add(each(&cmd.into_args()));
+        }
+    }
+    acc
+}
+
 /// What the baseline reads of a command: the first byte of its name and of its first argument.
 #[inline(always)]
 fn touch(cmd: &[Bytes]) -> usize {
@@ -191,8 +206,43 @@ fn cpu_time_report(what: &str, cmds: &[Vec<Bytes>], rounds: usize) {
     );
 }
 
+/// How much classifying adds to the stage before it: decoding alone and decoding plus
+/// classifying, alternated for `rounds` rounds of the whole wire, so both see the same machine
+/// (criterion runs its benchmarks one after the other, and this machine's speed drifts).
+/// Prints the median time ratio and both rates in that round.
+fn pipeline_report(wire: &Bytes, rounds: usize) {
+    let mut classifier = Classifier::new(SyncOptions::default());
+    let mut rows = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = std::time::Instant::now();
+        let n = black_box(decode_all(wire, |_| 1));
+        let plain = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        black_box(decode_all(wire, |args| consume(classifier.classify(args))));
+        let with = t.elapsed().as_secs_f64();
+        rows.push((with / plain, n as f64 / plain, n as f64 / with));
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ratio, plain, with) = rows[rows.len() / 2];
+    println!(
+        "pipeline: read + decode {:.2} M/s, + classify {:.2} M/s: classifying adds {:.0} % (median of {rounds} alternating rounds)",
+        plain / 1e6,
+        with / 1e6,
+        (ratio - 1.0) * 100.0
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let cmds = mix();
+    // The stage before the classifier in a sync: the same 1M commands as RESP on the wire,
+    // read in 16 KiB pieces and decoded into argument vectors, as the replica hands them over;
+    // then the same with each command classified. The difference is what classification adds.
+    let mut wire = bytes::BytesMut::new();
+    for c in &cmds {
+        redis_sync_resp::encode_command(c, &mut wire);
+    }
+    let wire = wire.freeze();
+    pipeline_report(&wire, 9);
     cpu_time_report("1M distinct commands", &cmds, 5);
     cpu_time_report("4096-command window", &cmds[..4096], 1000);
     let mut g = c.benchmark_group("commands");
@@ -240,6 +290,18 @@ fn bench(c: &mut Criterion) {
             });
         },
     );
+
+    // The stage before the classifier in a sync (see `pipeline_report`), for criterion.
+    g.bench_function(
+        "stage before: read + RESP decode 1M into argument vectors",
+        |bch| {
+            bch.iter(|| black_box(decode_all(&wire, |_| 1)));
+        },
+    );
+    g.bench_function("read + RESP decode + classify 1M", |bch| {
+        let mut classifier = Classifier::new(SyncOptions::default());
+        bch.iter(|| black_box(decode_all(&wire, |args| consume(classifier.classify(args)))));
+    });
 
     let keys: Vec<&Bytes> = cmds.iter().filter_map(|c| c.get(1)).collect();
     g.bench_function("hash_slot 1M keys", |bch| {
