@@ -410,22 +410,11 @@ impl Run<'_> {
         self.last_saved = None;
         self.last_written = None;
         if self.s.checkpoint_in_target && !self.cluster {
-            self.sink
-                .write(
-                    vec![Bytes::from_static(b"SELECT"), Bytes::from_static(b"0")],
-                    None,
-                )
-                .await?;
-            self.sink
-                .write(
-                    vec![
-                        Bytes::from_static(b"DEL"),
-                        Bytes::from(target_checkpoint_key(self.s)),
-                    ],
-                    None,
-                )
-                .await?;
-            self.sink_db = Some(0);
+            self.write_checkpoint_key(vec![
+                Bytes::from_static(b"DEL"),
+                Bytes::from(target_checkpoint_key(self.s)),
+            ])
+            .await?;
         }
         if self.s.flush_target {
             let removed = sweep::flush_target(self.s, &self.filter, self.cluster).await?;
@@ -770,24 +759,27 @@ impl Run<'_> {
             updated_ms: unix_ms(),
         };
         let body = serde_json::to_vec(&cp).context("encoding the checkpoint")?;
+        self.write_checkpoint_key(vec![
+            Bytes::from_static(b"SET"),
+            Bytes::from(target_checkpoint_key(self.s)),
+            Bytes::from(body),
+        ])
+        .await?;
+        self.target_cp = Some((Instant::now(), offset));
+        Ok(())
+    }
+
+    /// Sends `command` (a write of the checkpoint key, which lives in db 0) after a `SELECT 0`,
+    /// and remembers that the target connection is now in db 0.
+    async fn write_checkpoint_key(&mut self, command: Vec<Bytes>) -> anyhow::Result<()> {
         self.sink
             .write(
                 vec![Bytes::from_static(b"SELECT"), Bytes::from_static(b"0")],
                 None,
             )
             .await?;
-        self.sink
-            .write(
-                vec![
-                    Bytes::from_static(b"SET"),
-                    Bytes::from(target_checkpoint_key(self.s)),
-                    Bytes::from(body),
-                ],
-                None,
-            )
-            .await?;
+        self.sink.write(command, None).await?;
         self.sink_db = Some(0);
-        self.target_cp = Some((Instant::now(), offset));
         Ok(())
     }
 
