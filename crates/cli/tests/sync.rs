@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::util::usual_version;
 use redis_sync_testkit::{
     Cluster, DatasetOptions, Server, ServerVersion, compare_data, find, versions, write_dataset,
 };
@@ -280,8 +281,7 @@ fn standalone_to_three_master_cluster_ends_equal() {
 
 #[test]
 fn full_copy_redone_sweeps_keys_the_source_deleted() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let src = source(&v);
@@ -325,8 +325,7 @@ fn full_copy_redone_sweeps_keys_the_source_deleted() {
 
 #[test]
 fn sigterm_drains_checkpoints_and_exits_zero() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let src = source(&v);
@@ -420,8 +419,7 @@ fn http_get(addr: &str) -> String {
 
 #[test]
 fn passwords_from_the_environment_are_used_and_never_printed() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let src = Server::builder(&v).password("src-secret-1").start();
@@ -477,8 +475,7 @@ fn passwords_from_the_environment_are_used_and_never_printed() {
 
 #[test]
 fn flush_target_empties_the_synced_dbs_first() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let src = source(&v);
@@ -507,8 +504,7 @@ fn flush_target_empties_the_synced_dbs_first() {
 
 #[test]
 fn conflict_block_names_the_existing_key() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let src = source(&v);
@@ -538,8 +534,7 @@ fn conflict_block_names_the_existing_key() {
 
 #[test]
 fn a_command_the_target_rejects_stops_or_goes_to_the_dead_letter_file() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let state = tempfile::tempdir().expect("tempdir");
@@ -603,8 +598,7 @@ fn a_command_the_target_rejects_stops_or_goes_to_the_dead_letter_file() {
 
 #[test]
 fn a_cut_link_resumes_with_a_partial_resync() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let src = source(&v);
@@ -648,8 +642,7 @@ fn a_cut_link_resumes_with_a_partial_resync() {
 
 #[test]
 fn filters_and_db_mapping_apply_to_the_copy_and_the_stream() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let src = source(&v);
@@ -740,8 +733,7 @@ fn module_values_are_carried() {
 
 #[test]
 fn the_checkpoint_kept_in_the_target_resumes_without_the_state_file() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let src = source(&v);

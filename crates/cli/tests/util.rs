@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use redis_sync_testkit::{Reply, Server, ServerVersion};
+use redis_sync_testkit::{Reply, Server, ServerVersion, find, versions};
 
 /// Runs `redis-sync` with `args` and returns its output (whatever the exit status).
 pub fn redis_sync(args: &[&str]) -> Output {
@@ -116,4 +116,15 @@ pub fn flush(server: &Server) {
     if server.version().at_least(7, 0) {
         server.cmd(&["FUNCTION", "FLUSH"]).ok();
     }
+}
+
+/// The version most end-to-end tests run on: Redis 7.0.15 when installed, else the newest
+/// installed server. `None` (with a note) only outside CI with no server at all: under
+/// `CI=true` the test kit fails instead.
+pub fn usual_version() -> Option<ServerVersion> {
+    let v = find("redis-7.0.15").or_else(|| versions().into_iter().last());
+    if v.is_none() {
+        eprintln!("skipped: no server installed");
+    }
+    v
 }

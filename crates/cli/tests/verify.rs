@@ -2,6 +2,7 @@
 
 use std::process::{Command, Output};
 
+use crate::util::usual_version;
 use redis_sync_testkit::{Cluster, DatasetOptions, Server, find, versions, write_dataset};
 
 fn verify(args: &[&str]) -> Output {
@@ -25,8 +26,7 @@ fn report(out: &Output) -> serde_json::Value {
 
 #[test]
 fn equal_pairs_pass_and_differences_are_named() {
-    let Some(v) = find("redis-7.0.15").or_else(|| versions().into_iter().last()) else {
-        eprintln!("skipped: no server installed");
+    let Some(v) = usual_version() else {
         return;
     };
     let a = Server::builder(&v).start();
