@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
-use redis_sync_testkit::{Flavor, Server, ServerVersion, compare_data, describe, in_ci, versions};
+use redis_sync_testkit::{
+    Flavor, Server, ServerVersion, compare_data, corpus_dir, describe, versions,
+};
 
 use crate::util::{flush, redis_sync, try_replay};
 
@@ -53,28 +55,6 @@ fn known(name: &str, format: &str) -> Option<&'static str> {
         .iter()
         .find(|(suffix, f, _)| name.ends_with(suffix) && (f.is_empty() || *f == format))
         .map(|(_, _, why)| *why)
-}
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("REDIS_SYNC_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/rdb-corpus"
-            ))
-        });
-    if dir.join("MANIFEST.tsv").exists() {
-        Some(dir)
-    } else if in_ci() {
-        panic!(
-            "RDB corpus not found at {} (set REDIS_SYNC_CORPUS)",
-            dir.display()
-        );
-    } else {
-        eprintln!("skipped: no RDB corpus at {}", dir.display());
-        None
-    }
 }
 
 /// `(path, rdb version, valkey magic)` of every file the MANIFEST calls a valid RDB.

@@ -6,29 +6,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use proptest::prelude::*;
 use redis_sync_rdb::{Checksum, Decoder, DecoderBuilder, Error, Event, ValueChunk};
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("REDIS_SYNC_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/rdb-corpus")
-        });
-    if dir.join("MANIFEST.tsv").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!(
-            "RDB corpus not found at {} (set REDIS_SYNC_CORPUS to the rdb-corpus directory)",
-            dir.display()
-        );
-    }
-    eprintln!("skipping: RDB corpus not found at {}", dir.display());
-    None
-}
+use redis_sync_testkit::corpus_dir;
 
 #[derive(Debug, Clone)]
 struct Row {

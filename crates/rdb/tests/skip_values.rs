@@ -4,10 +4,8 @@
 //! time.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-
 use redis_sync_rdb::{Decoder, DecoderBuilder, Error, Event, ValueChunk};
-use redis_sync_testkit::{Server, versions};
+use redis_sync_testkit::{Server, corpus_dir, versions};
 
 /// Decodes `data` in pieces of `piece` bytes; the events before the error, and the error.
 fn decode(builder: DecoderBuilder, data: &[u8], piece: usize) -> (Vec<Event>, Option<Error>) {
@@ -110,25 +108,6 @@ fn check_file(what: &str, data: &[u8], one_byte: bool) -> Result<usize, String> 
         }
     }
     Ok(keys)
-}
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("REDIS_SYNC_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/rdb-corpus")
-        });
-    if dir.join("MANIFEST.tsv").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!(
-            "RDB corpus not found at {} (set REDIS_SYNC_CORPUS to the rdb-corpus directory)",
-            dir.display()
-        );
-    }
-    eprintln!("skipping: RDB corpus not found at {}", dir.display());
-    None
 }
 
 #[test]

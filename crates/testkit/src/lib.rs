@@ -43,3 +43,25 @@ pub use server::{Server, ServerBuilder};
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
+
+/// The shared RDB corpus (`$REDIS_SYNC_CORPUS`, else `../shared/rdb-corpus` beside the project
+/// root), when its `MANIFEST.tsv` is there. Missing under CI it panics with how to point at it;
+/// elsewhere it prints a skip note and returns `None`.
+pub fn corpus_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("REDIS_SYNC_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/rdb-corpus")
+        });
+    if dir.join("MANIFEST.tsv").is_file() {
+        return Some(dir);
+    }
+    if in_ci() {
+        panic!(
+            "RDB corpus not found at {} (set REDIS_SYNC_CORPUS to the rdb-corpus directory)",
+            dir.display()
+        );
+    }
+    eprintln!("skipping: RDB corpus not found at {}", dir.display());
+    None
+}
