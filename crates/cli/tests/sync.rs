@@ -12,17 +12,17 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::usual_version;
+use crate::util::{run_bounded, usual_version};
 use redis_sync_testkit::{
     Cluster, DatasetOptions, Server, ServerVersion, compare_data, find, versions, write_dataset,
 };
 
 fn sync_bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_redis-sync"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("run redis-sync")
+    run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+            .args(args)
+            .env("RUST_LOG", "info"),
+    )
 }
 
 fn url(s: &Server) -> String {

@@ -1,16 +1,73 @@
 //! Running the built binary and replaying its RESP output into a real server.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use redis_sync_testkit::{Reply, Server, ServerVersion, find, versions};
 
 /// Runs `redis-sync` with `args` and returns its output (whatever the exit status).
 pub fn redis_sync(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_redis-sync"))
-        .args(args)
-        .output()
-        .expect("run the redis-sync binary")
+    run_bounded(Command::new(env!("CARGO_BIN_EXE_redis-sync")).args(args))
+}
+
+/// How long one run of the binary may take before the test fails instead of hanging CI.
+const RUN_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs `cmd` to completion and returns its output, like `Command::output`, but kills it and
+/// fails the test, with the tail of what it printed, if it runs past [`RUN_DEADLINE`].
+pub fn run_bounded(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the redis-sync binary");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for redis-sync") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = stderr.join().unwrap_or_default();
+            let err = String::from_utf8_lossy(&err);
+            let tail: Vec<&str> = err.lines().rev().take(40).collect();
+            panic!(
+                "redis-sync {:?} still running after {RUN_DEADLINE:?}; killed. Last lines it printed:\n{}",
+                cmd.get_args().collect::<Vec<_>>(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
 }
 
 /// `redis-sync rdb FILE --format FORMAT`, which must succeed; returns stdout.
