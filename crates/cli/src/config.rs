@@ -208,11 +208,16 @@ pub struct SyncArgs {
     /// Ignore the checkpoint: always start with a full copy.
     #[arg(long = "no-resume")]
     pub no_resume: bool,
-    /// Also keep the checkpoint in the target (standalone), as key
-    /// `redis-sync:checkpoint:<source>` written in order with the data: a run without the
-    /// state file resumes from it.
-    #[arg(long = "checkpoint-in-target")]
+    /// Kept for compatibility: a standalone target always holds the checkpoint (hash
+    /// `redis-sync:checkpoint:<source>` in db 0), unless --no-transactions.
+    #[arg(long = "checkpoint-in-target", hide = true)]
     pub checkpoint_in_target: bool,
+    /// At-least-once instead of exactly-once: send the stream without wrapping each batch in
+    /// MULTI … EXEC with the checkpoint (for proxies that refuse MULTI). A restart then
+    /// resumes from the state file, which may lag the target: commands applied since its
+    /// last save are applied again (a list or counter can end up with duplicates).
+    #[arg(long = "no-transactions")]
+    pub no_transactions: bool,
     /// Empty the synced target dbs (FLUSHDB) before a full copy.
     #[arg(long = "flush-target")]
     pub flush_target: bool,
@@ -290,7 +295,9 @@ pub struct FileConfig {
     pub spool_limit: Option<u64>,
     pub state_file: Option<PathBuf>,
     pub no_resume: Option<bool>,
+    #[allow(dead_code)] // accepted for old config files; always on now
     pub checkpoint_in_target: Option<bool>,
+    pub no_transactions: Option<bool>,
     pub flush_target: Option<bool>,
     pub sweep: Option<bool>,
     pub status_interval: Option<f64>,
@@ -339,7 +346,7 @@ pub struct Settings {
     pub spool: SpoolConfig,
     pub state_file: PathBuf,
     pub resume: bool,
-    pub checkpoint_in_target: bool,
+    pub transactions: bool,
     pub flush_target: bool,
     pub sweep: bool,
     pub status_interval: Duration,
@@ -515,7 +522,7 @@ impl Settings {
             spool,
             state_file,
             resume: !(a.no_resume || f.no_resume.unwrap_or(false)),
-            checkpoint_in_target: a.checkpoint_in_target || f.checkpoint_in_target.unwrap_or(false),
+            transactions: !(a.no_transactions || f.no_transactions.unwrap_or(false)),
             flush_target: a.flush_target || f.flush_target.unwrap_or(false),
             sweep: a.sweep || f.sweep.unwrap_or(false),
             status_interval,

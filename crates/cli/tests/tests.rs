@@ -6,6 +6,7 @@ mod util;
 mod check;
 mod convert;
 mod corpus;
+mod crash;
 mod oracle;
 mod rdb_cli;
 mod sync;

@@ -75,6 +75,7 @@ mod config;
 mod error;
 mod event;
 mod handshake;
+mod ledger;
 mod metrics;
 mod offset;
 mod payload;
@@ -88,6 +89,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use event::ReplicaEvent;
+pub use ledger::{Ledger, Replay};
 pub use metrics::Metrics;
 pub use offset::AppliedOffset;
 pub use replica::Replica;

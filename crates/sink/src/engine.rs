@@ -36,11 +36,12 @@ use crate::cluster::{self, SlotMap};
 use crate::config::{Conflict, ErrorPolicy, Settings};
 use crate::conn::{Conn, TargetInfo};
 use crate::deadletter::DeadLetter;
-use crate::error::{Error, show_bytes, show_command};
+use crate::error::{Committed, Error, show_bytes, show_command};
 use crate::metrics::Counters;
 use crate::rate::Limiter;
 use crate::reader::{self, Event};
 use crate::route;
+use crate::{CheckpointWrite, TxCommand};
 
 /// Holds at most this many commands taken off the input channel but not placed yet.
 const PENDING_MAX: usize = 4096;
@@ -67,6 +68,11 @@ pub(crate) enum Input {
     },
     /// Answer once everything sent before is acknowledged.
     Flush(oneshot::Sender<Result<(), Error>>),
+    /// Commands applied in one `MULTI … EXEC` with a checkpoint (standalone).
+    Transaction {
+        commands: Vec<TxCommand>,
+        checkpoint: CheckpointWrite,
+    },
 }
 
 #[derive(Debug)]
@@ -79,8 +85,12 @@ pub(crate) enum Kind {
     Asking,
     /// The caller wants the reply.
     Query(Option<oneshot::Sender<Result<Frame, Error>>>),
-    /// `EXEC`, with the commands of its transaction (to name the one that failed).
-    Exec(Vec<Vec<Bytes>>),
+    /// `MULTI`: the commands placed after it on its connection belong to a transaction.
+    Multi,
+    /// `EXEC`, with the commands of its transaction as placed (`SELECT`s the task inserted
+    /// included, so the reply's elements line up) and their source offsets: to name the one
+    /// that failed. Filled when the `EXEC` is placed.
+    Exec(Vec<Member>),
     /// `RENAME`/`RENAMENX tmp key` of a key written through a temporary key: placed only
     /// when the rest of its group succeeded.
     Commit { key: Bytes, nx: bool },
@@ -106,6 +116,8 @@ pub(crate) struct Entry {
     slot: Option<u16>,
     sent_at: Option<Instant>,
     wire: usize,
+    /// Part of the checkpointed transaction whose `MULTI` has this sequence number.
+    txn: Option<u64>,
 }
 
 impl Entry {
@@ -125,6 +137,7 @@ impl Entry {
             slot: None,
             sent_at: None,
             wire,
+            txn: None,
         }
     }
 
@@ -135,7 +148,7 @@ impl Entry {
     fn counts(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Command | Kind::Exec(_) | Kind::Commit { .. }
+            Kind::Command | Kind::Multi | Kind::Exec(_) | Kind::Commit { .. }
         )
     }
 
@@ -161,6 +174,43 @@ struct Node {
     placed: u64,
     db: u32,
     connected_once: bool,
+    /// Between a placed `MULTI` and its `EXEC`: the commands placed since (see `Kind::Exec`).
+    tx: Option<Vec<Member>>,
+}
+
+/// The checkpoint hash field naming the transaction that wrote it: `<engine id>:<seq>`.
+const TXN_FIELD: &[u8] = b"txn";
+
+/// An id for this engine's transactions, distinct across processes and restarts.
+fn engine_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 48)
+}
+
+/// A command placed inside a transaction: `(db, args, source offset)`.
+type Member = (u32, Vec<Bytes>, Option<u64>);
+
+/// `(seq, db, args, source offset, role)` of one command of a checkpointed transaction.
+type TxEntry = (u64, u32, Vec<Bytes>, Option<u64>, TxRole);
+
+/// A checkpointed transaction not yet answered: enough to send it again, whole, when its
+/// connection is lost before the `EXEC` reply and the target does not hold its checkpoint.
+#[derive(Debug)]
+struct TxnRecord {
+    /// `(seq, db, args, offset, kind is EXEC)` of `MULTI`, the commands, the checkpoint, `EXEC`.
+    entries: Vec<TxEntry>,
+    key: Bytes,
+    offset: u64,
+    attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxRole {
+    Multi,
+    Member,
+    Exec,
 }
 
 /// A full-sync key being received (between `KeyBegin` and `KeyEnd`).
@@ -202,7 +252,13 @@ pub(crate) struct Engine {
     resume_at: Option<Instant>,
     next_seq: u64,
     input_db: u32,
-    transaction: Option<Vec<Vec<Bytes>>>,
+    /// Checkpointed transactions sent and not answered yet, by the sequence number of their
+    /// `MULTI`.
+    txns: HashMap<u64, TxnRecord>,
+    /// Transactions whose connection was lost: resolved when the barrier ends.
+    lost_txns: Vec<u64>,
+    /// Tells this engine's checkpoint writes from any other's (a process restarted).
+    id: u64,
     key: Option<KeyBuf>,
     groups: HashMap<u64, Group>,
     offsets: VecDeque<(u64, u64)>,
@@ -266,7 +322,9 @@ impl Engine {
             resume_at: None,
             next_seq: 1,
             input_db: 0,
-            transaction: None,
+            txns: HashMap::new(),
+            lost_txns: Vec::new(),
+            id: engine_id(),
             key: None,
             groups: HashMap::new(),
             offsets: VecDeque::new(),
@@ -328,6 +386,7 @@ impl Engine {
             if !self.input_open
                 && self.pending.is_empty()
                 && self.held.is_empty()
+                && self.lost_txns.is_empty()
                 && self.key.is_none()
                 && self.nodes.iter().all(|n| n.queue.is_empty())
             {
@@ -428,8 +487,80 @@ impl Engine {
                 let mark = self.next_seq;
                 self.flushes.push((mark, tx));
             }
+            Input::Transaction {
+                commands,
+                checkpoint,
+            } => self.on_transaction(commands, checkpoint),
         }
         Ok(())
+    }
+
+    /// `MULTI`, the commands, `HSET` of the checkpoint in db 0, `EXEC`; the offset is tagged on
+    /// the `EXEC`, so it is acknowledged only once the whole transaction is.
+    fn on_transaction(&mut self, commands: Vec<TxCommand>, checkpoint: CheckpointWrite) {
+        if let Some(k) = self.key.take() {
+            self.finish_key(k, None);
+        }
+        let first_db = commands.first().map_or(0, |c| c.db);
+        let mut entries = Vec::with_capacity(commands.len() + 3);
+        let multi = self.take_seq();
+        entries.push((
+            multi,
+            first_db,
+            vec![Bytes::from_static(b"MULTI")],
+            None,
+            TxRole::Multi,
+        ));
+        for c in commands {
+            let seq = self.take_seq();
+            entries.push((seq, c.db, c.args, Some(c.offset), TxRole::Member));
+        }
+        let mut hset = Vec::with_capacity(4 + 2 * checkpoint.fields.len());
+        hset.push(Bytes::from_static(b"HSET"));
+        hset.push(checkpoint.key.clone());
+        hset.push(Bytes::from_static(b"offset"));
+        hset.push(Bytes::from(checkpoint.offset.to_string()));
+        // Which transaction wrote it: read back after a lost connection.
+        hset.push(Bytes::from_static(TXN_FIELD));
+        hset.push(Bytes::from(format!("{}:{multi}", self.id)));
+        for (f, v) in checkpoint.fields {
+            hset.push(f);
+            hset.push(v);
+        }
+        let seq = self.take_seq();
+        entries.push((seq, 0, hset, None, TxRole::Member));
+        let exec = self.take_seq();
+        entries.push((
+            exec,
+            0,
+            vec![Bytes::from_static(b"EXEC")],
+            None,
+            TxRole::Exec,
+        ));
+        self.tag_offset(exec, Some(checkpoint.offset));
+        let record = TxnRecord {
+            entries,
+            key: checkpoint.key,
+            offset: checkpoint.offset,
+            attempts: 0,
+        };
+        self.push_txn(multi, &record);
+        self.txns.insert(multi, record);
+    }
+
+    /// Queues the entries of a checkpointed transaction (first sending, or again).
+    fn push_txn(&mut self, id: u64, record: &TxnRecord) {
+        for (seq, db, args, offset, role) in &record.entries {
+            let kind = match role {
+                TxRole::Multi => Kind::Multi,
+                TxRole::Member => Kind::Command,
+                TxRole::Exec => Kind::Exec(Vec::new()),
+            };
+            let mut e = Entry::new(*seq, *db, args.clone(), *offset, kind);
+            e.txn = Some(id);
+            e.attempts = record.attempts;
+            self.push_pending(e);
+        }
     }
 
     fn on_command(&mut self, args: Vec<Bytes>, offset: Option<u64>) {
@@ -464,14 +595,10 @@ impl Engine {
         }
         // Standalone: MULTI/EXEC go through; EXEC learns its commands to name a failure.
         let kind = if upper_eq(name, b"MULTI") {
-            self.transaction = Some(Vec::new());
-            Kind::Command
+            Kind::Multi
         } else if upper_eq(name, b"EXEC") {
-            Kind::Exec(self.transaction.take().unwrap_or_default())
+            Kind::Exec(Vec::new())
         } else {
-            if let Some(t) = &mut self.transaction {
-                t.push(args.clone());
-            }
             Kind::Command
         };
         let seq = self.take_seq();
@@ -632,6 +759,7 @@ impl Engine {
             placed: 0,
             db: 0,
             connected_once: false,
+            tx: None,
         });
         self.by_addr.insert(addr.to_string(), self.nodes.len() - 1);
         self.nodes.len() - 1
@@ -651,6 +779,7 @@ impl Engine {
         node.want = Some(want_tx);
         node.placed = 0;
         node.db = 0;
+        node.tx = None;
         node.out.clear();
         tokio::spawn(reader::run(
             i,
@@ -813,8 +942,18 @@ impl Engine {
         self.place_one(i, e);
     }
 
-    fn place_one(&mut self, i: usize, e: Entry) {
+    fn place_one(&mut self, i: usize, mut e: Entry) {
         let node = &mut self.nodes[i];
+        match &mut e.kind {
+            Kind::Multi => node.tx = Some(Vec::new()),
+            Kind::Exec(members) => *members = node.tx.take().unwrap_or_default(),
+            Kind::Asking => {}
+            _ => {
+                if let Some(tx) = &mut node.tx {
+                    tx.push((e.db, e.args.clone(), e.offset));
+                }
+            }
+        }
         if e.wanted()
             && let Some(w) = &node.want
         {
@@ -911,6 +1050,20 @@ impl Engine {
 
     /// An entry's reply arrived (`frame` is `None` for an uninteresting success).
     fn complete(&mut self, i: usize, mut e: Entry, frame: Option<Frame>) {
+        if let Some(id) = e.txn
+            && self.lost_txns.contains(&id)
+        {
+            return; // being sent again whole: this reply is of the discarded attempt
+        }
+        if let (Kind::Exec(_), Some(Frame::Array(items))) = (&e.kind, &frame)
+            && items.iter().any(|f| f.is_error())
+        {
+            self.exec_errors(i, e, items);
+            return;
+        }
+        if let (Kind::Exec(_), Some(id)) = (&e.kind, e.txn) {
+            self.txns.remove(&id);
+        }
         let error = frame.as_ref().and_then(reply_error);
         if let Some((index, msg)) = error {
             if let Kind::Query(tx) = &mut e.kind {
@@ -985,11 +1138,90 @@ impl Engine {
     }
 
     fn skip(&mut self, e: &Entry, class: ErrorClass, msg: &str, args: &[Bytes]) {
+        self.skip_at(e.seq, e.db, e.offset, class, msg, args);
+    }
+
+    fn skip_at(
+        &mut self,
+        seq: u64,
+        db: u32,
+        offset: Option<u64>,
+        class: ErrorClass,
+        msg: &str,
+        args: &[Bytes],
+    ) {
         Counters::add(&self.counters.skipped, 1);
         if let Some(dl) = &mut self.dead_letter
-            && let Err(err) = dl.record(e.db, e.offset, class, msg, args)
+            && let Err(err) = dl.record(db, offset, class, msg, args)
         {
-            self.fail(e.seq, err);
+            self.fail(seq, err);
+        }
+    }
+
+    /// An `EXEC` ran and some of its commands failed (Redis applied the others: there is no
+    /// rollback). Each failure goes to the error policy; under `stop` the error says what the
+    /// committed transaction holds, so the caller can resume at the failed command.
+    fn exec_errors(&mut self, i: usize, e: Entry, items: &[Frame]) {
+        let Kind::Exec(members) = &e.kind else {
+            return;
+        };
+        let through = e.txn.and_then(|id| self.txns.remove(&id)).map(|r| r.offset);
+        let failures: Vec<(usize, Bytes)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(k, f)| match f {
+                Frame::Error(m) | Frame::BulkError(m) => Some((k, m.clone())),
+                _ => None,
+            })
+            .collect();
+        let member = |k: usize| -> (u32, Vec<Bytes>, Option<u64>) {
+            members
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| (e.db, e.args.clone(), None))
+        };
+        for (_, msg) in &failures {
+            self.counters.error(classify(msg, self.info.cluster));
+        }
+        match self.settings.policy {
+            ErrorPolicy::Stop => {
+                let Some((k, msg)) = failures.first() else {
+                    return;
+                };
+                let (db, args, offset) = member(*k);
+                let class = classify(msg, self.info.cluster);
+                let text = String::from_utf8_lossy(msg).into_owned();
+                let mut err = self.rejected(i, &e, &args, class, &text, msg);
+                if let Error::Rejected {
+                    db: d,
+                    offset: o,
+                    committed,
+                    ..
+                } = &mut err
+                {
+                    *d = db;
+                    *o = offset;
+                    *committed = through.map(|through| {
+                        Box::new(Committed {
+                            failed: failures
+                                .iter()
+                                .filter_map(|(k, _)| members.get(*k).and_then(|m| m.2))
+                                .collect(),
+                            through,
+                        })
+                    });
+                }
+                self.fail(e.seq, err);
+            }
+            ErrorPolicy::Skip => {
+                for (k, msg) in &failures {
+                    let (db, args, offset) = member(*k);
+                    let class = classify(msg, self.info.cluster);
+                    let text = String::from_utf8_lossy(msg).into_owned();
+                    self.skip_at(e.seq, db, offset, class, &text, &args);
+                }
+                self.group_done(&e, true);
+            }
         }
     }
 
@@ -997,6 +1229,28 @@ impl Engine {
         let class = classify(msg, self.info.cluster);
         self.counters.error(class);
         let text = String::from_utf8_lossy(msg).into_owned();
+        if let Some(id) = e.txn {
+            // A command of a checkpointed transaction refused when queued (the server then
+            // discards the whole transaction at EXEC), or the EXEC itself refused.
+            let resend = matches!(class, ErrorClass::Routing | ErrorClass::Retryable)
+                || (self.settings.policy == ErrorPolicy::Skip
+                    && !matches!(class, ErrorClass::Fatal)
+                    && !matches!(e.kind, Kind::Exec(_) | Kind::Multi));
+            if resend {
+                if !matches!(class, ErrorClass::Routing | ErrorClass::Retryable) {
+                    // Skipped into the dead-letter file; the rest goes again without it.
+                    self.skip_at(e.seq, e.db, e.offset, class, &text, &e.args);
+                    if let Some(r) = self.txns.get_mut(&id) {
+                        r.entries.retain(|x| x.0 != e.seq);
+                    }
+                } else {
+                    self.backoff = self.backoff.max(e.attempts + 1);
+                }
+                self.lost_txns.push(id);
+                self.barrier = true;
+                return;
+            }
+        }
         if matches!(e.kind, Kind::Asking) {
             return; // the command after it will fail and be handled
         }
@@ -1057,6 +1311,9 @@ impl Engine {
                     Kind::Exec(cmds) => exec_failure(index, cmds).unwrap_or_else(|| e.args.clone()),
                     _ => e.args.clone(),
                 };
+                if let Some(id) = e.txn {
+                    self.txns.remove(&id);
+                }
                 if e.block && msg.starts_with(b"BUSYKEY") {
                     let key = e.args.get(1).cloned().unwrap_or_default();
                     self.conflict(e, &key);
@@ -1097,6 +1354,8 @@ impl Engine {
             db: e.db,
             message: text.to_string(),
             advice: advice(msg),
+            offset: e.offset,
+            committed: None,
         }
     }
 
@@ -1139,6 +1398,13 @@ impl Engine {
         self.counters.error(ErrorClass::Retryable);
         let text = format!("connection to {} lost: {message}", self.nodes[i].addr);
         for e in lost {
+            if let Some(id) = e.txn {
+                // Resolved as a whole once the barrier ends (see `resolve_lost_txns`).
+                if !self.lost_txns.contains(&id) {
+                    self.lost_txns.push(id);
+                }
+                continue;
+            }
             if !e.is_internal() {
                 self.hold(e, &text);
             }
@@ -1180,6 +1446,9 @@ impl Engine {
                 }
             }
         }
+        if !self.lost_txns.is_empty() && !self.resolve_lost_txns().await? {
+            return Ok(());
+        }
         let mut held = std::mem::take(&mut self.held);
         held.sort_by_key(|e| e.seq);
         for e in held.into_iter().rev() {
@@ -1193,6 +1462,104 @@ impl Engine {
         Ok(())
     }
 
+    /// The connection carrying checkpointed transactions was lost before their `EXEC`
+    /// replies: read the checkpoint back, drop the transactions the target holds (their
+    /// `EXEC` ran) and queue the others again, whole, from `MULTI` (the server discarded
+    /// them). False when the target cannot be asked yet (retried after a back-off).
+    async fn resolve_lost_txns(&mut self) -> Result<bool, Error> {
+        let addr = self
+            .nodes
+            .first()
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        let mut ids = std::mem::take(&mut self.lost_txns);
+        ids.sort_unstable();
+        let Some(key) = ids
+            .first()
+            .and_then(|id| self.txns.get(id))
+            .map(|r| r.key.clone())
+        else {
+            return Ok(true);
+        };
+        let held = match self.read_checkpoint(&addr, &key).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.connect_failures += 1;
+                if self.connect_failures > self.settings.max_attempts {
+                    return Err(e);
+                }
+                tracing::warn!("reading the checkpoint back from {addr}: {e}");
+                self.lost_txns = ids;
+                self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
+                return Ok(false);
+            }
+        };
+        // Entries of these transactions not placed yet: they are queued again whole.
+        self.pending
+            .retain(|e| e.txn.is_none_or(|t| !ids.contains(&t)));
+        for id in ids.into_iter().rev() {
+            let Some(mut record) = self.txns.remove(&id) else {
+                continue;
+            };
+            // Transactions on one connection apply in order: a later one's stamp means this
+            // one ran too.
+            if held.is_some_and(|(engine, seq)| engine == self.id && seq >= id) {
+                Counters::add(&self.counters.commands_acked, record.entries.len() as u64);
+                continue;
+            }
+            record.attempts += 1;
+            if record.attempts > self.settings.max_attempts {
+                let err = Error::RetriesExhausted {
+                    command: "MULTI … EXEC (checkpointed batch)".into(),
+                    attempts: record.attempts,
+                    message: format!("connection to {addr} lost"),
+                };
+                self.fail(id, err);
+                return Ok(true);
+            }
+            Counters::add(&self.counters.resent, record.entries.len() as u64);
+            let entries: Vec<Entry> = record
+                .entries
+                .iter()
+                .map(|(seq, db, args, offset, role)| {
+                    let kind = match role {
+                        TxRole::Multi => Kind::Multi,
+                        TxRole::Member => Kind::Command,
+                        TxRole::Exec => Kind::Exec(Vec::new()),
+                    };
+                    let mut e = Entry::new(*seq, *db, args.clone(), *offset, kind);
+                    e.txn = Some(id);
+                    e.attempts = record.attempts;
+                    e
+                })
+                .collect();
+            self.held.extend(entries);
+            self.txns.insert(id, record);
+        }
+        Ok(true)
+    }
+
+    /// The stamp (`engine id`, `MULTI` seq) of the checkpoint hash `key` (db 0) on `addr`.
+    async fn read_checkpoint(&self, addr: &str, key: &Bytes) -> Result<Option<(u64, u64)>, Error> {
+        let mut conn = Conn::open(addr, &self.settings.auth, self.settings.connect_timeout).await?;
+        let reply = conn
+            .call_many(&[
+                vec![Bytes::from_static(b"SELECT"), Bytes::from_static(b"0")],
+                vec![
+                    Bytes::from_static(b"HGET"),
+                    key.clone(),
+                    Bytes::from_static(TXN_FIELD),
+                ],
+            ])
+            .await?;
+        Ok(reply
+            .get(1)
+            .and_then(Frame::as_bytes)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| t.split_once(':'))
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?))))
+    }
+
     // ---- acknowledgement --------------------------------------------------------------
 
     fn update_acks(&mut self) -> Result<(), Error> {
@@ -1202,6 +1569,10 @@ impl Engine {
         }
         for e in &self.held {
             oldest = oldest.min(e.seq);
+        }
+        // A transaction being resolved after a lost connection is in no queue meanwhile.
+        for &id in &self.lost_txns {
+            oldest = oldest.min(id);
         }
         for n in &self.nodes {
             if let Some(e) = n.queue.front() {
@@ -1258,8 +1629,8 @@ fn reply_error(frame: &Frame) -> Option<(Option<usize>, Bytes)> {
 }
 
 /// The transaction command that failed inside an `EXEC`, when known.
-fn exec_failure(index: Option<usize>, cmds: &[Vec<Bytes>]) -> Option<Vec<Bytes>> {
-    cmds.get(index?).cloned()
+fn exec_failure(index: Option<usize>, cmds: &[Member]) -> Option<Vec<Bytes>> {
+    cmds.get(index?).map(|m| m.1.clone())
 }
 
 async fn sleep_until(at: Option<Instant>) {

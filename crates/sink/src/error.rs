@@ -31,9 +31,10 @@ pub enum Error {
     },
     /// The target rejected a command and the error policy (or the error's class) says stop.
     #[error(
-        "target {addr} rejected `{command}`{key_part} in db {db}: {message} ({class} error). \
-         What to do: {advice}",
-        key_part = key.as_ref().map(|k| format!(" on key `{k}`")).unwrap_or_default()
+        "target {addr} rejected `{command}`{key_part} in db {db}{offset_part}: {message} \
+         ({class} error). What to do: {advice}",
+        key_part = key.as_ref().map(|k| format!(" on key `{k}`")).unwrap_or_default(),
+        offset_part = offset.map(|o| format!(" (source offset {o})")).unwrap_or_default()
     )]
     Rejected {
         /// The node that answered.
@@ -50,6 +51,11 @@ pub enum Error {
         message: String,
         /// How to fix it.
         advice: &'static str,
+        /// The source replication offset at the end of the rejected command, when known.
+        offset: Option<u64>,
+        /// The command was inside a checkpointed transaction that committed anyway (Redis
+        /// does not roll back): what the target now holds.
+        committed: Option<Box<Committed>>,
     },
     /// A retryable error (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN, connection reset) went on for
     /// more attempts than allowed.
@@ -108,6 +114,17 @@ pub enum Error {
     /// The sink was shut down (or its task ended) and takes no more writes.
     #[error("the sink is shut down and takes no more writes")]
     Closed,
+}
+
+/// A checkpointed transaction ([`Sink::write_transaction`](crate::Sink::write_transaction))
+/// committed although some of its commands failed: every other command of it, and its
+/// checkpoint, are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// End offsets of the commands that failed, in order.
+    pub failed: Vec<u64>,
+    /// The offset the transaction's checkpoint holds (its last command's end).
+    pub through: u64,
 }
 
 impl Error {

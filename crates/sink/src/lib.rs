@@ -68,6 +68,9 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+// `Error::Rejected` carries the whole context of a stop (address, key, command, offset, what
+// committed); it is built once when the sink stops, never on the per-command path.
+#![allow(clippy::result_large_err)]
 
 mod classify;
 mod cluster;
@@ -94,7 +97,7 @@ pub use classify::{ErrorClass, classify};
 pub use config::{Conflict, ErrorPolicy, SinkBuilder};
 pub use conn::{Auth, TargetInfo, payload_rdb_version};
 pub use deadletter::DeadLetterFormat;
-pub use error::Error;
+pub use error::{Committed, Error};
 pub use file::{FileFormat, FileSink};
 pub use loader::RdbLoader;
 pub use metrics::Metrics;
@@ -102,6 +105,35 @@ pub use rate::RateLimit;
 
 use engine::{Engine, Input};
 use metrics::Counters;
+
+/// One command of a [`Sink::write_transaction`]: the db it applies to, its arguments (name
+/// first) and the source replication offset at its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxCommand {
+    /// The database the command applies to.
+    pub db: u32,
+    /// The command, name first.
+    pub args: Vec<Bytes>,
+    /// The source replication offset at the end of this command.
+    pub offset: u64,
+}
+
+/// The checkpoint written inside a [`Sink::write_transaction`]: a hash `key` in db 0 with the
+/// field `offset` set to `offset` and the other `fields` as given.
+///
+/// The sink adds a field `txn` naming the transaction, and reads it back after a lost
+/// connection to learn whether a transaction whose `EXEC` reply never came was applied (then
+/// it is not sent again) or not (then it is sent again, whole): this is what makes the write
+/// exactly-once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointWrite {
+    /// The hash key (db 0).
+    pub key: Bytes,
+    /// The offset the transaction brings the target to.
+    pub offset: u64,
+    /// More fields of the hash (replication ID, db, state, …).
+    pub fields: Vec<(Bytes, Bytes)>,
+}
 
 /// A connected writer to a standalone or cluster target. See the [crate docs](crate).
 ///
@@ -160,6 +192,35 @@ impl Sink {
             .map(|(i, args)| (args, if i + 1 == n { offset } else { None }))
             .collect();
         self.send(Input::Batch(batch)).await
+    }
+
+    /// Queues `commands` to be applied atomically together with `checkpoint`, in one
+    /// `MULTI … EXEC` (standalone targets): the data and the position commit together or not
+    /// at all. [`acked_offset`](Self::acked_offset) reaches `checkpoint.offset` once the `EXEC`
+    /// is acknowledged.
+    ///
+    /// A connection lost before the `EXEC` reply is not a reason to apply the transaction
+    /// twice: the sink reads the checkpoint back and sends the whole transaction again only
+    /// when the target does not hold it. When a command inside fails at `EXEC` (the target
+    /// does not roll back) and the policy is to stop, the error is an [`Error::Rejected`]
+    /// whose `committed` says which commands failed in the transaction that did commit.
+    ///
+    /// On a cluster target this is an [`Error::Config`]: use one checkpoint per master.
+    pub async fn write_transaction(
+        &self,
+        commands: Vec<TxCommand>,
+        checkpoint: CheckpointWrite,
+    ) -> Result<(), Error> {
+        if self.info.cluster {
+            return Err(Error::Config(
+                "write_transaction needs a standalone target".into(),
+            ));
+        }
+        self.send(Input::Transaction {
+            commands,
+            checkpoint,
+        })
+        .await
     }
 
     /// [`write`](Self::write) for a decoded [`redis_sync_resp::Command`].

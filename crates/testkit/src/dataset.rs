@@ -953,8 +953,96 @@ pub fn assert_same_data(a: &Server, b: &Server, info: &DatasetInfo) {
     }
 }
 
+/// The keys redis-sync keeps in a target for itself (its exactly-once checkpoint, db 0).
+const CHECKPOINT_PATTERN: &str = "redis-sync:checkpoint:*";
+
+/// Removes redis-sync's checkpoint keys from `s` (db 0) and returns them (`DUMP` payload and
+/// TTL) so [`put_back_checkpoints`] can restore them: the data comparison must not count them,
+/// and `DEBUG DIGEST` covers every key.
+fn set_aside_checkpoints(s: &Server) -> Vec<(Vec<u8>, i64, Vec<u8>)> {
+    let mut c = s.client();
+    let mut out = Vec::new();
+    if c.call(&["SELECT", "0"]).is_err() {
+        return out;
+    }
+    let mut cursor = "0".to_string();
+    for _ in 0..10_000 {
+        let Ok(page) = c.call(&[
+            "SCAN",
+            &cursor,
+            "MATCH",
+            CHECKPOINT_PATTERN,
+            "COUNT",
+            "1000",
+        ]) else {
+            break;
+        };
+        let page = page.array();
+        let Some(next) = page.first().map(Reply::text) else {
+            break;
+        };
+        for k in page.get(1).map(Reply::array).unwrap_or_default() {
+            let Some(key) = k.bulk() else { continue };
+            let dump = c.call(&[&b"DUMP"[..], &key]).ok().and_then(|r| r.bulk());
+            let ttl = c.call(&[&b"PTTL"[..], &key]).map(|r| r.int()).unwrap_or(-1);
+            if let Some(dump) = dump {
+                let _ = c.call(&[&b"DEL"[..], &key]);
+                out.push((key, ttl.max(0), dump));
+            }
+        }
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    out
+}
+
+/// Restores what [`set_aside_checkpoints`] took (a checkpoint written meanwhile is kept).
+fn put_back_checkpoints(s: &Server, keys: Vec<(Vec<u8>, i64, Vec<u8>)>) {
+    if keys.is_empty() {
+        return;
+    }
+    let mut c = s.client();
+    let _ = c.call(&["SELECT", "0"]);
+    for (key, ttl, dump) in keys {
+        let ttl = ttl.to_string();
+        let _ = c.call(&[&b"RESTORE"[..], &key, ttl.as_bytes(), &dump]);
+    }
+}
+
+/// `DEBUG DIGEST` of `s` without redis-sync's checkpoint keys (set aside and put back).
+pub fn data_digest(s: &Server) -> String {
+    let stash = set_aside_checkpoints(s);
+    let d = s.digest();
+    put_back_checkpoints(s, stash);
+    d
+}
+
+/// `DBSIZE` of db 0 of `s` without redis-sync's checkpoint keys.
+pub fn data_dbsize(s: &Server) -> i64 {
+    let mut c = s.client();
+    let _ = c.call(&["SELECT", "0"]);
+    let all = c.call(&["DBSIZE"]).map(|r| r.int()).unwrap_or(0);
+    let mine = c
+        .call(&["KEYS", CHECKPOINT_PATTERN])
+        .map(|r| r.array().len() as i64)
+        .unwrap_or(0);
+    all - mine
+}
+
 /// What [`assert_same_data`] checks, returning the first difference found as a message.
+/// redis-sync's checkpoint keys (`redis-sync:checkpoint:*`) are not data: they are set aside
+/// on both servers for the comparison and put back after.
 pub fn compare_data(a: &Server, b: &Server, info: &DatasetInfo) -> Result<(), String> {
+    let (sa, sb) = (set_aside_checkpoints(a), set_aside_checkpoints(b));
+    let result = compare_data_as_is(a, b, info);
+    put_back_checkpoints(a, sa);
+    put_back_checkpoints(b, sb);
+    result
+}
+
+fn compare_data_as_is(a: &Server, b: &Server, info: &DatasetInfo) -> Result<(), String> {
     let (va, vb) = (
         a.version().name().to_string(),
         b.version().name().to_string(),

@@ -33,8 +33,8 @@ pub use catalog::{Flavor, ServerVersion, find, require, versions, versions_where
 pub use client::{Client, Reply};
 pub use cluster::{Cluster, ClusterBuilder};
 pub use dataset::{
-    DatasetInfo, DatasetOptions, WrittenKey, assert_same_data, compare_data, describe, unix_ms,
-    write_dataset,
+    DatasetInfo, DatasetOptions, WrittenKey, assert_same_data, compare_data, data_dbsize,
+    data_digest, describe, unix_ms, write_dataset,
 };
 pub use poll::poll_until;
 pub use server::{Server, ServerBuilder};

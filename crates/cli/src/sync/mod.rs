@@ -20,8 +20,10 @@
 //! 5. On SIGINT/SIGTERM, `--until-caught-up` reached, or `--mode full` done: stop reading,
 //!    drain the sink, checkpoint, exit 0.
 
+mod batch;
 mod checkpoint;
 mod sweep;
+mod target_checkpoint;
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -33,14 +35,16 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use redis_sync_commands::{DataType, Decision, DropReason, Filter, HEARTBEAT_PREFIX};
 use redis_sync_rdb::{Event, ValueType};
-use redis_sync_replica::{AckMode, Replica, ReplicaBuilder, ReplicaEvent};
-use redis_sync_sink::{RdbLoader, Sink};
+use redis_sync_replica::{AckMode, Ledger, Replay, Replica, ReplicaBuilder, ReplicaEvent};
+use redis_sync_sink::{RdbLoader, Sink, TxCommand};
 use tokio::sync::watch;
 
 use crate::client::{self, Client};
 use crate::config::{Mode, Settings, SyncArgs};
 use crate::status::{self, Snapshot, State};
+use batch::Batch;
 pub use checkpoint::{Checkpoint, StateFile};
+use target_checkpoint::{CopyState, TargetCheckpoint};
 
 /// Runs `redis-sync sync`.
 pub fn run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
@@ -65,17 +69,7 @@ enum Stop {
 
 async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     let state_file = StateFile::new(s.state_file.clone());
-    let mut saved = state_file.load()?;
-    if saved.is_none() && s.checkpoint_in_target {
-        saved = target_checkpoint(&s).await?;
-        if saved.is_some() {
-            tracing::info!("no state file: using the checkpoint kept in the target");
-        }
-    }
-    let mut cp = saved.clone().unwrap_or_default();
-    cp.source = s.source.to_string();
-    cp.target = s.target.to_string();
-    let resume = if s.resume { cp.resume_point() } else { None };
+    let saved = state_file.load()?;
 
     let shared: status::Shared = Arc::default();
     if let Some(addr) = s.metrics {
@@ -85,6 +79,73 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
 
     let sink = connect_sink(&s).await?;
     let cluster = sink.target().cluster;
+    let exactly_once = s.transactions && !cluster;
+    if exactly_once {
+        tracing::info!(
+            "delivery: exactly-once (each batch commits in MULTI/EXEC with the checkpoint \
+             {} in the target)",
+            target_checkpoint_key(&s)
+        );
+    } else if cluster {
+        tracing::warn!(
+            "delivery: at-least-once (cluster target: a restart may apply again the commands \
+             after the state file's last save)"
+        );
+    } else {
+        tracing::warn!(
+            "delivery: at-least-once (--no-transactions: a restart may apply again the \
+             commands after the state file's last save)"
+        );
+    }
+    let mut cp = saved.clone().unwrap_or_default();
+    cp.source = s.source.to_string();
+    cp.target = s.target.to_string();
+    let mut replay = None;
+    let mut had_checkpoint = saved.as_ref().is_some_and(|c| c.synced);
+    let resume = if exactly_once {
+        // The target holds the truth: data and position committed together.
+        match target_checkpoint::read(&s).await? {
+            Some(tc) if tc.state == CopyState::Streaming => {
+                had_checkpoint = true;
+                if let Some(file) = saved.as_ref().and_then(|c| c.offset)
+                    && file != tc.offset
+                {
+                    tracing::info!(
+                        "the state file says offset {file}, the target's checkpoint {}: \
+                         trusting the target",
+                        tc.offset
+                    );
+                }
+                replay = tc.replay.clone();
+                tc.resume_point()
+            }
+            Some(_) => {
+                had_checkpoint = true;
+                tracing::warn!(
+                    "the target holds a full copy that did not complete: copying again, then \
+                     removing the keys the source no longer has"
+                );
+                None
+            }
+            None => {
+                if had_checkpoint {
+                    tracing::warn!(
+                        "the state file {} says this target was synced, but the target holds \
+                         no checkpoint: copying everything again",
+                        state_file.path().display()
+                    );
+                }
+                None
+            }
+        }
+    } else {
+        cp.resume_point()
+    };
+    // `--mode full` is a copy of the snapshot: it never continues a stream.
+    let resume = resume.filter(|_| s.resume && s.mode != Mode::Full);
+    if resume.is_none() {
+        replay = None;
+    }
     tracing::info!(
         "target {} ({} {}.{}.{}{})",
         s.target,
@@ -115,8 +176,12 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     match &resume {
         Some(p) => {
             tracing::info!(
-                "checkpoint {}: replid {} offset {}; asking the source for a partial resync",
-                state_file.path().display(),
+                "checkpoint ({}): replid {} offset {}; asking the source for a partial resync",
+                if exactly_once {
+                    "in the target".to_string()
+                } else {
+                    state_file.path().display().to_string()
+                },
                 p.replid,
                 p.offset
             );
@@ -144,12 +209,20 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         cluster,
         state_file,
         cp,
-        had_checkpoint: saved.is_some_and(|c| c.synced),
+        had_checkpoint,
         resume_asked: resume.is_some(),
+        resume_db: resume.as_ref().map_or(0, |p| p.db),
+        exactly_once,
+        ledger: match replay {
+            Some(r) => Ledger::new().with_replay(r),
+            None => Ledger::new(),
+        },
+        batch: Batch::default(),
+        replayed: 0,
+        last_applied: None,
         sink,
         sink_db: None,
         replica,
-        pending: VecDeque::new(),
         loader: RdbLoader::new(),
         skip_key: false,
         snapshot_keys: None,
@@ -165,8 +238,6 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         rdb_started: None,
         last_ack: None,
         last_saved: None,
-        last_written: None,
-        target_cp: None,
         heartbeat_pending: VecDeque::new(),
         shared,
         warned_unknown: false,
@@ -212,15 +283,6 @@ async fn connect_sink(s: &Settings) -> anyhow::Result<Sink> {
         .with_context(|| format!("connecting to the target {}", s.target))
 }
 
-/// A command written to the sink (or dropped by the filter) whose offset is not applied yet.
-#[derive(Debug)]
-struct Pending {
-    offset: u64,
-    db: u32,
-    written: bool,
-    at: Instant,
-}
-
 /// The state of one `sync` run.
 struct Run<'a> {
     s: &'a Settings,
@@ -231,11 +293,22 @@ struct Run<'a> {
     /// The state file says an earlier run completed a full copy into this target.
     had_checkpoint: bool,
     resume_asked: bool,
+    /// The db at the resume point (the stream may not `SELECT` again).
+    resume_db: u32,
+    /// Each batch commits in `MULTI … EXEC` with the checkpoint in the target.
+    exactly_once: bool,
+    /// The one owner of the position: what is handed out, acknowledged, filtered.
+    ledger: Ledger,
+    /// The commands of the next transaction (exactly-once mode).
+    batch: Batch,
+    /// Commands skipped because the target held them already (after a stop mid-transaction).
+    replayed: u64,
+    /// The last position given to the replica (to ACK and checkpoint).
+    last_applied: Option<(u64, u32)>,
     sink: Sink,
     /// The db the sink's command stream is in (`SELECT` sent through it).
     sink_db: Option<u32>,
     replica: Replica,
-    pending: VecDeque<Pending>,
     loader: RdbLoader,
     /// The current RDB key is filtered out: skip its events up to its `KeyEnd`.
     skip_key: bool,
@@ -251,10 +324,6 @@ struct Run<'a> {
     rdb_started: Option<Instant>,
     last_ack: Option<Instant>,
     last_saved: Option<u64>,
-    /// `(offset, db)` of the last command written to the sink (or of the snapshot).
-    last_written: Option<(u64, u32)>,
-    /// When and at which offset the checkpoint was last written into the target.
-    target_cp: Option<(Instant, u64)>,
     /// Heartbeat commands seen in the stream: (offset, written at unix ms).
     heartbeat_pending: VecDeque<(u64, i64)>,
     shared: status::Shared,
@@ -303,7 +372,6 @@ impl Run<'_> {
                         self.print_status();
                     }
                     self.checkpoint_if_moved()?;
-                    self.target_checkpoint_write(false).await?;
                     if self.caught_up() {
                         return Ok(Stop::CaughtUp);
                     }
@@ -321,6 +389,10 @@ impl Run<'_> {
                     if self.caught_up() {
                         return Ok(Stop::CaughtUp);
                     }
+                }
+                // Nothing more is ready from the source: commit what the batch holds.
+                () = std::future::ready(()), if self.batch.ready() => {
+                    self.flush_batch().await?;
                 }
             }
         }
@@ -355,7 +427,8 @@ impl Run<'_> {
                 self.stats.sync_kind = Some("partial");
                 self.stats.master_replid = Some(replid.clone());
                 self.stats.state = State::Streaming;
-                self.cp.replid = Some(replid);
+                self.cp.replid = Some(replid.clone());
+                self.ledger.handle_continued(replid, offset, self.resume_db);
                 if self.s.until_caught_up && self.goal.is_none() {
                     self.goal = Some(self.source_offset().await);
                 }
@@ -398,8 +471,10 @@ impl Run<'_> {
             let new = connect_sink(self.s).await?;
             let old = std::mem::replace(&mut self.sink, new);
             let _ = old.shutdown().await;
-            self.pending.clear();
         }
+        self.batch = Batch::default();
+        self.ledger.handle_full_resync(Some(replid.clone()), offset);
+        self.last_applied = None;
         self.sink_db = None;
         let sweep = self.s.sweep || self.had_checkpoint || self.full_syncs > 1 || self.resume_asked;
         // Until the copy completes the target is neither the old state nor the new one.
@@ -408,17 +483,24 @@ impl Run<'_> {
         self.cp.db = None;
         self.save_checkpoint()?;
         self.last_saved = None;
-        self.last_written = None;
-        if self.s.checkpoint_in_target && !self.cluster {
-            self.write_checkpoint_key(vec![
-                Bytes::from_static(b"DEL"),
-                Bytes::from(target_checkpoint_key(self.s)),
-            ])
-            .await?;
-        }
         if self.s.flush_target {
             let removed = sweep::flush_target(self.s, &self.filter, self.cluster).await?;
             tracing::info!("--flush-target: removed {removed} keys from the synced target dbs");
+        }
+        if self.exactly_once {
+            // Before any key of the copy: a restart now redoes the copy and sweeps.
+            let marker = TargetCheckpoint {
+                state: CopyState::Copying,
+                replid: replid.clone(),
+                offset,
+                db: 0,
+                replay: None,
+            };
+            self.commit(Vec::new(), &marker).await?;
+            self.sink
+                .flush()
+                .await
+                .context("marking the copy in progress in the target")?;
         }
         self.snapshot_keys = (sweep && !self.s.flush_target).then(HashSet::new);
         self.loader = RdbLoader::new();
@@ -431,7 +513,6 @@ impl Run<'_> {
         self.stats.rdb_keys_skipped = 0;
         self.rdb_started = Some(Instant::now());
         self.copying = true;
-        let _ = offset;
         Ok(())
     }
 
@@ -505,9 +586,22 @@ impl Run<'_> {
             );
         }
         self.sink_db = None;
-        self.last_written = Some((offset, 0));
-        self.target_checkpoint_write(true).await?;
-        self.replica.applied().set(offset, 0);
+        if self.exactly_once {
+            let done = TargetCheckpoint {
+                state: CopyState::Streaming,
+                replid: self.stats.master_replid.clone().unwrap_or_default(),
+                offset,
+                db: 0,
+                replay: None,
+            };
+            self.commit(Vec::new(), &done).await?;
+            self.sink
+                .flush()
+                .await
+                .context("writing the checkpoint of the full copy into the target")?;
+        }
+        self.ledger.handle_snapshot_applied(offset);
+        self.advance();
         self.cp.synced = true;
         self.copying = false;
         self.stats.state = State::Streaming;
@@ -526,6 +620,12 @@ impl Run<'_> {
 
     async fn command(&mut self, db: u32, args: Vec<Bytes>, offset: u64) -> anyhow::Result<()> {
         self.stats.commands_received += 1;
+        if self.ledger.is_replayed(offset) {
+            // The target committed it before the last stop (see `TargetCheckpoint::replay`).
+            self.replayed += 1;
+            self.ledger.handle_settled(offset, db);
+            return Ok(());
+        }
         let decision = match self.filter.decide(db, &args) {
             Ok(d) => d,
             Err(redis_sync_commands::Error::UnknownCommand { .. }) => {
@@ -561,16 +661,38 @@ impl Run<'_> {
                     }
                 }
                 self.stats.commands_filtered += 1;
-                self.pending.push_back(Pending {
-                    offset,
-                    db,
-                    written: false,
-                    at: Instant::now(),
-                });
+                self.ledger.handle_settled(offset, db);
                 return Ok(());
             }
             _ => (db, args),
         };
+        if self.exactly_once {
+            // A source transaction stays whole inside one of ours, so its MULTI/EXEC go.
+            let name = args.first().map_or(&b""[..], |a| a);
+            if name.eq_ignore_ascii_case(b"MULTI") {
+                self.batch.begin_source_transaction();
+            } else if name.eq_ignore_ascii_case(b"EXEC") {
+                self.batch.end_source_transaction();
+            } else {
+                self.batch.push(TxCommand {
+                    db: tdb,
+                    args,
+                    offset,
+                });
+            }
+            self.batch.mark(offset, db);
+            self.ledger.handle_written(offset, db, Instant::now());
+            if self.batch.full() {
+                if self.batch.in_source_transaction() {
+                    tracing::warn!(
+                        "a source transaction at offset {offset} is larger than the batch \
+                         limit: it is committed in parts (each part atomic)"
+                    );
+                }
+                self.flush_batch().await?;
+            }
+            return Ok(());
+        }
         if self.sink_db != Some(tdb) && !self.cluster {
             let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(tdb.to_string())];
             self.sink
@@ -583,13 +705,39 @@ impl Run<'_> {
             .write(args, Some(offset))
             .await
             .context("writing to the target")?;
-        self.last_written = Some((offset, db));
-        self.pending.push_back(Pending {
+        self.ledger.handle_written(offset, db, Instant::now());
+        Ok(())
+    }
+
+    /// Commits the batch: its commands and the checkpoint of its last offset, in one
+    /// transaction.
+    async fn flush_batch(&mut self) -> anyhow::Result<()> {
+        let Some((commands, (offset, db))) = self.batch.take() else {
+            return Ok(());
+        };
+        let cp = TargetCheckpoint {
+            state: CopyState::Streaming,
+            replid: self.stats.master_replid.clone().unwrap_or_default(),
             offset,
             db,
-            written: true,
-            at: Instant::now(),
-        });
+            replay: None,
+        };
+        self.commit(commands, &cp).await
+    }
+
+    /// Queues `commands` and the checkpoint `cp` as one transaction.
+    async fn commit(
+        &mut self,
+        commands: Vec<TxCommand>,
+        cp: &TargetCheckpoint,
+    ) -> anyhow::Result<()> {
+        let write = cp.write(&target_checkpoint_key(self.s), &self.s.source.to_string());
+        self.sink
+            .write_transaction(commands, write)
+            .await
+            .context("writing to the target")?;
+        // The sink sends `SELECT`s as it needs; the next plain write re-selects.
+        self.sink_db = None;
         Ok(())
     }
 
@@ -597,19 +745,13 @@ impl Run<'_> {
     /// commands between).
     fn advance(&mut self) {
         let acked = *self.sink.acked_offset().borrow();
-        let mut last = None;
-        while let Some(p) = self.pending.front() {
-            if p.written && p.offset > acked {
-                break;
-            }
-            if p.written {
-                self.stats.commands_applied += 1;
-            }
-            last = Some((p.offset, p.db));
-            self.pending.pop_front();
-        }
-        if let Some((offset, db)) = last {
-            self.replica.applied().set(offset, db);
+        self.ledger.handle_acked(acked);
+        self.stats.commands_applied = self.ledger.applied_commands();
+        if let Some(p) = self.ledger.applied_offset()
+            && self.last_applied != Some(p)
+        {
+            self.replica.applied().set(p.0, p.1);
+            self.last_applied = Some(p);
             self.last_ack = Some(Instant::now());
         }
         let applied = self
@@ -673,10 +815,9 @@ impl Run<'_> {
             0
         };
         st.lag_secs = self
-            .pending
-            .iter()
-            .find(|p| p.written)
-            .map_or(0.0, |p| p.at.elapsed().as_secs_f64());
+            .ledger
+            .oldest_unacked()
+            .map_or(0.0, |at| at.elapsed().as_secs_f64());
         st.last_ack_secs_ago = self.last_ack.map(|t| t.elapsed().as_secs_f64());
         st.target_errors = sm.errors.iter().sum();
         st.skipped_to_dead_letter = sm.skipped;
@@ -733,54 +874,63 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// `--checkpoint-in-target`: writes the position of the last command queued, in order
-    /// with the data (once it is applied, everything before it is), at most once a second.
-    async fn target_checkpoint_write(&mut self, now: bool) -> anyhow::Result<()> {
-        if !self.s.checkpoint_in_target || self.cluster || self.copying {
-            return Ok(());
-        }
-        let (Some((offset, db)), Some(replid)) =
-            (self.last_written, self.stats.master_replid.clone())
+    /// After a stop on a command that failed inside one of our transactions: Redis applied
+    /// the rest of it (there is no rollback) and its checkpoint says the whole batch. Rewrite
+    /// the checkpoint so the next run applies the failed commands again (once the target is
+    /// fixed) and skips the ones the target holds.
+    async fn resume_at_failed_command(&mut self) {
+        let Some(redis_sync_sink::Error::Rejected {
+            committed: Some(c), ..
+        }) = self.sink.error()
         else {
-            return Ok(());
+            return;
         };
-        if let Some((at, off)) = self.target_cp
-            && (off == offset || (!now && at.elapsed() < Duration::from_secs(1)))
-        {
-            return Ok(());
+        let Some(&first) = c.failed.first() else {
+            return;
+        };
+        let Some((offset, db)) = self.ledger.position_before(first) else {
+            return;
+        };
+        let cp = TargetCheckpoint {
+            state: CopyState::Streaming,
+            replid: self.stats.master_replid.clone().unwrap_or_default(),
+            offset,
+            db,
+            replay: Some(Replay {
+                through: c.through,
+                retry: c.failed.clone(),
+            }),
+        };
+        let key = target_checkpoint_key(self.s);
+        let w = cp.write(&key, &self.s.source.to_string());
+        let mut hset: Vec<Bytes> = vec![
+            Bytes::from_static(b"HSET"),
+            w.key.clone(),
+            Bytes::from_static(b"offset"),
+            Bytes::from(w.offset.to_string()),
+        ];
+        for (f, v) in w.fields {
+            hset.push(f);
+            hset.push(v);
         }
-        let cp = Checkpoint {
-            replid: Some(replid),
-            offset: Some(offset),
-            db: Some(db),
-            synced: true,
-            source: self.s.source.to_string(),
-            target: self.s.target.to_string(),
-            updated_ms: unix_ms(),
-        };
-        let body = serde_json::to_vec(&cp).context("encoding the checkpoint")?;
-        self.write_checkpoint_key(vec![
-            Bytes::from_static(b"SET"),
-            Bytes::from(target_checkpoint_key(self.s)),
-            Bytes::from(body),
-        ])
-        .await?;
-        self.target_cp = Some((Instant::now(), offset));
-        Ok(())
-    }
-
-    /// Sends `command` (a write of the checkpoint key, which lives in db 0) after a `SELECT 0`,
-    /// and remembers that the target connection is now in db 0.
-    async fn write_checkpoint_key(&mut self, command: Vec<Bytes>) -> anyhow::Result<()> {
-        self.sink
-            .write(
-                vec![Bytes::from_static(b"SELECT"), Bytes::from_static(b"0")],
-                None,
-            )
-            .await?;
-        self.sink.write(command, None).await?;
-        self.sink_db = Some(0);
-        Ok(())
+        let written = async {
+            let mut client = Client::connect(&self.s.target, Duration::from_secs(10)).await?;
+            client.ok(&["SELECT", "0"]).await?;
+            client.ok(&hset).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        match written {
+            Ok(()) => tracing::warn!(
+                "the next run resumes at the failed command (source offset {first}); the \
+                 commands after it in the same batch are on the target and are not applied \
+                 again"
+            ),
+            Err(e) => tracing::error!(
+                "could not write the checkpoint of the failed command into the target ({e:#}): \
+                 the next run resumes after it"
+            ),
+        }
     }
 
     fn save_checkpoint(&mut self) -> anyhow::Result<()> {
@@ -791,11 +941,19 @@ impl Run<'_> {
     /// Drains the sink and writes the last checkpoint, whatever ended the loop.
     async fn finish(&mut self) -> anyhow::Result<()> {
         self.stats.state = State::Stopping;
-        if self.sink.error().is_none() {
-            self.target_checkpoint_write(true).await.ok();
+        if self.sink.error().is_none() && !self.batch.in_source_transaction() {
+            // A source transaction cut by the stop is not committed half: it comes again.
+            self.flush_batch().await.ok();
         }
         let drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
         self.advance();
+        self.resume_at_failed_command().await;
+        if self.replayed > 0 {
+            tracing::info!(
+                "{} commands the target held already were not applied again",
+                self.replayed
+            );
+        }
         self.checkpoint_if_moved()?;
         self.stats.state = State::Stopped;
         self.refresh_stats();
@@ -820,20 +978,6 @@ pub fn target_checkpoint_key(s: &Settings) -> String {
 
 /// Prefix of the checkpoint keys kept in targets (never swept).
 pub const TARGET_CHECKPOINT_PREFIX: &str = "redis-sync:checkpoint:";
-
-/// Reads the checkpoint kept in the target, if any.
-async fn target_checkpoint(s: &Settings) -> anyhow::Result<Option<Checkpoint>> {
-    let mut c = Client::connect(&s.target, Duration::from_secs(10)).await?;
-    c.ok(&["SELECT", "0"]).await?;
-    let key = target_checkpoint_key(s);
-    let reply = c.ok(&["GET", key.as_str()]).await?;
-    let Some(body) = reply.as_bytes() else {
-        return Ok(None);
-    };
-    serde_json::from_slice(body)
-        .map(Some)
-        .with_context(|| format!("the target's {key} is not a redis-sync checkpoint"))
-}
 
 /// Writes the heartbeat key to the source every `every`.
 async fn heartbeat_task(source: crate::url::Endpoint, key: String, every: Duration) {

@@ -1,0 +1,216 @@
+//! The checkpoint kept in a standalone target: a hash `redis-sync:checkpoint:<source>` in db 0,
+//! written inside the same `MULTI … EXEC` as each batch of the stream (so data and position
+//! commit together), and trusted over the local state file on a restart.
+//!
+//! Fields: `offset`, `replid`, `db` (where `PSYNC` continues), `state` (`copying` while a full
+//! copy is under way: a restart redoes the copy and sweeps; `streaming` after), `replay`
+//! (`through:o1,o2`, after a stop on a command that failed inside a transaction that committed:
+//! the commands up to `through` are on the target except those ending at `o1,o2`), `txn` (which
+//! transaction wrote it; see `redis_sync_sink::CheckpointWrite`), `updated_ms`, `source`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use redis_sync_replica::{Replay, ResumePoint};
+use redis_sync_resp::Frame;
+use redis_sync_sink::CheckpointWrite;
+
+use crate::client::Client;
+use crate::config::Settings;
+
+/// Where a full copy stands in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyState {
+    /// A full copy started and did not complete.
+    Copying,
+    /// The copy completed; the stream is applied up to `offset`.
+    Streaming,
+}
+
+/// The checkpoint as read from (or written to) the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetCheckpoint {
+    pub state: CopyState,
+    pub replid: String,
+    pub offset: u64,
+    pub db: u32,
+    pub replay: Option<Replay>,
+}
+
+impl TargetCheckpoint {
+    /// Where `PSYNC` continues, when the copy completed.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        (self.state == CopyState::Streaming && !self.replid.is_empty()).then(|| ResumePoint {
+            replid: self.replid.clone(),
+            offset: self.offset,
+            db: self.db,
+        })
+    }
+
+    /// The write of this checkpoint into key `key`.
+    pub fn write(&self, key: &str, source: &str) -> CheckpointWrite {
+        let replay = self.replay.as_ref().map_or(String::new(), |r| {
+            let retry: Vec<String> = r.retry.iter().map(u64::to_string).collect();
+            format!("{}:{}", r.through, retry.join(","))
+        });
+        let state = match self.state {
+            CopyState::Copying => "copying",
+            CopyState::Streaming => "streaming",
+        };
+        let f = |k: &'static str, v: String| (Bytes::from_static(k.as_bytes()), Bytes::from(v));
+        CheckpointWrite {
+            key: Bytes::from(key.to_string()),
+            offset: self.offset,
+            fields: vec![
+                f("replid", self.replid.clone()),
+                f("db", self.db.to_string()),
+                f("state", state.to_string()),
+                f("replay", replay),
+                f("updated_ms", super::unix_ms().to_string()),
+                f("source", source.to_string()),
+            ],
+        }
+    }
+
+    /// Parses the fields of the hash (`HGETALL` pairs).
+    fn parse(pairs: &[(String, String)]) -> anyhow::Result<TargetCheckpoint> {
+        let get = |k: &str| pairs.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+        let num = |k: &str| -> anyhow::Result<u64> {
+            get(k)
+                .unwrap_or("0")
+                .parse()
+                .with_context(|| format!("field {k} is not a number"))
+        };
+        let state = match get("state") {
+            Some("copying") => CopyState::Copying,
+            Some("streaming") => CopyState::Streaming,
+            other => anyhow::bail!("unknown state {other:?}"),
+        };
+        let replay = match get("replay").filter(|r| !r.is_empty()) {
+            None => None,
+            Some(r) => {
+                let (through, retry) = r.split_once(':').context("field replay")?;
+                Some(Replay {
+                    through: through.parse().context("field replay")?,
+                    retry: retry
+                        .split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()
+                        .context("field replay")?,
+                })
+            }
+        };
+        Ok(TargetCheckpoint {
+            state,
+            replid: get("replid").unwrap_or_default().to_string(),
+            offset: num("offset")?,
+            db: u32::try_from(num("db")?).context("field db")?,
+            replay,
+        })
+    }
+}
+
+/// The key of the checkpoint of this source in the target.
+pub fn key(s: &Settings) -> String {
+    super::target_checkpoint_key(s)
+}
+
+/// Reads the checkpoint from the target; `None` when there is none. A checkpoint of the
+/// earlier format (a JSON string written by `--checkpoint-in-target`) is read too.
+pub async fn read(s: &Settings) -> anyhow::Result<Option<TargetCheckpoint>> {
+    let key = key(s);
+    let mut c = Client::connect(&s.target, Duration::from_secs(10)).await?;
+    c.ok(&["SELECT", "0"]).await?;
+    let kind = c.ok(&["TYPE", key.as_str()]).await?;
+    let kind = crate::client::text(&kind).unwrap_or_default();
+    match kind.as_str() {
+        "none" => Ok(None),
+        "hash" => {
+            let reply = c.ok(&["HGETALL", key.as_str()]).await?;
+            let pairs = hash_pairs(&reply);
+            TargetCheckpoint::parse(&pairs)
+                .map(Some)
+                .with_context(|| format!("the target's {key} is not a redis-sync checkpoint (delete it to start with a full copy)"))
+        }
+        "string" => {
+            let reply = c.ok(&["GET", key.as_str()]).await?;
+            let Some(body) = reply.as_bytes() else {
+                return Ok(None);
+            };
+            let old: super::Checkpoint = serde_json::from_slice(body).with_context(|| {
+                format!("the target's {key} is not a redis-sync checkpoint (delete it)")
+            })?;
+            // The transactions write a hash: the old string goes.
+            c.ok(&["DEL", key.as_str()]).await?;
+            Ok(old.resume_point().map(|p| TargetCheckpoint {
+                state: CopyState::Streaming,
+                replid: p.replid,
+                offset: p.offset,
+                db: p.db,
+                replay: None,
+            }))
+        }
+        other => anyhow::bail!(
+            "the target's {key} is a {other}, not a redis-sync checkpoint (delete it to start with a full copy)"
+        ),
+    }
+}
+
+/// `HGETALL` reply (RESP2 flat array or RESP3 map) as text pairs.
+fn hash_pairs(f: &Frame) -> Vec<(String, String)> {
+    let items = f.as_slice().unwrap_or(&[]);
+    items
+        .chunks(2)
+        .filter_map(|p| {
+            let k = p.first()?.as_bytes()?;
+            let v = p.get(1)?.as_bytes()?;
+            Some((
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(w: &CheckpointWrite) -> Vec<(String, String)> {
+        let mut out = vec![("offset".to_string(), w.offset.to_string())];
+        for (k, v) in &w.fields {
+            out.push((
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip() {
+        let cp = TargetCheckpoint {
+            state: CopyState::Streaming,
+            replid: "abc".into(),
+            offset: 1234,
+            db: 5,
+            replay: Some(Replay {
+                through: 2000,
+                retry: vec![1300, 1500],
+            }),
+        };
+        let back = TargetCheckpoint::parse(&pairs(&cp.write("k", "src"))).expect("parse");
+        assert_eq!(back, cp);
+        let copying = TargetCheckpoint {
+            state: CopyState::Copying,
+            replay: None,
+            ..cp
+        };
+        let back = TargetCheckpoint::parse(&pairs(&copying.write("k", "src"))).expect("parse");
+        assert_eq!(back, copying);
+        assert_eq!(back.resume_point(), None);
+        assert!(TargetCheckpoint::parse(&[("state".into(), "x".into())]).is_err());
+    }
+}
