@@ -200,6 +200,11 @@ pub struct SyncArgs {
     /// Most bytes the spool file may hold before the sync stops.
     #[arg(long = "spool-limit", value_name = "BYTES")]
     pub spool_limit: Option<u64>,
+    /// Largest value held in memory to be sent as one RESTORE (default 8 MiB). Bigger keys
+    /// stream through as chunked native commands into a temporary key renamed into place, so
+    /// memory never follows the biggest key.
+    #[arg(long = "value-budget", value_name = "BYTES")]
+    pub value_budget: Option<u64>,
 
     /// Checkpoint file (replication ID and applied offset); default derived from the source
     /// and target addresses under ~/.local/state/redis-sync/.
@@ -293,6 +298,7 @@ pub struct FileConfig {
     pub max_bytes: Option<f64>,
     pub spool_dir: Option<PathBuf>,
     pub spool_limit: Option<u64>,
+    pub value_budget: Option<u64>,
     pub state_file: Option<PathBuf>,
     pub no_resume: Option<bool>,
     #[allow(dead_code)] // accepted for old config files; always on now
@@ -347,6 +353,7 @@ pub struct Settings {
     pub state_file: PathBuf,
     pub resume: bool,
     pub transactions: bool,
+    pub value_budget: usize,
     pub flush_target: bool,
     pub sweep: bool,
     pub status_interval: Duration,
@@ -523,6 +530,9 @@ impl Settings {
             state_file,
             resume: !(a.no_resume || f.no_resume.unwrap_or(false)),
             transactions: !(a.no_transactions || f.no_transactions.unwrap_or(false)),
+            value_budget: usize::try_from(a.value_budget.or(f.value_budget).unwrap_or(8 << 20))
+                .unwrap_or(usize::MAX)
+                .max(4096),
             flush_target: a.flush_target || f.flush_target.unwrap_or(false),
             sweep: a.sweep || f.sweep.unwrap_or(false),
             status_interval,

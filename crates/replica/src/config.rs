@@ -145,6 +145,7 @@ pub struct Config {
     pub(crate) resume: Option<ResumePoint>,
     pub(crate) event_capacity: usize,
     pub(crate) rdb_restore_payloads: bool,
+    pub(crate) rdb_restore_limit: Option<usize>,
 }
 
 /// Builds a [`Replica`](crate::Replica).
@@ -182,6 +183,7 @@ impl ReplicaBuilder {
                 resume: None,
                 event_capacity: 1024,
                 rdb_restore_payloads: false,
+                rdb_restore_limit: None,
             },
         }
     }
@@ -281,6 +283,14 @@ impl ReplicaBuilder {
     /// (`Event::KeyEnd { restore_payload }`).
     pub fn rdb_restore_payloads(mut self, yes: bool) -> Self {
         self.config.rdb_restore_payloads = yes;
+        self
+    }
+
+    /// With [`rdb_restore_payloads`](Self::rdb_restore_payloads): keys whose payload would
+    /// exceed `bytes` get none (and no more than `bytes` are buffered), so memory does not
+    /// follow the biggest key; the consumer writes those keys with native commands.
+    pub fn rdb_restore_limit(mut self, bytes: usize) -> Self {
+        self.config.rdb_restore_limit = Some(bytes);
         self
     }
 

@@ -561,7 +561,7 @@ async fn payload(
     let mut framer = PayloadFramer::new();
     let mut builder = DecoderBuilder::new();
     if config.rdb_restore_payloads {
-        builder = builder.restore_payloads(None);
+        builder = builder.restore_payloads(config.rdb_restore_limit);
     }
     let mut rdb = builder.build();
     let rdb_error = |rdb: &redis_sync_rdb::Decoder, source| Error::Rdb {

@@ -23,6 +23,7 @@ pub struct RdbLoader {
     force: Option<Mode>,
     key: Option<(u64, bytes::Bytes)>,
     skipped: u64,
+    hold_limit: Option<usize>,
 }
 
 impl Default for RdbLoader {
@@ -40,7 +41,16 @@ impl RdbLoader {
             force: None,
             key: None,
             skipped: 0,
+            hold_limit: None,
         }
+    }
+
+    /// Most bytes of one key's native commands held while waiting to learn whether its
+    /// `RESTORE` payload comes (default: the target's largest argument, at most 64 MiB). Keep
+    /// it at the decoder's payload limit so a big key costs no more memory than that.
+    pub fn hold_limit(mut self, bytes: usize) -> Self {
+        self.hold_limit = Some(bytes);
+        self
     }
 
     /// Always use native commands (`restore = false`) or always `RESTORE`.
@@ -99,7 +109,7 @@ impl RdbLoader {
                     .restore_hold_limit(
                         usize::try_from(sink.max_value_bytes())
                             .unwrap_or(usize::MAX)
-                            .min(64 << 20),
+                            .min(self.hold_limit.unwrap_or(64 << 20)),
                     )
                     .build(),
             );

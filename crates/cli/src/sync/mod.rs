@@ -1,23 +1,27 @@
 //! `redis-sync sync`: the data path, top to bottom.
 //!
-//! 1. Resolve the settings (flags over `--config`), load the checkpoint (`checkpoint`).
-//! 2. Connect the sink to the target (standalone or cluster, detected) and start the replica
-//!    on the source with manual ACKs, resuming from the checkpoint when there is one.
+//! 1. Resolve the settings (flags over `--config`). Connect the sink to the target (standalone
+//!    or cluster, detected). On a standalone target the position is read from the target's
+//!    checkpoint hash ([`target_checkpoint`]), trusted over the state file ([`checkpoint`]);
+//!    elsewhere (cluster, `--no-transactions`) from the state file (at-least-once).
+//! 2. Start the replica on the source with manual ACKs, resuming with `PSYNC` when there is a
+//!    position.
 //! 3. For each replica event, in order:
-//!    - `FullResync`: a full copy starts (first run, or the source's backlog no longer covers
-//!      the checkpoint). The checkpoint is invalidated until the copy completes; with
-//!      `--flush-target` the synced dbs are emptied.
+//!    - `FullResync`: a full copy starts. The target's checkpoint says `copying` until it
+//!      completes (a restart redoes it); with `--flush-target` the synced dbs are emptied.
 //!    - `Rdb` events: each key goes through the filter (db, key patterns, type; db mapping)
-//!      and then `RdbLoader` (RESTORE when the target can load the payload, native commands
-//!      otherwise) into the sink.
-//!    - `RdbDone`: wait until the target acknowledged the whole snapshot, then sweep the keys
-//!      the snapshot does not have (when a copy is redone over an earlier one), mark the
-//!      snapshot applied, checkpoint.
+//!      and then `RdbLoader` (RESTORE for values within `--value-budget`, chunked native
+//!      commands otherwise) into the sink.
+//!    - `RdbDone`: wait until the target acknowledged the whole snapshot, sweep the keys the
+//!      snapshot does not have (when a copy is redone over an earlier one), write the
+//!      checkpoint `streaming` at the snapshot's offset.
 //!    - `Continued`: a partial resynchronisation: no full copy.
-//!    - `Command`: filter and map, write to the sink tagged with its replication offset.
-//! 4. The offset the sink acknowledges becomes the replica's applied offset (what it ACKs to
-//!    the source and what is checkpointed), and the figures of [`status`](crate::status).
-//! 5. On SIGINT/SIGTERM, `--until-caught-up` reached, or `--mode full` done: stop reading,
+//!    - `Command`: filter and map, then into the [`Batch`]; a batch commits as one
+//!      `MULTI … EXEC` with the checkpoint of its last offset when it is full or nothing more
+//!      is ready from the source.
+//! 4. The [`Ledger`] owns the position: told what was written, filtered, acknowledged, it
+//!    gives the applied offset the replica ACKs to the source and the state file records.
+//! 5. On SIGINT/SIGTERM, `--until-caught-up` reached, or `--mode full` done: commit the batch,
 //!    drain the sink, checkpoint, exit 0.
 
 mod batch;
@@ -166,6 +170,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     let mut builder = ReplicaBuilder::new(s.source.addr())
         .ack_mode(AckMode::Manual)
         .rdb_restore_payloads(true)
+        .rdb_restore_limit(s.value_budget)
         .spool(s.spool.clone());
     if let Some(pw) = &s.source.password {
         builder = builder.password(s.source.user.as_deref(), pw);
@@ -223,7 +228,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         sink,
         sink_db: None,
         replica,
-        loader: RdbLoader::new(),
+        loader: RdbLoader::new().hold_limit(s.value_budget),
         skip_key: false,
         snapshot_keys: None,
         full_syncs: 0,
@@ -503,7 +508,7 @@ impl Run<'_> {
                 .context("marking the copy in progress in the target")?;
         }
         self.snapshot_keys = (sweep && !self.s.flush_target).then(HashSet::new);
-        self.loader = RdbLoader::new();
+        self.loader = RdbLoader::new().hold_limit(self.s.value_budget);
         self.skip_key = false;
         self.goal = None;
         self.stats.state = State::FullSync;
@@ -1058,6 +1063,7 @@ Examples:
     redis-sync sync --source 10.0.0.1:6379 --target 10.0.0.5:7000 --target-cluster \\
         --db 3 --db-map 3:0 --key-prefix session: --metrics 127.0.0.1:9121
 
-  Run again after a stop: it resumes with a partial resync when the source's backlog still
-  covers the gap (see --state-file), else it copies everything again and removes the keys the
-  source deleted meanwhile.";
+  Run again after a stop or a crash: it resumes from the checkpoint kept in the target
+  (exactly-once on a standalone target) with a partial resync when the source's backlog still
+  covers the gap, else it copies everything again and removes the keys the source deleted
+  meanwhile.";
