@@ -466,8 +466,11 @@ impl Settings {
         rate.ops_per_sec = a.max_ops.or(f.max_ops).filter(|r| *r > 0.0);
         rate.bytes_per_sec = a.max_bytes.or(f.max_bytes).filter(|r| *r > 0.0);
 
+        // The stream waiting for a slow target: a little in memory, the rest on disk (see
+        // `MEMORY` in sync/mod.rs for the whole budget).
         let mut spool = SpoolConfig {
             dir: a.spool_dir.clone().or(f.spool_dir),
+            memory_limit: 8 << 20,
             ..SpoolConfig::default()
         };
         if let Some(l) = a.spool_limit.or(f.spool_limit) {

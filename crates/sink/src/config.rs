@@ -51,6 +51,7 @@ pub(crate) struct Settings {
     pub(crate) small_key_bytes: usize,
     pub(crate) max_value_bytes: Option<u64>,
     pub(crate) channel: usize,
+    pub(crate) queue_bytes: usize,
 }
 
 /// Configures and connects a [`Sink`](crate::Sink).
@@ -93,6 +94,7 @@ impl Default for SinkBuilder {
                 small_key_bytes: 1024 * 1024,
                 max_value_bytes: None,
                 channel: 8192,
+                queue_bytes: 16 * 1024 * 1024,
             },
         }
     }
@@ -140,6 +142,15 @@ impl SinkBuilder {
     pub fn window(mut self, commands: usize, bytes: usize) -> Self {
         self.s.window = commands.max(1);
         self.s.window_bytes = bytes.max(1);
+        self
+    }
+
+    /// Most bytes of commands queued in the sink and not yet sent (default 16 MiB): a caller
+    /// that writes faster than the target takes them waits in `write`, so memory does not
+    /// follow the gap between the source's speed and the target's. A command bigger than
+    /// this still goes, alone.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.s.queue_bytes = bytes.clamp(64 * 1024, u32::MAX as usize);
         self
     }
 

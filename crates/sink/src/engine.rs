@@ -75,6 +75,28 @@ pub(crate) enum Input {
     },
 }
 
+impl Input {
+    /// The bytes this input holds while queued: what the [`Sink`](crate::Sink) takes from
+    /// the queue's room before sending it, and the task gives back as it sends commands.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Input::Command { args, .. } | Input::Query { args, .. } => {
+                redis_sync_resp::command_len(args)
+            }
+            Input::Batch(cmds) => cmds
+                .iter()
+                .map(|(a, _)| redis_sync_resp::command_len(a))
+                .sum(),
+            Input::Transaction { commands, .. } => commands
+                .iter()
+                .map(|c| redis_sync_resp::command_len(&c.args))
+                .sum(),
+            Input::KeyBegin { key, .. } => key.len(),
+            Input::KeyEnd { .. } | Input::Flush(_) => 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Kind {
     /// A command of the caller's.
@@ -259,6 +281,9 @@ pub(crate) struct Engine {
     lost_txns: Vec<u64>,
     /// Tells this engine's checkpoint writes from any other's (a process restarted).
     id: u64,
+    /// The room of the sink's queue (see `Input::bytes`), and what this task owes back to it.
+    room: std::sync::Arc<tokio::sync::Semaphore>,
+    debt: usize,
     key: Option<KeyBuf>,
     groups: HashMap<u64, Group>,
     offsets: VecDeque<(u64, u64)>,
@@ -301,6 +326,7 @@ impl Engine {
         acked: watch::Sender<u64>,
         counters: std::sync::Arc<Counters>,
         dead_letter: Option<DeadLetter>,
+        room: std::sync::Arc<tokio::sync::Semaphore>,
     ) -> Engine {
         let (events_tx, events) = mpsc::unbounded_channel();
         let limiter = Limiter::new(settings.rate, Instant::now());
@@ -325,6 +351,8 @@ impl Engine {
             txns: HashMap::new(),
             lost_txns: Vec::new(),
             id: engine_id(),
+            room,
+            debt: 0,
             key: None,
             groups: HashMap::new(),
             offsets: VecDeque::new(),
@@ -353,6 +381,8 @@ impl Engine {
             // Before the input channel closes, so a failed `write` finds the reason.
             let _ = stop.set(e.clone());
         }
+        // A writer waiting for room learns that the task is gone.
+        self.room.close();
         if let Some(dl) = &mut self.dead_letter {
             let flushed = dl.flush();
             if result.is_ok() {
@@ -376,6 +406,11 @@ impl Engine {
         loop {
             self.end_barrier().await?;
             self.dispatch().await?;
+            if self.pending.is_empty() {
+                // Inputs that made no command (SELECT, KeyEnd) or whose commands wait in the
+                // current key's small buffer (bounded by `small_key_bytes`) owe nothing more.
+                self.give_room(self.debt);
+            }
             self.write_out().await?;
             if let Some(e) = self.fatal.take() {
                 // Acknowledge what succeeded before the failed command, then stop.
@@ -446,6 +481,7 @@ impl Engine {
     }
 
     fn on_input(&mut self, msg: Input) -> Result<(), Error> {
+        self.debt += msg.bytes().min(self.settings.queue_bytes);
         match msg {
             Input::Command { args, offset } => self.on_command(args, offset),
             Input::Batch(commands) => {
@@ -867,6 +903,7 @@ impl Engine {
             let Some(e) = self.pending.pop_front() else {
                 return Ok(());
             };
+            self.give_room(e.wire);
             self.place(i, e);
             if self.nodes[i].out.len() >= self.settings.batch_bytes {
                 self.write_node(i).await;
@@ -1561,6 +1598,16 @@ impl Engine {
     }
 
     // ---- acknowledgement --------------------------------------------------------------
+
+    /// Gives back up to `bytes` of the queue's room (what an input took when it was queued,
+    /// as its commands leave the pending queue for a socket).
+    fn give_room(&mut self, bytes: usize) {
+        let n = bytes.min(self.debt);
+        if n > 0 {
+            self.debt -= n;
+            self.room.add_permits(n);
+        }
+    }
 
     fn update_acks(&mut self) -> Result<(), Error> {
         let mut oldest = self.stop_seq.unwrap_or(self.next_seq);

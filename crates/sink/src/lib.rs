@@ -90,7 +90,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use redis_sync_resp::Frame;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use classify::{ErrorClass, classify};
@@ -147,6 +147,10 @@ pub struct Sink {
     info: TargetInfo,
     stopped: Arc<OnceLock<Error>>,
     task: JoinHandle<()>,
+    /// Bytes that may still be queued (see [`SinkBuilder::queue_bytes`]); the writer task
+    /// gives them back as it sends commands.
+    room: Arc<Semaphore>,
+    queue_bytes: usize,
 }
 
 impl Sink {
@@ -162,6 +166,17 @@ impl Sink {
     async fn send(&self, input: Input) -> Result<(), Error> {
         if let Some(e) = self.stopped.get() {
             return Err(e.clone());
+        }
+        let bytes = input.bytes().min(self.queue_bytes);
+        if bytes > 0 {
+            let n = u32::try_from(bytes).unwrap_or(u32::MAX);
+            // The writer task closes the semaphore when it stops.
+            let permits = self
+                .room
+                .acquire_many(n)
+                .await
+                .map_err(|_| self.stopped())?;
+            permits.forget();
         }
         self.tx.send(input).await.map_err(|_| self.stopped())
     }
@@ -369,6 +384,8 @@ impl SinkBuilder {
             None => None,
         };
         let (tx, rx) = mpsc::channel(s.channel);
+        let queue_bytes = s.queue_bytes;
+        let room = Arc::new(Semaphore::new(queue_bytes));
         let (acked_tx, acked) = watch::channel(0);
         let counters = Arc::new(Counters::default());
         let stopped = Arc::new(OnceLock::new());
@@ -381,6 +398,7 @@ impl SinkBuilder {
             acked_tx,
             counters.clone(),
             dead_letter,
+            room.clone(),
         );
         let stop = stopped.clone();
         let task = tokio::spawn(async move {
@@ -395,6 +413,8 @@ impl SinkBuilder {
             info,
             stopped,
             task,
+            room,
+            queue_bytes,
         })
     }
 }

@@ -26,11 +26,11 @@
 
 mod batch;
 mod checkpoint;
+mod keyset;
 mod sweep;
 mod target_checkpoint;
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +49,19 @@ use crate::status::{self, Snapshot, State};
 use batch::Batch;
 pub use checkpoint::{Checkpoint, StateFile};
 use target_checkpoint::{CopyState, TargetCheckpoint};
+
+// Memory: every buffer between the source's socket and the target's is bounded in bytes, so
+// the process stays within a few tens of MiB whatever the data (a 1 GiB key streams through):
+// the spool's memory part (8 MiB, then disk), decoded events waiting for the loop
+// (`EVENTS_QUEUED` events of at most one 64 KiB value chunk), one key's RESTORE payload and its
+// held commands (`--value-budget` each), the sink's queue and its in-flight window.
+
+/// Decoded events queued between the replica and the loop.
+const EVENTS_QUEUED: usize = 128;
+/// Bytes of commands queued in the sink, not yet sent.
+const SINK_QUEUE_BYTES: usize = 8 << 20;
+/// Bytes of commands sent to a target node and not yet answered.
+const SINK_WINDOW_BYTES: usize = 8 << 20;
 
 /// Runs `redis-sync sync`.
 pub fn run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
@@ -171,6 +184,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         .ack_mode(AckMode::Manual)
         .rdb_restore_payloads(true)
         .rdb_restore_limit(s.value_budget)
+        .event_capacity(EVENTS_QUEUED)
         .spool(s.spool.clone());
     if let Some(pw) = &s.source.password {
         builder = builder.password(s.source.user.as_deref(), pw);
@@ -279,7 +293,12 @@ async fn connect_sink(s: &Settings) -> anyhow::Result<Sink> {
             None => b.password(pw.clone()),
         };
     }
-    b = b.policy(s.policy).conflict(s.conflict).rate(s.rate);
+    b = b
+        .policy(s.policy)
+        .conflict(s.conflict)
+        .rate(s.rate)
+        .window(4096, SINK_WINDOW_BYTES)
+        .queue_bytes(SINK_QUEUE_BYTES);
     if let Some(dl) = &s.dead_letter {
         b = b.dead_letter(dl.clone());
     }
@@ -318,7 +337,7 @@ struct Run<'a> {
     /// The current RDB key is filtered out: skip its events up to its `KeyEnd`.
     skip_key: bool,
     /// Hashes of `(target db, key)` of the snapshot, when a sweep follows the full copy.
-    snapshot_keys: Option<HashSet<u64>>,
+    snapshot_keys: Option<keyset::SnapshotKeys>,
     full_syncs: u64,
     /// A full copy is under way (the checkpoint is invalid until it completes).
     copying: bool,
@@ -333,13 +352,6 @@ struct Run<'a> {
     heartbeat_pending: VecDeque<(u64, i64)>,
     shared: status::Shared,
     warned_unknown: bool,
-}
-
-fn key_hash(db: u32, key: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    db.hash(&mut h);
-    key.hash(&mut h);
-    h.finish()
 }
 
 fn unix_ms() -> i64 {
@@ -507,7 +519,14 @@ impl Run<'_> {
                 .await
                 .context("marking the copy in progress in the target")?;
         }
-        self.snapshot_keys = (sweep && !self.s.flush_target).then(HashSet::new);
+        self.snapshot_keys = if sweep && !self.s.flush_target {
+            Some(
+                keyset::SnapshotKeys::new(self.s.spool.dir.as_deref())
+                    .context("creating the temporary file of the snapshot's keys")?,
+            )
+        } else {
+            None
+        };
         self.loader = RdbLoader::new().hold_limit(self.s.value_budget);
         self.skip_key = false;
         self.goal = None;
@@ -539,7 +558,8 @@ impl Run<'_> {
                 };
                 self.skip_key = false;
                 if let Some(keys) = &mut self.snapshot_keys {
-                    keys.insert(key_hash(tdb, &k.key));
+                    keys.insert(tdb, &k.key)
+                        .context("writing the snapshot's keys to a temporary file")?;
                 }
                 k.db = u64::from(tdb);
                 Event::Key(k)
@@ -580,14 +600,18 @@ impl Run<'_> {
             self.stats.rdb_keys_skipped,
             self.loader.skipped()
         );
-        if let Some(keys) = self.snapshot_keys.take() {
+        if let Some(mut keys) = self.snapshot_keys.take() {
+            keys.finish()
+                .context("sorting the snapshot's keys in a temporary file")?;
             self.stats.state = State::Sweeping;
-            let removed = sweep::sweep(self.s, &self.filter, self.cluster, &self.sink, &keys)
+            let removed = sweep::sweep(self.s, &self.filter, self.cluster, &self.sink, &mut keys)
                 .await
                 .context("removing target keys the source no longer has")?;
             self.stats.keys_swept += removed;
             tracing::info!(
-                "sweep: removed {removed} target keys that are not in the source's snapshot"
+                "sweep: removed {removed} target keys that are not in the source's snapshot \
+                 ({} keys)",
+                keys.len()
             );
         }
         self.sink_db = None;

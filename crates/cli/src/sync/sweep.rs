@@ -7,7 +7,6 @@
 //! of the stream is applied (the replica spools the stream meanwhile), so every key on the
 //! target that passes the filter and is not in the snapshot is stale.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -61,7 +60,7 @@ pub async fn sweep(
     filter: &Filter,
     cluster: bool,
     sink: &Sink,
-    keep: &HashSet<u64>,
+    keep: &mut super::keyset::SnapshotKeys,
 ) -> anyhow::Result<u64> {
     let dbs = target_dbs(filter, cluster);
     let mut removed = 0u64;
@@ -82,7 +81,9 @@ pub async fn sweep(
                 for key in keys {
                     if !filter.key_passes(&key)
                         || key.starts_with(super::TARGET_CHECKPOINT_PREFIX.as_bytes())
-                        || keep.contains(&super::key_hash(db, &key))
+                        || keep
+                            .contains(db, &key)
+                            .context("reading the snapshot's keys from a temporary file")?
                     {
                         continue;
                     }
