@@ -177,6 +177,17 @@ const PLAN: [Kill; 6] = [
     },
 ];
 
+/// When the plan's kills did not land in every phase (a slow machine can stretch a copy over
+/// the instants chosen), at most this many more kills follow, each waiting for a resume or the
+/// end of a copy and striking while the stream flows.
+const EXTRA_KILLS: usize = 4;
+const EXTRA: Kill = Kill {
+    what: "extra, while streaming",
+    after: &[Event::Resumed, Event::CopyApplied],
+    min_ms: 100,
+    max_ms: 1500,
+};
+
 /// How long a run may take to reach the phase a kill waits for (a debug build, shared CPUs).
 const PHASE_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -236,7 +247,16 @@ fn killed_and_restarted(v: &ServerVersion) {
     let mut resumed_after_stream_kill = 0;
     let mut phases = Vec::new();
     let mut done_at_last_kill = 0;
-    for (n, kill) in PLAN.iter().enumerate() {
+    for n in 0..PLAN.len() + EXTRA_KILLS {
+        let kill = match PLAN.get(n) {
+            Some(k) => k,
+            None if phases.contains(&"full copy")
+                && phases.contains(&"streaming after a partial resync") =>
+            {
+                break;
+            }
+            None => &EXTRA,
+        };
         let log = h.spawn(&format!("run {n}"), &args);
         if !kill.after.is_empty() {
             let child = h.child.as_mut().expect("a running child");

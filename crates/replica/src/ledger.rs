@@ -158,6 +158,12 @@ impl Ledger {
             .is_some_and(|r| offset <= r.through && !r.retry.contains(&offset))
     }
 
+    /// The replay still in force, if any: what a checkpoint written now must carry so that
+    /// a restart from it does not apply those commands again either.
+    pub fn replay(&self) -> Option<&Replay> {
+        self.replay.as_ref()
+    }
+
     fn advance(&mut self) {
         let mut last = None;
         while let Some(item) = self.items.front() {

@@ -592,10 +592,8 @@ impl Run<'_> {
             .flush()
             .await
             .context("writing the snapshot to the target")?;
-        let secs = self.rdb_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
         tracing::info!(
-            "full copy applied: {} keys ({} filtered out, {} expired) from {rdb_bytes} RDB bytes \
-             in {secs:.1}s",
+            "snapshot written: {} keys ({} filtered out, {} expired) from {rdb_bytes} RDB bytes",
             self.stats.rdb_keys_written,
             self.stats.rdb_keys_skipped,
             self.loader.skipped()
@@ -629,6 +627,13 @@ impl Run<'_> {
                 .await
                 .context("writing the checkpoint of the full copy into the target")?;
         }
+        // Only now (snapshot, sweep and checkpoint on the target) is the copy complete: a
+        // stop before this line redoes it.
+        let secs = self.rdb_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        tracing::info!(
+            "full copy applied: {} keys in {secs:.1}s; streaming from offset {offset}",
+            self.stats.rdb_keys_written,
+        );
         self.ledger.handle_snapshot_applied(offset);
         self.advance();
         self.cp.synced = true;
@@ -744,12 +749,22 @@ impl Run<'_> {
         let Some((commands, (offset, db))) = self.batch.take() else {
             return Ok(());
         };
+        // Past this batch the target may still hold commands of an earlier run's batch (see
+        // `resume_at_failed_command`): the checkpoint carries what a restart must skip.
+        let replay = self
+            .ledger
+            .replay()
+            .filter(|r| r.through > offset)
+            .map(|r| Replay {
+                through: r.through,
+                retry: r.retry.iter().copied().filter(|&o| o > offset).collect(),
+            });
         let cp = TargetCheckpoint {
             state: CopyState::Streaming,
             replid: self.stats.master_replid.clone().unwrap_or_default(),
             offset,
             db,
-            replay: None,
+            replay,
         };
         self.commit(commands, &cp).await
     }
@@ -920,15 +935,22 @@ impl Run<'_> {
         let Some((offset, db)) = self.ledger.position_before(first) else {
             return;
         };
+        // The failed commands, and any left of an earlier run's replay that this run had not
+        // passed yet.
+        let mut retry = c.failed.clone();
+        let mut through = c.through;
+        if let Some(r) = self.ledger.replay() {
+            through = through.max(r.through);
+            retry.extend(r.retry.iter().copied().filter(|&o| o > offset));
+        }
+        retry.sort_unstable();
+        retry.dedup();
         let cp = TargetCheckpoint {
             state: CopyState::Streaming,
             replid: self.stats.master_replid.clone().unwrap_or_default(),
             offset,
             db,
-            replay: Some(Replay {
-                through: c.through,
-                retry: c.failed.clone(),
-            }),
+            replay: Some(Replay { through, retry }),
         };
         let key = target_checkpoint_key(self.s);
         let w = cp.write(&key, &self.s.source.to_string());

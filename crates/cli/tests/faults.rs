@@ -1,0 +1,259 @@
+//! Faults around the exactly-once core of `redis-sync sync` on a standalone target, each with
+//! a non-idempotent workload so that a command applied twice or lost shows in the digest:
+//! - a resume with nothing new still exits once caught up (`--until-caught-up`);
+//! - a command that fails inside a committed batch (Redis has no rollback) stops the sync
+//!   naming the key, the command and the offset, and the next run resumes *at that command*
+//!   without applying the rest of the batch again;
+//! - the target's connections killed again and again while the stream flows: every batch is
+//!   applied once (a transaction whose `EXEC` reply was lost is sent again only when the
+//!   target's checkpoint does not hold it).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use redis_sync_testkit::{Server, data_digest, poll_until};
+
+use crate::util::{redis_sync, usual_version};
+
+fn url(s: &Server) -> String {
+    format!("redis://{}", s.addr())
+}
+
+fn source(v: &redis_sync_testkit::ServerVersion) -> Server {
+    let s = Server::builder(v).start();
+    s.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    s.cmd(&["CONFIG", "SET", "repl-backlog-size", "64mb"]);
+    s
+}
+
+fn sync_args<'a>(s: &'a str, t: &'a str, state: &'a str) -> Vec<&'a str> {
+    vec![
+        "sync",
+        "--until-caught-up",
+        "--source",
+        s,
+        "--target",
+        t,
+        "--state-file",
+        state,
+    ]
+}
+
+#[test]
+fn a_resume_with_nothing_new_exits_once_caught_up() {
+    let Some(v) = usual_version() else {
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["RPUSH", "l", "a", "b"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (s, t) = (url(&src), url(&dst));
+    let args = sync_args(&s, &t, state.to_str().expect("utf-8"));
+    let first = redis_sync(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // Nothing written in between: the second and third runs must still end (bounded by
+    // `run_bounded`'s deadline) with a partial resync and no copy.
+    for run in ["second", "third"] {
+        let out = redis_sync(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{run} run: {err}");
+        assert!(
+            err.contains("partial resync") && !err.contains("full sync from"),
+            "{run}: {err}"
+        );
+        assert!(err.contains("stopped (caught up)"), "{run}: {err}");
+    }
+    assert_eq!(data_digest(&dst), src.digest());
+}
+
+#[test]
+fn a_command_failing_inside_a_committed_batch_resumes_at_that_command() {
+    let Some(v) = usual_version() else {
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "c", "0"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (s, t) = (url(&src), url(&dst));
+    let args = sync_args(&s, &t, state.to_str().expect("utf-8"));
+    let first = redis_sync(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+
+    // Someone writes a string on the target where the source will have a list.
+    dst.cmd(&["SET", "w:list", "not a list"]);
+    // One batch (all in the backlog when the next run starts): the RPUSHes fail at EXEC, the
+    // INCRs around them are applied by the same EXEC.
+    for cmd in [
+        &["INCR", "c"][..],
+        &["RPUSH", "w:list", "a"],
+        &["INCR", "c"],
+        &["RPUSH", "w:list", "b"],
+        &["INCR", "c"],
+    ] {
+        src.cmd(cmd);
+    }
+    let second = redis_sync(&args);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "the WRONGTYPE must stop the sync: {err}"
+    );
+    assert!(
+        err.contains("w:list") && err.contains("RPUSH"),
+        "names key and command: {err}"
+    );
+    assert!(err.contains("source offset"), "names the offset: {err}");
+    assert!(err.contains("WRONGTYPE"), "{err}");
+    assert!(err.contains("resumes at the failed command"), "{err}");
+    assert_eq!(dst.cmd(&["GET", "c"]).bulk(), Some(b"3".to_vec()));
+
+    // Rerunning without fixing the target stops again at the same command, still without
+    // applying the INCRs twice.
+    let again = redis_sync(&args);
+    assert!(!again.status.success());
+    assert_eq!(dst.cmd(&["GET", "c"]).bulk(), Some(b"3".to_vec()));
+
+    // The operator fixes the target; the next run applies the two RPUSHes only.
+    dst.cmd(&["DEL", "w:list"]);
+    let third = redis_sync(&args);
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(third.status.success(), "{err}");
+    assert!(err.contains("partial resync"), "{err}");
+    assert_eq!(dst.cmd(&["GET", "c"]).bulk(), Some(b"3".to_vec()), "{err}");
+    let list: Vec<String> = dst
+        .cmd(&["LRANGE", "w:list", "0", "-1"])
+        .array()
+        .iter()
+        .map(|r| r.text())
+        .collect();
+    assert_eq!(list, ["a", "b"]);
+    assert_eq!(data_digest(&dst), src.digest());
+}
+
+/// Kills the child with SIGTERM (a clean stop) and waits for it.
+fn terminate(mut child: Child) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    poll_until(Duration::from_secs(60), "redis-sync to stop", || {
+        child.try_wait().expect("wait").map(|_| ())
+    });
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    err
+}
+
+#[test]
+fn target_connections_killed_mid_stream_apply_nothing_twice() {
+    let Some(v) = usual_version() else {
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "seed", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let log = dir.path().join("sync.log");
+    let (s, t) = (url(&src), url(&dst));
+    let child = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args([
+            "sync",
+            "--source",
+            &s,
+            "--target",
+            &t,
+            "--state-file",
+            state.to_str().expect("utf-8"),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start redis-sync");
+    poll_until(Duration::from_secs(30), "the full copy", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("full copy applied"))
+    });
+
+    // Non-idempotent writes on the source while the target's client connections are killed
+    // every few milliseconds (bounded: the writer's count and the killer's).
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let mut c = src.client();
+        thread::spawn(move || {
+            for i in 0..20_000u32 {
+                let r = match i % 4 {
+                    0 => c.call(&["INCR", "n"]),
+                    1 => c.call(&["RPUSH", "l", &i.to_string()]),
+                    2 => c.call(&["INCRBYFLOAT", "f", "0.5"]),
+                    _ => c.call(&["APPEND", "s", "x"]),
+                };
+                r.expect("write to the source");
+                if i % 200 == 0 {
+                    thread::sleep(Duration::from_millis(3));
+                }
+            }
+        })
+    };
+    let killer = {
+        let stop = stop.clone();
+        let mut c = dst.client();
+        thread::spawn(move || {
+            let mut kills = 0u32;
+            for _ in 0..2_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let n = c.call(&["CLIENT", "KILL", "TYPE", "normal"]).expect("kill");
+                if n.int() > 0 {
+                    kills += 1;
+                }
+                thread::sleep(Duration::from_millis(7));
+            }
+            kills
+        })
+    };
+    writer.join().expect("writer");
+    stop.store(true, Ordering::Relaxed);
+    let kills = killer.join().expect("killer");
+    assert!(
+        kills > 10,
+        "only {kills} connections were killed: the test did not test"
+    );
+
+    let want = src.digest();
+    poll_until(
+        Duration::from_secs(60),
+        "the target to equal the source",
+        || (data_digest(&dst) == want).then_some(()),
+    );
+    let err = terminate(child);
+    let log = std::fs::read_to_string(&log).unwrap_or_default() + &err;
+    assert!(
+        log.contains("lost"),
+        "no lost connection in the log:\n{log}"
+    );
+    // Equal to the source, which took every write exactly once.
+    assert_eq!(dst.cmd(&["GET", "n"]).bulk(), Some(b"5000".to_vec()));
+    assert_eq!(dst.cmd(&["LLEN", "l"]).int(), 5000);
+    assert_eq!(data_digest(&dst), want);
+}
