@@ -14,15 +14,38 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use redis_sync_testkit::{Server, data_digest, poll_until};
+use redis_sync_testkit::{Flavor, Server, ServerVersion, data_digest, poll_until, versions_where};
 
-use crate::util::{redis_sync, usual_version};
+use crate::util::redis_sync;
+
+/// The versions each fault runs on: the oldest Redis (5.0), 7.0, 7.4, the newest Redis and
+/// the newest Valkey (each fault takes a second or two).
+fn matrix() -> Vec<ServerVersion> {
+    let pick = |what: &str, pred: &dyn Fn(&ServerVersion) -> bool| versions_where(what, pred).pop();
+    let redis = |v: &ServerVersion| v.flavor() == Flavor::Redis;
+    let mut out: Vec<ServerVersion> = [
+        pick("Redis 5.0", &|v| redis(v) && v.version().0 == 5),
+        pick("Redis 7.0", &|v| {
+            redis(v) && (v.version().0, v.version().1) == (7, 0)
+        }),
+        pick("Redis 7.4", &|v| {
+            redis(v) && (v.version().0, v.version().1) == (7, 4)
+        }),
+        pick("Redis", &redis),
+        pick("Valkey", &|v| v.flavor() == Flavor::Valkey),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    out.dedup_by(|a, b| a.name() == b.name());
+    out
+}
 
 fn url(s: &Server) -> String {
     format!("redis://{}", s.addr())
 }
 
-fn source(v: &redis_sync_testkit::ServerVersion) -> Server {
+fn source(v: &ServerVersion) -> Server {
     let s = Server::builder(v).start();
     s.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
     s.cmd(&["CONFIG", "SET", "repl-backlog-size", "64mb"]);
@@ -44,11 +67,15 @@ fn sync_args<'a>(s: &'a str, t: &'a str, state: &'a str) -> Vec<&'a str> {
 
 #[test]
 fn a_resume_with_nothing_new_exits_once_caught_up() {
-    let Some(v) = usual_version() else {
-        return;
-    };
-    let src = source(&v);
-    let dst = Server::builder(&v).start();
+    for v in matrix() {
+        a_resume_with_nothing_new_exits_once_caught_up_on(&v);
+    }
+}
+
+fn a_resume_with_nothing_new_exits_once_caught_up_on(v: &ServerVersion) {
+    eprintln!("a_resume_with_nothing_new_exits_once_caught_up on {v}");
+    let src = source(v);
+    let dst = Server::builder(v).start();
     src.cmd(&["RPUSH", "l", "a", "b"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
@@ -77,11 +104,15 @@ fn a_resume_with_nothing_new_exits_once_caught_up() {
 
 #[test]
 fn a_command_failing_inside_a_committed_batch_resumes_at_that_command() {
-    let Some(v) = usual_version() else {
-        return;
-    };
-    let src = source(&v);
-    let dst = Server::builder(&v).start();
+    for v in matrix() {
+        a_command_failing_inside_a_committed_batch_resumes_at_that_command_on(&v);
+    }
+}
+
+fn a_command_failing_inside_a_committed_batch_resumes_at_that_command_on(v: &ServerVersion) {
+    eprintln!("a_command_failing_inside_a_committed_batch_resumes_at_that_command on {v}");
+    let src = source(v);
+    let dst = Server::builder(v).start();
     src.cmd(&["SET", "c", "0"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
@@ -163,11 +194,15 @@ fn terminate(mut child: Child) -> String {
 
 #[test]
 fn target_connections_killed_mid_stream_apply_nothing_twice() {
-    let Some(v) = usual_version() else {
-        return;
-    };
-    let src = source(&v);
-    let dst = Server::builder(&v).start();
+    for v in matrix() {
+        target_connections_killed_mid_stream_apply_nothing_twice_on(&v);
+    }
+}
+
+fn target_connections_killed_mid_stream_apply_nothing_twice_on(v: &ServerVersion) {
+    eprintln!("target_connections_killed_mid_stream_apply_nothing_twice on {v}");
+    let src = source(v);
+    let dst = Server::builder(v).start();
     src.cmd(&["SET", "seed", "1"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
@@ -256,4 +291,109 @@ fn target_connections_killed_mid_stream_apply_nothing_twice() {
     assert_eq!(dst.cmd(&["GET", "n"]).bulk(), Some(b"5000".to_vec()));
     assert_eq!(dst.cmd(&["LLEN", "l"]).int(), 5000);
     assert_eq!(data_digest(&dst), want);
+}
+
+/// `INFO replication`'s `field` as a number.
+fn repl_offset(s: &Server, field: &str) -> u64 {
+    s.info("replication")
+        .get(field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_source_fails_over_and_the_sync_continues_from_its_replica() {
+    for v in matrix() {
+        the_source_fails_over_and_the_sync_continues_from_its_replica_on(&v);
+    }
+}
+
+fn the_source_fails_over_and_the_sync_continues_from_its_replica_on(v: &ServerVersion) {
+    eprintln!("the_source_fails_over_and_the_sync_continues_from_its_replica on {v}");
+    let src = source(v);
+    let replica = Server::builder(v).replica_of(&src).start();
+    replica.wait_replica_synced();
+    let dst = Server::builder(v).start();
+    src.cmd(&["RPUSH", "l", "0"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (s, r, t) = (url(&src), url(&replica), url(&dst));
+    let first = redis_sync(&sync_args(&s, &t, state.to_str().expect("utf-8")));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+
+    // Writes the sync has not seen, then a failover to the replica, then more writes there.
+    for i in 0..200 {
+        src.cmd(&["INCR", "n"]);
+        src.cmd(&["RPUSH", "l", &i.to_string()]);
+    }
+    let want = repl_offset(&src, "master_repl_offset");
+    poll_until(Duration::from_secs(30), "the replica to catch up", || {
+        (repl_offset(&replica, "slave_repl_offset") == want).then_some(())
+    });
+    replica.cmd(&["REPLICAOF", "NO", "ONE"]);
+    for i in 0..200 {
+        replica.cmd(&["INCR", "n"]);
+        replica.cmd(&["LPUSH", "l", &i.to_string()]);
+    }
+    // The same target, the new source's address: its checkpoint is found by replication ID.
+    let out = redis_sync(&sync_args(&r, &t, state.to_str().expect("utf-8")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("taken over"), "{err}");
+    assert!(
+        err.contains("partial resync") && !err.contains("full sync from"),
+        "{err}"
+    );
+    assert_eq!(dst.cmd(&["GET", "n"]).bulk(), Some(b"400".to_vec()));
+    assert_eq!(data_digest(&dst), replica.digest());
+}
+
+#[test]
+fn a_resume_after_the_backlog_is_gone_copies_again_and_sweeps() {
+    for v in matrix() {
+        a_resume_after_the_backlog_is_gone_copies_again_and_sweeps_on(&v);
+    }
+}
+
+fn a_resume_after_the_backlog_is_gone_copies_again_and_sweeps_on(v: &ServerVersion) {
+    eprintln!("a_resume_after_the_backlog_is_gone_copies_again_and_sweeps on {v}");
+    let src = source(v);
+    let dst = Server::builder(v).start();
+    for i in 0..100 {
+        src.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (s, t) = (url(&src), url(&dst));
+    let args = sync_args(&s, &t, state.to_str().expect("utf-8"));
+    let first = redis_sync(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+
+    // More writes than the smallest backlog holds, deletions among them.
+    src.cmd(&["CONFIG", "SET", "repl-backlog-size", "16384"]);
+    for i in 0..30 {
+        src.cmd(&["DEL", &format!("k{i}")]);
+    }
+    let filler = "x".repeat(200);
+    for i in 0..500 {
+        src.cmd(&["INCR", "n"]);
+        src.cmd(&["SET", &format!("f{}", i % 50), &filler]);
+    }
+    let out = redis_sync(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("full sync from"),
+        "the backlog is gone: a copy again\n{err}"
+    );
+    assert!(err.contains("sweep: removed 30 target keys"), "{err}");
+    assert_eq!(data_digest(&dst), src.digest());
 }

@@ -117,12 +117,25 @@ pub fn key(s: &Settings) -> String {
     super::target_checkpoint_key(s)
 }
 
+/// Most checkpoint keys of other source addresses looked at (see [`adopt`]).
+const MAX_OTHERS: usize = 1000;
+
 /// Reads the checkpoint from the target; `None` when there is none. A checkpoint of the
 /// earlier format (a JSON string written by `--checkpoint-in-target`) is read too.
+///
+/// The key is named after the source's address. When there is none under this address but
+/// another source's checkpoint names a replication ID this source continues (it is the
+/// replica that took over after a failover: its `master_replid2`), that one is taken over
+/// and renamed, so the sync continues with a partial resync instead of a new copy.
 pub async fn read(s: &Settings) -> anyhow::Result<Option<TargetCheckpoint>> {
     let key = key(s);
     let mut c = Client::connect(&s.target, Duration::from_secs(10)).await?;
     c.ok(&["SELECT", "0"]).await?;
+    let kind = c.ok(&["TYPE", key.as_str()]).await?;
+    let kind = crate::client::text(&kind).unwrap_or_default();
+    if kind == "none" {
+        adopt(s, &mut c, &key).await?;
+    }
     let kind = c.ok(&["TYPE", key.as_str()]).await?;
     let kind = crate::client::text(&kind).unwrap_or_default();
     match kind.as_str() {
@@ -156,6 +169,69 @@ pub async fn read(s: &Settings) -> anyhow::Result<Option<TargetCheckpoint>> {
             "the target's {key} is a {other}, not a redis-sync checkpoint (delete it to start with a full copy)"
         ),
     }
+}
+
+/// After a failover the source has a new address: finds a checkpoint of an earlier address
+/// whose replication ID is one this source continues, and renames it to `key`.
+async fn adopt(s: &Settings, target: &mut Client, key: &str) -> anyhow::Result<()> {
+    let pattern = format!("{}*", super::TARGET_CHECKPOINT_PREFIX);
+    let mut cursor = "0".to_string();
+    let mut others = Vec::new();
+    for _ in 0..MAX_OTHERS {
+        let page = target
+            .ok(&[
+                "SCAN",
+                cursor.as_str(),
+                "MATCH",
+                pattern.as_str(),
+                "COUNT",
+                "1000",
+            ])
+            .await?;
+        let parts = page.as_slice().unwrap_or(&[]);
+        let next = parts
+            .first()
+            .and_then(crate::client::text)
+            .unwrap_or_else(|| "0".into());
+        for k in parts.get(1).and_then(Frame::as_slice).unwrap_or(&[]) {
+            if let Some(k) = k.as_bytes() {
+                others.push(String::from_utf8_lossy(k).into_owned());
+            }
+        }
+        if next == "0" || others.len() >= MAX_OTHERS {
+            break;
+        }
+        cursor = next;
+    }
+    if others.is_empty() {
+        return Ok(());
+    }
+    let ids = {
+        let mut src = Client::connect(&s.source, Duration::from_secs(10)).await?;
+        let info = src.info("replication").await?;
+        ["master_replid", "master_replid2"]
+            .iter()
+            .filter_map(|f| crate::client::field(&info, f))
+            .filter(|id| !id.chars().all(|c| c == '0'))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    for other in others {
+        let reply = target.call(&["HGET", other.as_str(), "replid"]).await?;
+        let Some(replid) = reply.as_bytes() else {
+            continue;
+        };
+        if ids.iter().any(|id| id.as_bytes() == replid.as_ref()) {
+            target.ok(&["RENAME", other.as_str(), key]).await?;
+            tracing::info!(
+                "the target's checkpoint {other} is of replication ID {}, which this source \
+                 continues (a failover?): taken over as {key}",
+                String::from_utf8_lossy(replid)
+            );
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// `HGETALL` reply (RESP2 flat array or RESP3 map) as text pairs.
