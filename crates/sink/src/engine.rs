@@ -41,6 +41,7 @@ use crate::metrics::Counters;
 use crate::rate::Limiter;
 use crate::reader::{self, Event};
 use crate::route;
+use crate::slots;
 use crate::{CheckpointWrite, TxCommand};
 
 /// Holds at most this many commands taken off the input channel but not placed yet.
@@ -68,11 +69,13 @@ pub(crate) enum Input {
     },
     /// Answer once everything sent before is acknowledged.
     Flush(oneshot::Sender<Result<(), Error>>),
-    /// Commands applied in one `MULTI … EXEC` with a checkpoint (standalone).
+    /// Commands applied in one `MULTI … EXEC` with a checkpoint (one per slot on a cluster).
     Transaction {
         commands: Vec<TxCommand>,
         checkpoint: CheckpointWrite,
     },
+    /// Cluster: what the slots' checkpoints say the target holds.
+    SlotFloors(Vec<u64>),
 }
 
 impl Input {
@@ -92,7 +95,7 @@ impl Input {
                 .map(|c| redis_sync_resp::command_len(&c.args))
                 .sum(),
             Input::KeyBegin { key, .. } => key.len(),
-            Input::KeyEnd { .. } | Input::Flush(_) => 0,
+            Input::KeyEnd { .. } | Input::Flush(_) | Input::SlotFloors(_) => 0,
         }
     }
 }
@@ -226,6 +229,8 @@ struct TxnRecord {
     key: Bytes,
     offset: u64,
     attempts: u32,
+    /// The slot of every command of it (cluster).
+    slot: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +286,9 @@ pub(crate) struct Engine {
     lost_txns: Vec<u64>,
     /// Tells this engine's checkpoint writes from any other's (a process restarted).
     id: u64,
+    /// Cluster: per slot, the offset up to which the target holds the stream (from the slots'
+    /// checkpoints when resuming); command parts at or below are not sent again.
+    floors: Option<Vec<u64>>,
     /// The room of the sink's queue (see `Input::bytes`), and what this task owes back to it.
     room: std::sync::Arc<tokio::sync::Semaphore>,
     debt: usize,
@@ -351,6 +359,7 @@ impl Engine {
             txns: HashMap::new(),
             lost_txns: Vec::new(),
             id: engine_id(),
+            floors: None,
             room,
             debt: 0,
             key: None,
@@ -527,6 +536,7 @@ impl Engine {
                 commands,
                 checkpoint,
             } => self.on_transaction(commands, checkpoint),
+            Input::SlotFloors(floors) => self.floors = (!floors.is_empty()).then_some(floors),
         }
         Ok(())
     }
@@ -537,7 +547,61 @@ impl Engine {
         if let Some(k) = self.key.take() {
             self.finish_key(k, None);
         }
-        let first_db = commands.first().map_or(0, |c| c.db);
+        if self.info.cluster {
+            self.on_cluster_transaction(commands, checkpoint);
+            return;
+        }
+        let commands = commands
+            .into_iter()
+            .map(|c| (c.db, c.args, c.offset))
+            .collect();
+        let exec = self.emit_txn(
+            commands,
+            checkpoint.key,
+            checkpoint.offset,
+            checkpoint.fields,
+            None,
+        );
+        self.tag_offset(exec, Some(checkpoint.offset));
+    }
+
+    /// A batch on a cluster: one transaction per slot (see [`crate::slots`]); the batch's
+    /// offset is acknowledged once every one of them is.
+    fn on_cluster_transaction(&mut self, commands: Vec<TxCommand>, checkpoint: CheckpointWrite) {
+        let map = self.slots.as_ref();
+        let master_slots = || -> Vec<u16> {
+            let Some(map) = map else {
+                return Vec::new();
+            };
+            map.masters()
+                .iter()
+                .filter_map(|m| (0..slots::SLOTS as u16).find(|&s| map.get(s) == Some(m)))
+                .collect()
+        };
+        let (groups, dropped) = slots::group(commands, self.floors.as_deref(), master_slots);
+        if dropped > 0 {
+            Counters::add(&self.counters.replayed, dropped);
+        }
+        for g in groups {
+            let key = slots::key(&checkpoint.key, g.slot);
+            let fields = vec![(Bytes::from_static(b"db"), Bytes::from(g.db.to_string()))];
+            self.emit_txn(g.commands, key, g.end, fields, Some(g.slot));
+        }
+        let last = self.next_seq - 1;
+        self.tag_offset(last, Some(checkpoint.offset));
+    }
+
+    /// Queues `MULTI`, the commands, `HSET key offset … txn … fields…` (db 0), `EXEC`, all for
+    /// `slot` on a cluster. Returns the sequence number of the `EXEC`.
+    fn emit_txn(
+        &mut self,
+        commands: Vec<(u32, Vec<Bytes>, u64)>,
+        key: Bytes,
+        offset: u64,
+        fields: Vec<(Bytes, Bytes)>,
+        slot: Option<u16>,
+    ) -> u64 {
+        let first_db = commands.first().map_or(0, |c| c.0);
         let mut entries = Vec::with_capacity(commands.len() + 3);
         let multi = self.take_seq();
         entries.push((
@@ -547,19 +611,19 @@ impl Engine {
             None,
             TxRole::Multi,
         ));
-        for c in commands {
+        for (db, args, off) in commands {
             let seq = self.take_seq();
-            entries.push((seq, c.db, c.args, Some(c.offset), TxRole::Member));
+            entries.push((seq, db, args, Some(off), TxRole::Member));
         }
-        let mut hset = Vec::with_capacity(4 + 2 * checkpoint.fields.len());
+        let mut hset = Vec::with_capacity(6 + 2 * fields.len());
         hset.push(Bytes::from_static(b"HSET"));
-        hset.push(checkpoint.key.clone());
+        hset.push(key.clone());
         hset.push(Bytes::from_static(b"offset"));
-        hset.push(Bytes::from(checkpoint.offset.to_string()));
+        hset.push(Bytes::from(offset.to_string()));
         // Which transaction wrote it: read back after a lost connection.
         hset.push(Bytes::from_static(TXN_FIELD));
         hset.push(Bytes::from(format!("{}:{multi}", self.id)));
-        for (f, v) in checkpoint.fields {
+        for (f, v) in fields {
             hset.push(f);
             hset.push(v);
         }
@@ -573,15 +637,16 @@ impl Engine {
             None,
             TxRole::Exec,
         ));
-        self.tag_offset(exec, Some(checkpoint.offset));
         let record = TxnRecord {
             entries,
-            key: checkpoint.key,
-            offset: checkpoint.offset,
+            key,
+            offset,
             attempts: 0,
+            slot,
         };
         self.push_txn(multi, &record);
         self.txns.insert(multi, record);
+        exec
     }
 
     /// Queues the entries of a checkpointed transaction (first sending, or again).
@@ -595,6 +660,7 @@ impl Engine {
             let mut e = Entry::new(*seq, *db, args.clone(), *offset, kind);
             e.txn = Some(id);
             e.attempts = record.attempts;
+            e.slot = record.slot;
             self.push_pending(e);
         }
     }
@@ -866,7 +932,17 @@ impl Engine {
                     continue;
                 }
             }
-            let wire = front.wire;
+            // A checkpointed transaction is placed whole or not at all, so a barrier never
+            // finds one half sent (its rest could otherwise go to another node, or outside
+            // the `MULTI`).
+            let (count, wire) = match (&front.kind, front.txn) {
+                (Kind::Multi, Some(id)) => self
+                    .pending
+                    .iter()
+                    .take_while(|e| e.txn == Some(id))
+                    .fold((0, 0), |(n, w), e| (n + 1, w + e.wire)),
+                _ => (1, front.wire),
+            };
             let slot = front.slot;
             let pinned = front.ask.clone().or_else(|| front.pinned.clone());
             let i = match self.target_of(pinned.as_deref(), slot) {
@@ -886,7 +962,7 @@ impl Engine {
             };
             let node = &self.nodes[i];
             if !node.queue.is_empty()
-                && (node.queue.len() >= self.settings.window
+                && (node.queue.len() + count > self.settings.window
                     || node.queue_bytes + wire > self.settings.window_bytes)
             {
                 return Ok(()); // window full: wait for replies
@@ -900,13 +976,19 @@ impl Engine {
             if self.nodes[i].writer.is_none() && !self.connect(i).await? {
                 return Ok(());
             }
-            let Some(e) = self.pending.pop_front() else {
-                return Ok(());
-            };
-            self.give_room(e.wire);
-            self.place(i, e);
-            if self.nodes[i].out.len() >= self.settings.batch_bytes {
-                self.write_node(i).await;
+            for _ in 0..count {
+                let Some(e) = self.pending.pop_front() else {
+                    return Ok(());
+                };
+                self.give_room(e.wire);
+                self.place(i, e);
+                if self.nodes[i].out.len() >= self.settings.batch_bytes {
+                    self.write_node(i).await;
+                    if self.nodes[i].writer.is_none() {
+                        // Lost: the transaction is resolved whole when the barrier ends.
+                        return Ok(());
+                    }
+                }
             }
         }
         Ok(())
@@ -1282,8 +1364,18 @@ impl Engine {
                     }
                 } else {
                     self.backoff = self.backoff.max(e.attempts + 1);
+                    if class == ErrorClass::Routing {
+                        // MOVED (a slot moved: follow it), ASK (a slot moving: a transaction
+                        // cannot follow it key by key, so wait and read the map again).
+                        match (parse_redirect(msg), &mut self.slots) {
+                            (Some(r), Some(map)) if !r.ask => map.set(r.slot, &r.addr),
+                            _ => self.refresh = self.slots.is_some(),
+                        }
+                    }
                 }
-                self.lost_txns.push(id);
+                if !self.lost_txns.contains(&id) {
+                    self.lost_txns.push(id);
+                }
                 self.barrier = true;
                 return;
             }
@@ -1504,32 +1596,49 @@ impl Engine {
     /// `EXEC` ran) and queue the others again, whole, from `MULTI` (the server discarded
     /// them). False when the target cannot be asked yet (retried after a back-off).
     async fn resolve_lost_txns(&mut self) -> Result<bool, Error> {
-        let addr = self
+        let mut ids = std::mem::take(&mut self.lost_txns);
+        ids.sort_unstable();
+        // The checkpoint of each transaction: one per target, one per slot on a cluster (read
+        // from the node that serves the slot now).
+        let first = self
             .nodes
             .first()
             .map(|n| n.addr.clone())
             .unwrap_or_default();
-        let mut ids = std::mem::take(&mut self.lost_txns);
-        ids.sort_unstable();
-        let Some(key) = ids
-            .first()
-            .and_then(|id| self.txns.get(id))
-            .map(|r| r.key.clone())
-        else {
-            return Ok(true);
-        };
-        let held = match self.read_checkpoint(&addr, &key).await {
-            Ok(o) => o,
-            Err(e) => {
-                self.connect_failures += 1;
-                if self.connect_failures > self.settings.max_attempts {
-                    return Err(e);
-                }
-                tracing::warn!("reading the checkpoint back from {addr}: {e}");
-                self.lost_txns = ids;
-                self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
-                return Ok(false);
+        let mut stamps: HashMap<(String, Bytes), Option<(u64, u64)>> = HashMap::new();
+        for id in &ids {
+            let Some(r) = self.txns.get(id) else { continue };
+            let addr = match (r.slot, &self.slots) {
+                (Some(s), Some(map)) => map.get(s).map_or(first.clone(), str::to_string),
+                _ => first.clone(),
+            };
+            let k = (addr, r.key.clone());
+            if stamps.contains_key(&k) {
+                continue;
             }
+            match self.read_checkpoint(&k.0, &k.1).await {
+                Ok(o) => {
+                    stamps.insert(k, o);
+                }
+                Err(e) => {
+                    self.connect_failures += 1;
+                    if self.connect_failures > self.settings.max_attempts {
+                        return Err(e);
+                    }
+                    tracing::warn!("reading the checkpoint back from {}: {e}", k.0);
+                    self.lost_txns = ids;
+                    self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
+                    self.refresh |= self.slots.is_some();
+                    return Ok(false);
+                }
+            }
+        }
+        let stamp_of = |r: &TxnRecord, slots: &Option<SlotMap>| -> Option<(u64, u64)> {
+            let addr = match (r.slot, slots) {
+                (Some(s), Some(map)) => map.get(s).map_or(first.clone(), str::to_string),
+                _ => first.clone(),
+            };
+            stamps.get(&(addr, r.key.clone())).copied().flatten()
         };
         // Entries of these transactions not placed yet: they are queued again whole.
         self.pending
@@ -1540,6 +1649,7 @@ impl Engine {
             };
             // Transactions on one connection apply in order: a later one's stamp means this
             // one ran too.
+            let held = stamp_of(&record, &self.slots);
             if held.is_some_and(|(engine, seq)| engine == self.id && seq >= id) {
                 Counters::add(&self.counters.commands_acked, record.entries.len() as u64);
                 continue;
@@ -1549,7 +1659,7 @@ impl Engine {
                 let err = Error::RetriesExhausted {
                     command: "MULTI … EXEC (checkpointed batch)".into(),
                     attempts: record.attempts,
-                    message: format!("connection to {addr} lost"),
+                    message: "connection to the target lost".to_string(),
                 };
                 self.fail(id, err);
                 return Ok(true);
@@ -1567,6 +1677,7 @@ impl Engine {
                     let mut e = Entry::new(*seq, *db, args.clone(), *offset, kind);
                     e.txn = Some(id);
                     e.attempts = record.attempts;
+                    e.slot = record.slot;
                     e
                 })
                 .collect();

@@ -85,6 +85,7 @@ mod metrics;
 mod rate;
 mod reader;
 mod route;
+mod slots;
 
 use std::sync::{Arc, OnceLock};
 
@@ -105,6 +106,16 @@ pub use rate::RateLimit;
 
 use engine::{Engine, Input};
 use metrics::Counters;
+
+/// The key of `slot`'s checkpoint for the checkpoint key `base` on a cluster target: a
+/// cluster runs a transaction only within one slot, so each slot has its own (hash tag of
+/// that slot). Fields: `offset`, `db`, `txn`.
+pub fn slot_checkpoint_key(base: &[u8], slot: u16) -> Bytes {
+    slots::key(base, slot)
+}
+
+/// Hash slots of a Redis cluster.
+pub const CLUSTER_SLOTS: u16 = 16384;
 
 /// One command of a [`Sink::write_transaction`]: the db it applies to, its arguments (name
 /// first) and the source replication offset at its end.
@@ -220,22 +231,29 @@ impl Sink {
     /// does not roll back) and the policy is to stop, the error is an [`Error::Rejected`]
     /// whose `committed` says which commands failed in the transaction that did commit.
     ///
-    /// On a cluster target this is an [`Error::Config`]: use one checkpoint per master.
+    /// On a cluster target, where a transaction may only touch one slot, the batch becomes
+    /// one transaction per slot, each with the checkpoint of its slot
+    /// ([`slot_checkpoint_key`]; `checkpoint.fields` are not written there); commands for
+    /// every master cut the batch, so the order of every key is kept.
     pub async fn write_transaction(
         &self,
         commands: Vec<TxCommand>,
         checkpoint: CheckpointWrite,
     ) -> Result<(), Error> {
-        if self.info.cluster {
-            return Err(Error::Config(
-                "write_transaction needs a standalone target".into(),
-            ));
-        }
         self.send(Input::Transaction {
             commands,
             checkpoint,
         })
         .await
+    }
+
+    /// Cluster: `floors[slot]` is the offset up to which the target holds the stream in
+    /// that slot (read from the slots' checkpoints, see [`slot_checkpoint_key`]). Parts of the
+    /// commands of later [`write_transaction`](Self::write_transaction)s at or below their
+    /// slot's floor are not sent again ([`Metrics::replayed`]). An empty vector forgets them
+    /// (a new full copy: a new history).
+    pub async fn set_slot_floors(&self, floors: Vec<u64>) -> Result<(), Error> {
+        self.send(Input::SlotFloors(floors)).await
     }
 
     /// [`write`](Self::write) for a decoded [`redis_sync_resp::Command`].

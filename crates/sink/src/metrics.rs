@@ -30,6 +30,9 @@ pub struct Metrics {
     pub keys_restored: u64,
     /// Full-sync keys written with native commands.
     pub keys_rebuilt: u64,
+    /// Command parts not sent because the target's checkpoints show it holds them (a cluster
+    /// target after a restart: see [`Sink::set_slot_floors`](crate::Sink::set_slot_floors)).
+    pub replayed: u64,
 }
 
 impl Metrics {
@@ -53,6 +56,7 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) keys_restored: AtomicU64,
     pub(crate) keys_rebuilt: AtomicU64,
+    pub(crate) replayed: AtomicU64,
 }
 
 impl Counters {
@@ -77,6 +81,7 @@ impl Counters {
             reconnects: self.reconnects.load(Relaxed),
             keys_restored: self.keys_restored.load(Relaxed),
             keys_rebuilt: self.keys_rebuilt.load(Relaxed),
+            replayed: self.replayed.load(Relaxed),
         }
     }
 }

@@ -168,6 +168,51 @@ impl Cluster {
         }
         acc.iter().map(|b| format!("{b:02x}")).collect()
     }
+    /// Removes redis-sync's checkpoint keys (`redis-sync:checkpoint:*`: one per slot and one
+    /// for the cluster) from every master, for a data comparison at the end of a test.
+    #[track_caller]
+    pub fn drop_checkpoints(&self) {
+        for n in self.nodes() {
+            let role = n.cmd(&["ROLE"]).ok().array();
+            if role.first().map(Reply::text).as_deref() != Some("master") {
+                continue;
+            }
+            let mut c = n.client();
+            let mut cursor = "0".to_string();
+            for _ in 0..100_000 {
+                let page = c
+                    .call(&[
+                        "SCAN",
+                        &cursor,
+                        "MATCH",
+                        "redis-sync:checkpoint:*",
+                        "COUNT",
+                        "1000",
+                    ])
+                    .expect("SCAN")
+                    .array();
+                let next = page.first().map(Reply::text).unwrap_or_else(|| "0".into());
+                let keys: Vec<Vec<u8>> = page
+                    .get(1)
+                    .map(Reply::array)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Reply::bulk)
+                    .collect();
+                for k in &keys {
+                    c.send(&[&b"UNLINK"[..], k]).expect("UNLINK");
+                }
+                for _ in &keys {
+                    c.read_reply().expect("UNLINK reply");
+                }
+                if next == "0" {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+    }
+
     /// Total keys over the current masters.
     #[track_caller]
     pub fn dbsize(&self) -> i64 {

@@ -40,7 +40,7 @@ use bytes::Bytes;
 use redis_sync_commands::{DataType, Decision, DropReason, Filter, HEARTBEAT_PREFIX};
 use redis_sync_rdb::{Event, ValueType};
 use redis_sync_replica::{AckMode, Ledger, Replay, Replica, ReplicaBuilder, ReplicaEvent};
-use redis_sync_sink::{RdbLoader, Sink, TxCommand};
+use redis_sync_sink::{CLUSTER_SLOTS, RdbLoader, Sink, TxCommand, slot_checkpoint_key};
 use tokio::sync::watch;
 
 use crate::client::{self, Client};
@@ -96,17 +96,18 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
 
     let sink = connect_sink(&s).await?;
     let cluster = sink.target().cluster;
-    let exactly_once = s.transactions && !cluster;
-    if exactly_once {
+    let exactly_once = s.transactions;
+    if exactly_once && cluster {
+        tracing::info!(
+            "delivery: exactly-once (each batch commits as one MULTI/EXEC per slot, each with \
+             that slot's checkpoint {}:{{…}} in the target)",
+            target_checkpoint_key(&s)
+        );
+    } else if exactly_once {
         tracing::info!(
             "delivery: exactly-once (each batch commits in MULTI/EXEC with the checkpoint \
              {} in the target)",
             target_checkpoint_key(&s)
-        );
-    } else if cluster {
-        tracing::warn!(
-            "delivery: at-least-once (cluster target: a restart may apply again the commands \
-             after the state file's last save)"
         );
     } else {
         tracing::warn!(
@@ -121,7 +122,22 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     let mut had_checkpoint = saved.as_ref().is_some_and(|c| c.synced);
     let resume = if exactly_once {
         // The target holds the truth: data and position committed together.
-        match target_checkpoint::read(&s).await? {
+        let found = if cluster {
+            match target_checkpoint::read_cluster(&s, &sink).await? {
+                Some((tc, floors)) => {
+                    if !floors.is_empty() {
+                        sink.set_slot_floors(floors)
+                            .await
+                            .context("connecting to the target")?;
+                    }
+                    Some(tc)
+                }
+                None => None,
+            }
+        } else {
+            target_checkpoint::read(&s).await?
+        };
+        match found {
             Some(tc) if tc.state == CopyState::Streaming => {
                 had_checkpoint = true;
                 if let Some(file) = saved.as_ref().and_then(|c| c.offset)
@@ -239,6 +255,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         batch: Batch::default(),
         replayed: 0,
         last_applied: None,
+        cluster_position: None,
         sink,
         sink_db: None,
         replica,
@@ -329,6 +346,8 @@ struct Run<'a> {
     replayed: u64,
     /// The last position given to the replica (to ACK and checkpoint).
     last_applied: Option<(u64, u32)>,
+    /// Cluster: when and at which offset the cluster-wide position was last written.
+    cluster_position: Option<(Instant, u64)>,
     sink: Sink,
     /// The db the sink's command stream is in (`SELECT` sent through it).
     sink_db: Option<u32>,
@@ -389,6 +408,7 @@ impl Run<'_> {
                         self.print_status();
                     }
                     self.checkpoint_if_moved()?;
+                    self.cluster_position_write(false).await?;
                     if self.caught_up() {
                         return Ok(Stop::CaughtUp);
                     }
@@ -491,6 +511,13 @@ impl Run<'_> {
         }
         self.batch = Batch::default();
         self.ledger.handle_full_resync(Some(replid.clone()), offset);
+        if self.cluster {
+            // What the slots held belongs to the old history.
+            self.sink
+                .set_slot_floors(Vec::new())
+                .await
+                .context("writing to the target")?;
+        }
         self.last_applied = None;
         self.sink_db = None;
         let sweep = self.s.sweep || self.had_checkpoint || self.full_syncs > 1 || self.resume_asked;
@@ -513,7 +540,7 @@ impl Run<'_> {
                 db: 0,
                 replay: None,
             };
-            self.commit(Vec::new(), &marker).await?;
+            self.write_marker(&marker).await?;
             self.sink
                 .flush()
                 .await
@@ -621,7 +648,7 @@ impl Run<'_> {
                 db: 0,
                 replay: None,
             };
-            self.commit(Vec::new(), &done).await?;
+            self.write_marker(&done).await?;
             self.sink
                 .flush()
                 .await
@@ -767,6 +794,67 @@ impl Run<'_> {
             replay,
         };
         self.commit(commands, &cp).await
+    }
+
+    /// Writes the checkpoint `cp` outside the stream's batches: the start and the end of a
+    /// full copy, and on a cluster the cluster-wide position every second (an offset every
+    /// slot has reached, so slots the stream does not touch do not hold a restart back).
+    async fn write_marker(&mut self, cp: &TargetCheckpoint) -> anyhow::Result<()> {
+        if !self.cluster {
+            return self.commit(Vec::new(), cp).await;
+        }
+        let key = target_checkpoint_key(self.s);
+        if cp.state == CopyState::Copying {
+            // The slots' checkpoints of the earlier history would skip the new one.
+            for slot in 0..CLUSTER_SLOTS {
+                let k = slot_checkpoint_key(key.as_bytes(), slot);
+                self.sink
+                    .write(vec![Bytes::from_static(b"DEL"), k], None)
+                    .await
+                    .context("writing to the target")?;
+            }
+        }
+        let w = cp.write(&key, &self.s.source.to_string());
+        let mut hset = vec![
+            Bytes::from_static(b"HSET"),
+            w.key,
+            Bytes::from_static(b"offset"),
+            Bytes::from(w.offset.to_string()),
+        ];
+        for (f, v) in w.fields {
+            hset.push(f);
+            hset.push(v);
+        }
+        self.sink
+            .write(hset, None)
+            .await
+            .context("writing to the target")?;
+        Ok(())
+    }
+
+    /// Cluster: the cluster-wide position, at most once a second, once it moved.
+    async fn cluster_position_write(&mut self, now: bool) -> anyhow::Result<()> {
+        if !(self.cluster && self.exactly_once) || self.copying {
+            return Ok(());
+        }
+        let Some((offset, db)) = self.ledger.applied_offset() else {
+            return Ok(());
+        };
+        if let Some((at, o)) = self.cluster_position
+            && (o == offset || (!now && at.elapsed() < Duration::from_secs(1)))
+        {
+            return Ok(());
+        }
+        let cp = TargetCheckpoint {
+            state: CopyState::Streaming,
+            replid: self.stats.master_replid.clone().unwrap_or_default(),
+            offset,
+            db,
+            replay: None,
+        };
+        self.write_marker(&cp).await?;
+        self.cluster_position = Some((Instant::now(), offset));
+        Ok(())
     }
 
     /// Queues `commands` and the checkpoint `cp` as one transaction.
@@ -929,6 +1017,14 @@ impl Run<'_> {
         else {
             return;
         };
+        if self.cluster {
+            tracing::warn!(
+                "the failed command was not applied and the rest of its slot's transaction \
+                 was: a cluster target resumes after it (it is named above; apply it by hand \
+                 once the target is fixed)"
+            );
+            return;
+        }
         let Some(&first) = c.failed.first() else {
             return;
         };
@@ -998,6 +1094,10 @@ impl Run<'_> {
         }
         let drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
         self.advance();
+        if self.sink.error().is_none() {
+            self.cluster_position_write(true).await.ok();
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.sink.flush()).await;
+        }
         self.resume_at_failed_command().await;
         if self.replayed > 0 {
             tracing::info!(

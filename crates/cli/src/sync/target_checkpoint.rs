@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
+use futures_util::future::join_all;
 use redis_sync_replica::{Replay, ResumePoint};
 use redis_sync_resp::Frame;
-use redis_sync_sink::CheckpointWrite;
+use redis_sync_sink::{CLUSTER_SLOTS, CheckpointWrite, Sink, slot_checkpoint_key};
 
 use crate::client::Client;
 use crate::config::Settings;
@@ -232,6 +233,86 @@ async fn adopt(s: &Settings, target: &mut Client, key: &str) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// Slot checkpoints read at once (each is one `HMGET`, pipelined through the sink).
+const SLOTS_AT_ONCE: usize = 1024;
+
+/// Reads the checkpoints of a cluster target, through the sink (which knows where each slot
+/// is): the cluster-wide hash at `key` (state, replication ID, and an offset every slot had
+/// reached when it was written), and the checkpoint of each slot. Returns the checkpoint with
+/// the position to resume from (the smallest over the slots) and, per slot, the offset up to
+/// which the target holds the stream.
+pub async fn read_cluster(
+    s: &Settings,
+    sink: &Sink,
+) -> anyhow::Result<Option<(TargetCheckpoint, Vec<u64>)>> {
+    let key = key(s);
+    let q = |args: Vec<&[u8]>| {
+        let args: Vec<Bytes> = args.into_iter().map(Bytes::copy_from_slice).collect();
+        sink.query(0, args)
+    };
+    let reply = q(vec![b"HGETALL", key.as_bytes()])
+        .await
+        .with_context(|| format!("reading {key} from the target"))?;
+    if let Frame::Error(e) = &reply {
+        anyhow::bail!(
+            "reading {key} from the target: {} (delete it to start with a full copy)",
+            String::from_utf8_lossy(e)
+        );
+    }
+    let pairs = hash_pairs(&reply);
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let mut cp = TargetCheckpoint::parse(&pairs).with_context(|| {
+        format!("the target's {key} is not a redis-sync checkpoint (delete it to start with a full copy)")
+    })?;
+    if cp.state != CopyState::Streaming {
+        return Ok(Some((cp, Vec::new())));
+    }
+    // Per slot: the offset it holds the stream to, and the source db there.
+    let mut floors = vec![cp.offset; usize::from(CLUSTER_SLOTS)];
+    let mut dbs = vec![cp.db; usize::from(CLUSTER_SLOTS)];
+    for start in (0..CLUSTER_SLOTS).step_by(SLOTS_AT_ONCE) {
+        let end = (start + SLOTS_AT_ONCE as u16).min(CLUSTER_SLOTS);
+        let keys: Vec<Bytes> = (start..end)
+            .map(|slot| slot_checkpoint_key(key.as_bytes(), slot))
+            .collect();
+        let replies = join_all(keys.iter().map(|k| {
+            sink.query(
+                0,
+                vec![
+                    Bytes::from_static(b"HMGET"),
+                    k.clone(),
+                    Bytes::from_static(b"offset"),
+                    Bytes::from_static(b"db"),
+                ],
+            )
+        }))
+        .await;
+        for (slot, reply) in (start..end).zip(replies) {
+            let reply = reply.context("reading the slots' checkpoints")?;
+            let fields = reply.as_slice().unwrap_or(&[]);
+            let num = |i: usize| -> Option<u64> {
+                let b = fields.get(i)?.as_bytes()?;
+                std::str::from_utf8(b).ok()?.parse().ok()
+            };
+            let i = usize::from(slot);
+            if let Some(o) = num(0)
+                && o > floors[i]
+            {
+                floors[i] = o;
+                dbs[i] = num(1).and_then(|d| u32::try_from(d).ok()).unwrap_or(0);
+            }
+        }
+    }
+    // Resume where the slot that is furthest behind is; the others skip what they hold.
+    if let Some((i, &o)) = floors.iter().enumerate().min_by_key(|(_, o)| **o) {
+        cp.offset = o;
+        cp.db = dbs[i];
+    }
+    Ok(Some((cp, floors)))
 }
 
 /// `HGETALL` reply (RESP2 flat array or RESP3 map) as text pairs.
