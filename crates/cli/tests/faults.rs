@@ -528,3 +528,94 @@ fn cluster_killed_and_restarted(v: &ServerVersion) {
     assert_eq!(cluster.dbsize(), src.dbsize(), "{tails:#?}");
     assert_eq!(cluster.xor_digest(), src.digest(), "{tails:#?}");
 }
+
+#[test]
+fn a_target_out_of_memory_stops_naming_maxmemory_or_skips_into_the_dead_letter_file() {
+    let Some(v) = versions_where("Redis 7.0", |v| {
+        v.flavor() == Flavor::Redis && (v.version().0, v.version().1) == (7, 0)
+    })
+    .pop() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for skip in [false, true] {
+        let src = source(&v);
+        let dst = Server::builder(&v)
+            .arg("--maxmemory")
+            .arg("4mb")
+            .arg("--maxmemory-policy")
+            .arg("noeviction")
+            .start();
+        src.cmd(&["SET", "small", "1"]);
+        let state = dir.path().join(format!("state-{skip}.json"));
+        let dead = dir.path().join(format!("dead-{skip}.resp"));
+        let (s, t) = (url(&src), url(&dst));
+        let mut args = sync_args(&s, &t, state.to_str().expect("utf-8"));
+        let dead_arg = dead.to_str().expect("utf-8").to_string();
+        if skip {
+            args.extend(["--on-error", "skip", "--dead-letter", dead_arg.as_str()]);
+        }
+        let first = redis_sync(&args);
+        assert!(
+            first.status.success(),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        // 8 MB of new values: more than the target may hold.
+        let value = "v".repeat(64 * 1024);
+        for i in 0..128 {
+            src.cmd(&["SET", &format!("big:{i}"), &value]);
+        }
+        src.cmd(&["SET", "last", "1"]);
+        let out = redis_sync(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if skip {
+            assert!(out.status.success(), "{err}");
+            let dead = std::fs::read(&dead).expect("dead-letter file");
+            let dead = String::from_utf8_lossy(&dead);
+            assert!(dead.contains("big:") && dead.contains("OOM"), "{dead}");
+            // What fitted was applied, what did not is in the file: nothing vanished.
+            let applied = (0..128)
+                .filter(|i| dst.cmd(&["EXISTS", &format!("big:{i}")]).int() == 1)
+                .count();
+            let skipped = dead.matches("big:").count();
+            assert!(
+                applied >= 1 && skipped >= 1,
+                "{applied} applied, {skipped} skipped"
+            );
+            assert!(
+                applied + skipped >= 128,
+                "{applied} applied + {skipped} skipped < 128"
+            );
+        } else {
+            assert!(!out.status.success(), "{err}");
+            assert!(err.contains("OOM") && err.contains("maxmemory"), "{err}");
+            // The position stays before the refused batch: a rerun (with a bigger target)
+            // applies it.
+            dst.cmd(&["CONFIG", "SET", "maxmemory", "0"]);
+            let again = redis_sync(&args);
+            let err = String::from_utf8_lossy(&again.stderr);
+            assert!(again.status.success(), "{err}");
+            assert_eq!(data_digest(&dst), src.digest());
+        }
+    }
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error() {
+    let Some(v) = matrix().pop() else {
+        return;
+    };
+    let src = Server::builder(&v).password("right").start();
+    let dst = Server::builder(&v).start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let s = format!("redis://:wrong@{}", src.addr());
+    let t = url(&dst);
+    let out = redis_sync(&sync_args(&s, &t, state.to_str().expect("utf-8")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.to_lowercase().contains("password"), "{err}");
+    assert!(!err.contains("wrong@"), "the password is printed: {err}");
+    assert_eq!(dst.dbsize(), 0);
+}
