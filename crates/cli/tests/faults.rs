@@ -619,3 +619,127 @@ fn a_wrong_password_is_a_clear_error() {
     assert!(!err.contains("wrong@"), "the password is printed: {err}");
     assert_eq!(dst.dbsize(), 0);
 }
+
+/// Starts `redis-sync sync` (streaming, no exit of its own) with `extra` flags; its log goes to
+/// `log`.
+fn spawn_sync(
+    s: &str,
+    t: &str,
+    state: &std::path::Path,
+    log: &std::path::Path,
+    extra: &[&str],
+) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args(["sync", "--source", s, "--target", t, "--state-file"])
+        .arg(state)
+        .args(["--status-interval", "1"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("start redis-sync")
+}
+
+#[test]
+fn a_slow_target_does_not_cut_a_source_with_a_tiny_output_buffer() {
+    let Some(v) = matrix().pop() else {
+        return;
+    };
+    let src = source(&v);
+    // The source drops a replica whose unread output passes 256 KiB (64 KiB for 1 s).
+    src.cmd(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "replica 256kb 64kb 1",
+    ]);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "seed", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, log) = (dir.path().join("state.json"), dir.path().join("sync.log"));
+    let (s, t) = (url(&src), url(&dst));
+    // A target that takes 4,000 commands a second: the burst below needs a few seconds.
+    let child = spawn_sync(&s, &t, &state, &log, &["--max-ops", "4000"]);
+    poll_until(Duration::from_secs(30), "the full copy", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("full copy applied"))
+    });
+    // About 3 MB of writes at once, non-idempotent.
+    let mut c = src.client();
+    let value = "x".repeat(200);
+    for i in 0..12_000u32 {
+        c.send(&["RPUSH", &format!("l:{}", i % 10), &value])
+            .expect("send");
+    }
+    for _ in 0..12_000 {
+        c.read_reply().expect("reply");
+    }
+    let want = src.digest();
+    poll_until(Duration::from_secs(90), "the target to catch up", || {
+        (data_digest(&dst) == want).then_some(())
+    });
+    let err = terminate(child);
+    let text = std::fs::read_to_string(&log).unwrap_or_default() + &err;
+    assert!(!text.contains("link to the source lost"), "{text}");
+    assert!(
+        !text.contains("full sync from") || text.matches("full sync from").count() == 1,
+        "{text}"
+    );
+    assert_eq!(dst.cmd(&["LLEN", "l:3"]).int(), 1200);
+}
+
+#[test]
+fn a_full_spool_stops_clearly_and_a_restart_loses_nothing() {
+    let Some(v) = matrix().pop() else {
+        return;
+    };
+    let src = source(&v);
+    let dst = Server::builder(&v).start();
+    src.cmd(&["SET", "seed", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, log) = (dir.path().join("state.json"), dir.path().join("sync.log"));
+    let (s, t) = (url(&src), url(&dst));
+    // A slow target and a spool of 1 MB on disk (8 MiB in memory before it).
+    let mut child = spawn_sync(
+        &s,
+        &t,
+        &state,
+        &log,
+        &["--max-ops", "500", "--spool-limit", "1000000"],
+    );
+    poll_until(Duration::from_secs(30), "the full copy", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("full copy applied"))
+    });
+    let mut c = src.client();
+    let value = "y".repeat(1000);
+    // 40 MB: more than the sink's queue and window, the event queue, the spool's memory and
+    // its 1 MB file hold together.
+    for i in 0..40_000u32 {
+        c.send(&["RPUSH", &format!("l:{}", i % 10), &value])
+            .expect("send");
+        if i % 1000 == 999 {
+            for _ in 0..1000 {
+                c.read_reply().expect("reply");
+            }
+        }
+    }
+    let status = poll_until(
+        Duration::from_secs(60),
+        "redis-sync to stop on the full spool",
+        || child.try_wait().expect("wait"),
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("spool"), "{text}");
+    // Without the limit (and at full speed) the next run resumes and loses nothing.
+    let out = redis_sync(&sync_args(&s, &t, state.to_str().expect("utf-8")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("partial resync"), "{err}");
+    assert_eq!(data_digest(&dst), src.digest());
+}

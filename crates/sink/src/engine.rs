@@ -968,7 +968,7 @@ impl Engine {
                 return Ok(()); // window full: wait for replies
             }
             if self.limiter.is_active()
-                && let Some(at) = self.limiter.admit(Instant::now(), wire)
+                && let Some(at) = self.limiter.admit_many(Instant::now(), count, wire)
             {
                 self.resume_at = Some(at);
                 return Ok(());

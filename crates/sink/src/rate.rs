@@ -111,7 +111,16 @@ impl Limiter {
     }
 
     /// `None` when a command of `bytes` may go now (and takes its tokens), else when to try again.
+    #[cfg(test)]
     pub(crate) fn admit(&mut self, now: Instant, bytes: usize) -> Option<Instant> {
+        self.admit_many(now, 1, bytes)
+    }
+
+    /// `None` when `ops` commands sent together (a transaction: they count as `ops`
+    /// operations) of `bytes` bytes in all may go now, and takes their tokens; else when to
+    /// try again.
+    pub(crate) fn admit_many(&mut self, now: Instant, ops: usize, bytes: usize) -> Option<Instant> {
+        let ops = ops.max(1) as f64;
         let secs = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         let mut wait = Duration::ZERO;
@@ -122,10 +131,10 @@ impl Limiter {
             b.refill(secs);
         }
         if let Some(b) = &self.ops
-            && b.tokens < 1.0
+            && b.tokens < ops.min(burst(b.rate))
         {
             wait = wait.max(Duration::from_secs_f64(
-                ((1.0 - b.tokens) / b.rate).max(0.000_05),
+                ((ops.min(burst(b.rate)) - b.tokens) / b.rate).max(0.000_05),
             ));
         }
         if let Some(b) = &self.bytes
@@ -139,7 +148,7 @@ impl Limiter {
             return Some(now + wait);
         }
         if let Some(b) = &mut self.ops {
-            let _ = b.take(1.0);
+            let _ = b.take(ops);
         }
         if let Some(b) = &mut self.bytes {
             let _ = b.take(bytes as f64);
