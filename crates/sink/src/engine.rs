@@ -231,6 +231,8 @@ struct TxnRecord {
     attempts: u32,
     /// The slot of every command of it (cluster).
     slot: Option<u16>,
+    /// The server answered that it did not run (it is sent again).
+    failed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +286,13 @@ pub(crate) struct Engine {
     txns: HashMap<u64, TxnRecord>,
     /// Transactions whose connection was lost: resolved when the barrier ends.
     lost_txns: Vec<u64>,
+    /// The checkpoint keys with a transaction sent and not answered. One at a time per key,
+    /// so a transaction the server refuses (`OOM` while a big pipelined input briefly held
+    /// memory, a slot being migrated answering `ASK` for some keys) is never followed by a
+    /// later one that runs and moves the checkpoint past it: the checkpoint always describes
+    /// a prefix of the stream, and the stamp read back after a lost connection tells exactly
+    /// whether the one transaction in flight ran.
+    busy_keys: HashMap<Bytes, u64>,
     /// Tells this engine's checkpoint writes from any other's (a process restarted).
     id: u64,
     /// Cluster: per slot, the offset up to which the target holds the stream (from the slots'
@@ -358,6 +367,7 @@ impl Engine {
             input_db: 0,
             txns: HashMap::new(),
             lost_txns: Vec::new(),
+            busy_keys: HashMap::new(),
             id: engine_id(),
             floors: None,
             room,
@@ -643,10 +653,20 @@ impl Engine {
             offset,
             attempts: 0,
             slot,
+            failed: false,
         };
         self.push_txn(multi, &record);
         self.txns.insert(multi, record);
         exec
+    }
+
+    /// The transaction `id` is answered (or about to be sent again): forget it.
+    fn txn_done(&mut self, id: u64) -> Option<TxnRecord> {
+        let r = self.txns.remove(&id)?;
+        if self.busy_keys.get(&r.key) == Some(&id) {
+            self.busy_keys.remove(&r.key);
+        }
+        Some(r)
     }
 
     /// Queues the entries of a checkpointed transaction (first sending, or again).
@@ -935,6 +955,16 @@ impl Engine {
             // A checkpointed transaction is placed whole or not at all, so a barrier never
             // finds one half sent (its rest could otherwise go to another node, or outside
             // the `MULTI`).
+            if let (Kind::Multi, Some(id)) = (&front.kind, front.txn)
+                && let Some(key) = self.txns.get(&id).map(|r| r.key.clone())
+            {
+                match self.busy_keys.get(&key) {
+                    Some(&other) if other != id => return Ok(()), // wait for its answer
+                    _ => {
+                        self.busy_keys.insert(key, id);
+                    }
+                }
+            }
             let (count, wire) = match (&front.kind, front.txn) {
                 (Kind::Multi, Some(id)) => self
                     .pending
@@ -1180,10 +1210,11 @@ impl Engine {
             self.exec_errors(i, e, items);
             return;
         }
-        if let (Kind::Exec(_), Some(id)) = (&e.kind, e.txn) {
-            self.txns.remove(&id);
-        }
         let error = frame.as_ref().and_then(reply_error);
+        if let (Kind::Exec(_), Some(id), None) = (&e.kind, e.txn, &error) {
+            // It ran: nothing of it is sent again.
+            self.txn_done(id);
+        }
         if let Some((index, msg)) = error {
             if let Kind::Query(tx) = &mut e.kind {
                 let class = classify(&msg, self.info.cluster);
@@ -1284,7 +1315,7 @@ impl Engine {
         let Kind::Exec(members) = &e.kind else {
             return;
         };
-        let through = e.txn.and_then(|id| self.txns.remove(&id)).map(|r| r.offset);
+        let through = e.txn.and_then(|id| self.txn_done(id)).map(|r| r.offset);
         let failures: Vec<(usize, Bytes)> = items
             .iter()
             .enumerate()
@@ -1365,6 +1396,7 @@ impl Engine {
                 } else {
                     self.backoff = self.backoff.max(e.attempts + 1);
                     if class == ErrorClass::Routing {
+                        Counters::add(&self.counters.redirects, 1);
                         // MOVED (a slot moved: follow it), ASK (a slot moving: a transaction
                         // cannot follow it key by key, so wait and read the map again).
                         match (parse_redirect(msg), &mut self.slots) {
@@ -1372,6 +1404,11 @@ impl Engine {
                             _ => self.refresh = self.slots.is_some(),
                         }
                     }
+                }
+                if let Some(r) = self.txns.get_mut(&id) {
+                    // It did not run (the server answered): sent again whatever its
+                    // checkpoint says (a later transaction may have run meanwhile).
+                    r.failed = true;
                 }
                 if !self.lost_txns.contains(&id) {
                     self.lost_txns.push(id);
@@ -1441,7 +1478,7 @@ impl Engine {
                     _ => e.args.clone(),
                 };
                 if let Some(id) = e.txn {
-                    self.txns.remove(&id);
+                    self.txn_done(id);
                 }
                 if e.block && msg.starts_with(b"BUSYKEY") {
                     let key = e.args.get(1).cloned().unwrap_or_default();
@@ -1644,16 +1681,17 @@ impl Engine {
         self.pending
             .retain(|e| e.txn.is_none_or(|t| !ids.contains(&t)));
         for id in ids.into_iter().rev() {
-            let Some(mut record) = self.txns.remove(&id) else {
+            let Some(mut record) = self.txn_done(id) else {
                 continue;
             };
             // Transactions on one connection apply in order: a later one's stamp means this
-            // one ran too.
+            // one ran too, unless the server said it did not.
             let held = stamp_of(&record, &self.slots);
-            if held.is_some_and(|(engine, seq)| engine == self.id && seq >= id) {
+            if !record.failed && held.is_some_and(|(engine, seq)| engine == self.id && seq >= id) {
                 Counters::add(&self.counters.commands_acked, record.entries.len() as u64);
                 continue;
             }
+            record.failed = false;
             record.attempts += 1;
             if record.attempts > self.settings.max_attempts {
                 let err = Error::RetriesExhausted {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis_sync_sink::{RateLimit, Sink};
+use redis_sync_sink::{CheckpointWrite, RateLimit, Sink, TxCommand};
 use redis_sync_testkit::{
     Cluster, DatasetOptions, Flavor, Server, ServerVersion, poll_until, require, write_dataset,
 };
@@ -36,6 +36,9 @@ fn list_name(i: usize) -> String {
 /// RPUSHes `n` sequence numbers round-robin over the lists, at `rate` per second, then
 /// flushes; returns the metrics.
 async fn write_load(sink: &Sink, n: usize) {
+    if TRANSACTIONS.with(std::cell::Cell::get) {
+        return write_load_in_transactions(sink, n).await;
+    }
     for i in 0..n {
         let list = list_name(i % LISTS);
         let s = i.to_string();
@@ -44,6 +47,37 @@ async fn write_load(sink: &Sink, n: usize) {
             .unwrap();
     }
     sink.flush().await.unwrap();
+}
+
+thread_local! {
+    /// The load goes through `write_transaction` (one per slot per batch on a cluster).
+    static TRANSACTIONS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`write_load`] in checkpointed batches of 40 commands, as `redis-sync sync` writes the
+/// stream: one `MULTI … EXEC` per slot of each batch, each with its slot's checkpoint.
+async fn write_load_in_transactions(sink: &Sink, n: usize) {
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let list = list_name(i % LISTS);
+        batch.push(TxCommand {
+            db: 0,
+            args: cmd(&["RPUSH", &list, &i.to_string()]),
+            offset: i as u64 + 1,
+        });
+        if batch.len() == 40 || i + 1 == n {
+            let cp = CheckpointWrite {
+                key: Bytes::from_static(b"redis-sync:checkpoint:test"),
+                offset: i as u64 + 1,
+                fields: Vec::new(),
+            };
+            sink.write_transaction(std::mem::take(&mut batch), cp)
+                .await
+                .unwrap();
+        }
+    }
+    sink.flush().await.unwrap();
+    assert_eq!(*sink.acked_offset().borrow(), n as u64);
 }
 
 /// Every list holds exactly its sequence numbers, in order.
@@ -149,6 +183,19 @@ fn routes_splits_and_full_sync() {
 /// commands get MOVED and are resent to the new one, in order.
 #[test]
 fn failover_during_load_loses_nothing() {
+    failover_during_load(false);
+}
+
+/// The same with checkpointed transactions: a transaction whose `EXEC` reply was lost in the
+/// failover is sent again to the promoted replica only when its slot's checkpoint there does
+/// not hold it.
+#[test]
+fn failover_during_transactions_loses_and_repeats_nothing() {
+    failover_during_load(true);
+}
+
+fn failover_during_load(transactions: bool) {
+    TRANSACTIONS.with(|t| t.set(transactions));
     for v in cluster_versions() {
         let c = Cluster::builder(&v).masters(3).replicas(1).start();
         let n = 20_000;
@@ -188,6 +235,17 @@ fn failover_during_load_loses_nothing() {
 /// NODE`) during a write load to a list in that slot: ASK then MOVED, nothing lost.
 #[test]
 fn slot_migration_during_load_loses_nothing() {
+    slot_migration_during_load(false);
+}
+
+/// The same with checkpointed transactions (per slot): the slot's checkpoint moves with it.
+#[test]
+fn slot_migration_during_transactions_loses_and_repeats_nothing() {
+    slot_migration_during_load(true);
+}
+
+fn slot_migration_during_load(transactions: bool) {
+    TRANSACTIONS.with(|t| t.set(transactions));
     for v in cluster_versions() {
         let c = Cluster::builder(&v).masters(3).start();
         let n = 20_000;

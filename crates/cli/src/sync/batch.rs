@@ -8,9 +8,9 @@
 use redis_sync_sink::TxCommand;
 
 /// A batch is committed once it holds this many commands (outside a source transaction)...
-const COMMANDS: usize = 1000;
+const COMMANDS: usize = 10_000;
 /// ...or this many bytes.
-const BYTES: usize = 1 << 20;
+const BYTES: usize = 8 << 20;
 /// A source transaction larger than this is committed in parts (memory stays bounded).
 const HARD_COMMANDS: usize = 100_000;
 /// See [`HARD_COMMANDS`].
