@@ -276,11 +276,18 @@ fn target_connections_killed_mid_stream_apply_nothing_twice_on(v: &ServerVersion
     );
 
     let want = src.digest();
-    poll_until(
-        Duration::from_secs(60),
-        "the target to equal the source",
-        || (data_digest(&dst) == want).then_some(()),
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while data_digest(&dst) != want {
+        if std::time::Instant::now() > deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            panic!(
+                "the target is not equal to the source after 60 s; redis-sync's log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
     let err = terminate(child);
     let log = std::fs::read_to_string(&log).unwrap_or_default() + &err;
     assert!(

@@ -112,6 +112,9 @@ pub(crate) enum Kind {
     Query(Option<oneshot::Sender<Result<Frame, Error>>>),
     /// `MULTI`: the commands placed after it on its connection belong to a transaction.
     Multi,
+    /// `DISCARD` of a transaction queued on a node whose `EXEC` will not be sent (the task's
+    /// own; its answer does not matter).
+    Discard,
     /// `EXEC`, with the commands of its transaction as placed (`SELECT`s the task inserted
     /// included, so the reply's elements line up) and their source offsets: to name the one
     /// that failed. Filled when the `EXEC` is placed.
@@ -167,7 +170,7 @@ impl Entry {
     }
 
     fn is_internal(&self) -> bool {
-        matches!(self.kind, Kind::Select | Kind::Asking)
+        matches!(self.kind, Kind::Select | Kind::Asking | Kind::Discard)
     }
 
     fn counts(&self) -> bool {
@@ -201,6 +204,8 @@ struct Node {
     connected_once: bool,
     /// Between a placed `MULTI` and its `EXEC`: the commands placed since (see `Kind::Exec`).
     tx: Option<Vec<Member>>,
+    /// The checkpointed transaction whose `MULTI` is open on this connection.
+    tx_owner: Option<u64>,
 }
 
 /// The checkpoint hash field naming the transaction that wrote it: `<engine id>:<seq>`.
@@ -233,6 +238,9 @@ struct TxnRecord {
     slot: Option<u16>,
     /// The server answered that it did not run (it is sent again).
     failed: bool,
+    /// Sent again without counting an attempt: discarded because the one before it failed,
+    /// or a member was skipped (each round has one member fewer, so this ends).
+    collateral: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -654,15 +662,20 @@ impl Engine {
             attempts: 0,
             slot,
             failed: false,
+            collateral: false,
         };
         self.push_txn(multi, &record);
         self.txns.insert(multi, record);
+        Counters::add(&self.counters.txns_open, 1);
         exec
     }
 
     /// The transaction `id` is answered (or about to be sent again): forget it.
     fn txn_done(&mut self, id: u64) -> Option<TxnRecord> {
         let r = self.txns.remove(&id)?;
+        self.counters
+            .txns_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if self.busy_keys.get(&r.key) == Some(&id) {
             self.busy_keys.remove(&r.key);
         }
@@ -882,6 +895,7 @@ impl Engine {
             db: 0,
             connected_once: false,
             tx: None,
+            tx_owner: None,
         });
         self.by_addr.insert(addr.to_string(), self.nodes.len() - 1);
         self.nodes.len() - 1
@@ -902,6 +916,7 @@ impl Engine {
         node.placed = 0;
         node.db = 0;
         node.tx = None;
+        node.tx_owner = None;
         node.out.clear();
         tokio::spawn(reader::run(
             i,
@@ -955,24 +970,42 @@ impl Engine {
             // A checkpointed transaction is placed whole or not at all, so a barrier never
             // finds one half sent (its rest could otherwise go to another node, or outside
             // the `MULTI`).
-            if let (Kind::Multi, Some(id)) = (&front.kind, front.txn)
+            // One checkpointed transaction runs at a time per checkpoint key: while one waits
+            // for its answer, the next one's `MULTI` and commands go (the server queues
+            // them) but its `EXEC` waits until the first ran.
+            let mut hold_exec = false;
+            if let (Kind::Multi | Kind::Exec(_), Some(id)) = (&front.kind, front.txn)
                 && let Some(key) = self.txns.get(&id).map(|r| r.key.clone())
             {
                 match self.busy_keys.get(&key) {
-                    Some(&other) if other != id => return Ok(()), // wait for its answer
-                    _ => {
+                    Some(&other) if other != id => {
+                        if matches!(front.kind, Kind::Exec(_)) {
+                            return Ok(()); // wait for the answer of the one before
+                        }
+                        hold_exec = true;
+                    }
+                    _ if matches!(front.kind, Kind::Exec(_)) => {
                         self.busy_keys.insert(key, id);
                     }
+                    _ => {}
                 }
             }
             let (count, wire) = match (&front.kind, front.txn) {
-                (Kind::Multi, Some(id)) => self
-                    .pending
-                    .iter()
-                    .take_while(|e| e.txn == Some(id))
-                    .fold((0, 0), |(n, w), e| (n + 1, w + e.wire)),
+                (Kind::Multi, Some(id)) => {
+                    let (n, w, last) = self
+                        .pending
+                        .iter()
+                        .take_while(|e| e.txn == Some(id))
+                        .fold((0, 0, 0), |(n, w, _), e| (n + 1, w + e.wire, e.wire));
+                    if hold_exec { (n - 1, w - last) } else { (n, w) }
+                }
                 _ => (1, front.wire),
             };
+            if let (Kind::Multi, Some(id), false) = (&front.kind, front.txn, hold_exec)
+                && let Some(key) = self.txns.get(&id).map(|r| r.key.clone())
+            {
+                self.busy_keys.insert(key, id);
+            }
             let slot = front.slot;
             let pinned = front.ask.clone().or_else(|| front.pinned.clone());
             let i = match self.target_of(pinned.as_deref(), slot) {
@@ -1094,8 +1127,14 @@ impl Engine {
     fn place_one(&mut self, i: usize, mut e: Entry) {
         let node = &mut self.nodes[i];
         match &mut e.kind {
-            Kind::Multi => node.tx = Some(Vec::new()),
-            Kind::Exec(members) => *members = node.tx.take().unwrap_or_default(),
+            Kind::Multi => {
+                node.tx = Some(Vec::new());
+                node.tx_owner = e.txn;
+            }
+            Kind::Exec(members) => {
+                *members = node.tx.take().unwrap_or_default();
+                node.tx_owner = None;
+            }
             Kind::Asking => {}
             _ => {
                 if let Some(tx) = &mut node.tx {
@@ -1388,10 +1427,16 @@ impl Engine {
                     && !matches!(e.kind, Kind::Exec(_) | Kind::Multi));
             if resend {
                 if !matches!(class, ErrorClass::Routing | ErrorClass::Retryable) {
-                    // Skipped into the dead-letter file; the rest goes again without it.
-                    self.skip_at(e.seq, e.db, e.offset, class, &text, &e.args);
+                    // Skipped into the dead-letter file; the rest goes again without it. (The
+                    // checkpoint write, the one member without an offset, is the task's own:
+                    // it is not the user's data, and the next batch's carries the position.)
+                    if e.offset.is_some() {
+                        self.skip_at(e.seq, e.db, e.offset, class, &text, &e.args);
+                    }
                     if let Some(r) = self.txns.get_mut(&id) {
                         r.entries.retain(|x| x.0 != e.seq);
+                        // Progress (one member fewer each time): not a failed attempt.
+                        r.collateral = true;
                     }
                 } else {
                     self.backoff = self.backoff.max(e.attempts + 1);
@@ -1407,9 +1452,11 @@ impl Engine {
                 }
                 if let Some(r) = self.txns.get_mut(&id) {
                     // It did not run (the server answered): sent again whatever its
-                    // checkpoint says (a later transaction may have run meanwhile).
+                    // checkpoint says.
                     r.failed = true;
                 }
+                // A SELECT queued in it did not run either: select again before the next.
+                self.nodes[i].db = u32::MAX;
                 if !self.lost_txns.contains(&id) {
                     self.lost_txns.push(id);
                 }
@@ -1417,8 +1464,8 @@ impl Engine {
                 return;
             }
         }
-        if matches!(e.kind, Kind::Asking) {
-            return; // the command after it will fail and be handled
+        if matches!(e.kind, Kind::Asking | Kind::Discard) {
+            return; // ASKING: the command after it will fail and be handled
         }
         if matches!(e.kind, Kind::Select) && !matches!(class, ErrorClass::Retryable) {
             let err = self.rejected(i, &e, &e.args, ErrorClass::Fatal, &text, msg);
@@ -1560,6 +1607,18 @@ impl Engine {
         node.want = None;
         node.out.clear();
         node.queue_bytes = 0;
+        // The server discarded an open MULTI with the connection: its transaction (whose
+        // `EXEC` was not sent) goes again whole.
+        node.tx = None;
+        if let Some(id) = node.tx_owner.take() {
+            if let Some(r) = self.txns.get_mut(&id) {
+                r.failed = true;
+            }
+            if !self.lost_txns.contains(&id) {
+                self.lost_txns.push(id);
+            }
+        }
+        let node = &mut self.nodes[i];
         let lost: Vec<Entry> = node.queue.drain(..).collect();
         self.counters.error(ErrorClass::Retryable);
         let text = format!("connection to {} lost: {message}", self.nodes[i].addr);
@@ -1592,6 +1651,9 @@ impl Engine {
             && at > Instant::now()
         {
             return Ok(());
+        }
+        if self.discard_open_transactions() {
+            return Ok(()); // after the DISCARD's answer
         }
         if self.refresh {
             let mut seeds: Vec<String> = self.settings.seeds.clone();
@@ -1626,6 +1688,41 @@ impl Engine {
             self.backoff = 0;
         }
         Ok(())
+    }
+
+    /// A transaction whose commands are queued on a node while its `EXEC` waits (see
+    /// `dispatch`) cannot run once the one before it failed: `DISCARD` it and send it again
+    /// whole with the others. True when a `DISCARD` was placed (wait for its answer).
+    fn discard_open_transactions(&mut self) -> bool {
+        let mut placed = false;
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].tx.is_none() || self.nodes[i].writer.is_none() {
+                continue;
+            }
+            self.nodes[i].tx = None;
+            // A SELECT queued in the discarded transaction did not run.
+            self.nodes[i].db = u32::MAX;
+            if let Some(id) = self.nodes[i].tx_owner.take() {
+                if let Some(r) = self.txns.get_mut(&id) {
+                    r.failed = true;
+                    r.collateral = true;
+                }
+                if !self.lost_txns.contains(&id) {
+                    self.lost_txns.push(id);
+                }
+            }
+            let seq = self.next_seq.saturating_sub(1);
+            let discard = Entry::new(
+                seq,
+                self.nodes[i].db,
+                vec![Bytes::from_static(b"DISCARD")],
+                None,
+                Kind::Discard,
+            );
+            self.place_one(i, discard);
+            placed = true;
+        }
+        placed
     }
 
     /// The connection carrying checkpointed transactions was lost before their `EXEC`
@@ -1677,6 +1774,15 @@ impl Engine {
             };
             stamps.get(&(addr, r.key.clone())).copied().flatten()
         };
+        // A transaction whose EXEC was never sent did not run, whatever a stamp says.
+        for e in &self.pending {
+            if let (Kind::Exec(_), Some(id)) = (&e.kind, e.txn)
+                && ids.contains(&id)
+                && let Some(r) = self.txns.get_mut(&id)
+            {
+                r.failed = true;
+            }
+        }
         // Entries of these transactions not placed yet: they are queued again whole.
         self.pending
             .retain(|e| e.txn.is_none_or(|t| !ids.contains(&t)));
@@ -1692,7 +1798,9 @@ impl Engine {
                 continue;
             }
             record.failed = false;
-            record.attempts += 1;
+            if !std::mem::take(&mut record.collateral) {
+                record.attempts += 1;
+            }
             if record.attempts > self.settings.max_attempts {
                 let err = Error::RetriesExhausted {
                     command: "MULTI … EXEC (checkpointed batch)".into(),
@@ -1721,6 +1829,7 @@ impl Engine {
                 .collect();
             self.held.extend(entries);
             self.txns.insert(id, record);
+            Counters::add(&self.counters.txns_open, 1);
         }
         Ok(true)
     }

@@ -297,6 +297,15 @@ impl Sink {
         rx.await.map_err(|_| self.stopped())?
     }
 
+    /// Checkpointed transactions ([`write_transaction`](Self::write_transaction)) queued and
+    /// not answered yet. A caller that batches commands can keep gathering while this is
+    /// not zero: one transaction per key runs at a time, so bigger batches cost less.
+    pub fn transactions_open(&self) -> u64 {
+        self.counters
+            .txns_open
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The highest source offset acknowledged so far (0 before any).
     pub fn acked_offset(&self) -> watch::Receiver<u64> {
         self.acked.clone()

@@ -57,6 +57,8 @@ pub(crate) struct Counters {
     pub(crate) keys_restored: AtomicU64,
     pub(crate) keys_rebuilt: AtomicU64,
     pub(crate) replayed: AtomicU64,
+    /// Checkpointed transactions queued and not answered yet (a level, not a count).
+    pub(crate) txns_open: AtomicU64,
 }
 
 impl Counters {

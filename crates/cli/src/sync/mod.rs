@@ -427,10 +427,13 @@ impl Run<'_> {
                         return Ok(Stop::CaughtUp);
                     }
                 }
-                // Nothing more is ready from the source: commit what the batch holds.
-                () = std::future::ready(()), if self.batch.ready() => {
+                // Nothing more is ready from the source and the target is done with the last
+                // batch: commit what this one holds (while the target is busy, it grows).
+                () = std::future::ready(()), if self.batch.ready() && self.sink.transactions_open() == 0 => {
                     self.flush_batch().await?;
                 }
+                // The target is busy: wait for its answer, or for more from the source.
+                () = tokio::time::sleep(Duration::from_millis(1)), if self.batch.ready() => {}
             }
         }
     }
