@@ -49,6 +49,8 @@ pub struct Snapshot {
     pub state: State,
     /// `full` or `partial`: how the current session started.
     pub sync_kind: Option<&'static str>,
+    /// `exactly-once` (transactions with the checkpoint in the target) or `at-least-once`.
+    pub delivery: &'static str,
     pub source: String,
     pub target: String,
     pub master_replid: Option<String>,
@@ -121,10 +123,15 @@ impl Snapshot {
     /// The periodic status line (text).
     pub fn status_line(&self) -> String {
         let mut s = format!(
-            "state={} sync={} replid={} offset={} applied={} lag={}B/{:.1}s cmds={}/{} \
-             filtered={} rdb={} keys={}",
+            "state={} sync={} delivery={} replid={} offset={} applied={} lag={}B/{:.1}s \
+             cmds={}/{} filtered={} rdb={} keys={}",
             self.state.name(),
             self.sync_kind.unwrap_or("-"),
+            if self.delivery.is_empty() {
+                "-"
+            } else {
+                self.delivery
+            },
             self.master_replid.as_deref().unwrap_or("-"),
             self.received_offset,
             self.applied_offset,
@@ -169,6 +176,7 @@ mod tests {
         let s = Snapshot {
             state: State::Streaming,
             sync_kind: Some("partial"),
+            delivery: "exactly-once",
             master_replid: Some("abc".into()),
             received_offset: 100,
             applied_offset: 90,
@@ -179,10 +187,16 @@ mod tests {
             ..Snapshot::default()
         };
         let line = s.status_line();
-        assert!(line.contains("state=streaming sync=partial replid=abc offset=100 applied=90"));
+        assert!(
+            line.contains(
+                "state=streaming sync=partial delivery=exactly-once replid=abc offset=100 applied=90"
+            ),
+            "{line}"
+        );
         assert!(s.progress_line().contains("(50%)"), "{}", s.progress_line());
         let j: serde_json::Value = serde_json::from_str(&s.json_line()).expect("json");
         assert_eq!(j["state"], "streaming");
         assert_eq!(j["applied_offset"], 90);
+        assert_eq!(j["delivery"], "exactly-once");
     }
 }

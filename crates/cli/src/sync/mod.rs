@@ -266,6 +266,11 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         copying: false,
         goal: None,
         stats: Snapshot {
+            delivery: if exactly_once {
+                "exactly-once"
+            } else {
+                "at-least-once"
+            },
             source: s.source.to_string(),
             target: s.target.to_string(),
             ..Snapshot::default()
