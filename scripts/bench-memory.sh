@@ -25,18 +25,12 @@
 # and 3 GB for 10M keys (both servers hold the data). Only 127.0.0.1 is used.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REDIS_SERVERS_DIR="${REDIS_SERVERS_DIR:-$HOME/.cache/redis-sync/servers}"
-REDIS_VERSION="${REDIS_VERSION:-redis-7.0.15}"
+BENCH_NAME=bench-memory
+# shellcheck source=bench-lib.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/bench-lib.sh"
 CASES="${CASES:-big many sweep}"
 KEYS="${KEYS:-10000000}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-3600}"
-
-die() {
-    echo "bench-memory: $*" >&2
-    exit 1
-}
-say() { echo "[$(date +%T)] $*" >&2; }
 
 for c in $CASES; do
     case "$c" in
@@ -45,134 +39,15 @@ for c in $CASES; do
     esac
 done
 [[ "$KEYS" =~ ^[1-9][0-9]*$ ]] || die "KEYS must be a positive integer, not '$KEYS'"
-[[ "$RUN_TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "RUN_TIMEOUT must be a number of seconds"
-command -v python3 >/dev/null || die "python3 is needed"
-command -v timeout >/dev/null || die "timeout (coreutils) is needed"
+check_common
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is needed (apt-get install time)"
+find_server
+find_redis_sync
+make_work
 
-# The server binary and whether it takes --enable-debug-command (7.0+, needed for DEBUG POPULATE).
-SERVER=""
-for name in redis-server valkey-server; do
-    if [[ -x "$REDIS_SERVERS_DIR/bin/$REDIS_VERSION/$name" ]]; then
-        SERVER="$REDIS_SERVERS_DIR/bin/$REDIS_VERSION/$name"
-        break
-    fi
-done
-[[ -n "$SERVER" ]] || die "no server at $REDIS_SERVERS_DIR/bin/$REDIS_VERSION/ (REDIS_VERSION=$REDIS_VERSION)"
-SERVER_VERSION=$("$SERVER" --version | sed -nE 's/.* v=([0-9][0-9.]*).*/\1/p')
-[[ -n "$SERVER_VERSION" ]] || die "cannot read the version of $SERVER"
-DEBUG_FLAG=()
-if ((${SERVER_VERSION%%.*} >= 7)); then
-    DEBUG_FLAG=(--enable-debug-command yes)
-fi
-
-if [[ -n "${RS:-}" ]]; then
-    [[ -x "$RS" ]] || die "RS=$RS is not an executable"
-    BUILT="binary $RS"
-else
-    say "cargo build --release -p redis-sync"
-    cargo build --release -p redis-sync --manifest-path "$ROOT/Cargo.toml" >&2
-    TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-    RS="$TARGET_DIR/release/redis-sync"
-    [[ -x "$RS" ]] || die "built binary not found at $RS"
-    BUILT="commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
-        BUILT="$BUILT + uncommitted changes"
-    fi
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/redis-sync-bench-memory.XXXXXX")
-PIDS=()
-
-stop_servers() {
-    local pid i alive
-    ((${#PIDS[@]})) || return 0
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    # SIGTERM with no save points: each server exits at once; SIGKILL after 10 s.
-    for ((i = 0; i < 100; i++)); do
-        alive=0
-        for pid in "${PIDS[@]}"; do
-            if kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]]; then
-                alive=1
-            fi
-        done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-}
-cleanup() {
-    stop_servers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A tiny RESP client, so that only python3 is needed.
-cat >"$WORK/resp.py" <<'PY'
-import os, socket, sys, time
-
-def enc(args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += [b"$%d\r\n" % len(a), a, b"\r\n"]
-    return b"".join(out)
-
-class Conn:
-    def __init__(self, port, timeout=3600):
-        self.s = socket.create_connection(("127.0.0.1", int(port)), timeout=timeout)
-        self.f = self.s.makefile("rb")
-    def send(self, cmds):
-        self.s.sendall(b"".join(enc(c) for c in cmds))
-    def reply(self):
-        line = self.f.readline()
-        if not line.endswith(b"\r\n"):
-            sys.exit("resp.py: connection closed")
-        kind, body = line[:1], line[1:-2]
-        if kind == b"-":
-            sys.exit("resp.py: server error: " + body.decode(errors="replace"))
-        if kind in (b"+", b":"):
-            return body
-        if kind == b"$":
-            n = int(body)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if kind == b"*":
-            return [self.reply() for _ in range(max(int(body), 0))]
-        sys.exit("resp.py: unexpected reply %r" % line)
-    def call(self, *args):
-        self.send([args])
-        return self.reply()
-    def replies(self, n):
-        for _ in range(n):
-            self.reply()
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-def wait(port, pid):
-    # Up to 10 s for the server we started (its process id, not just anything on the port).
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return 1
-        try:
-            info = Conn(port, timeout=2).call("INFO", "server").decode()
-            if "process_id:%d\r\n" % pid in info:
-                return 0
-            return 1
-        except (OSError, SystemExit):
-            time.sleep(0.1)
-    return 1
+# The rest of resp.py (bench-lib.sh writes its beginning).
+cat >>"$WORK/resp.py" <<'PY'
+TIMEOUT = 3600
 
 def used_memory(c):
     info = c.call("INFO", "memory").decode()
@@ -188,55 +63,22 @@ def fill_big(c):
     if int(c.call("STRLEN", "big:str")) != 512 << 20 or int(c.call("LLEN", "big:list")) != 16384:
         sys.exit("resp.py: the big keys do not have the expected sizes")
 
-def main():
-    op, args = sys.argv[1], sys.argv[2:]
-    if op == "free-port":
-        print(free_port())
-    elif op == "wait":
-        sys.exit(wait(int(args[0]), int(args[1])))
-    elif op == "call":
-        r = Conn(args[0]).call(*args[1:])
-        print(r.decode() if isinstance(r, bytes) else r)
-    elif op == "fill-big":
-        c = Conn(args[0])
-        fill_big(c)
-        print("source: %s keys, used_memory %s" % (int(c.call("DBSIZE")), used_memory(c)), file=sys.stderr)
-    elif op == "populate":
-        c = Conn(args[0])
-        c.call("DEBUG", "POPULATE", args[1], "k", 16)
-        print("source: %s keys, used_memory %s" % (int(c.call("DBSIZE")), used_memory(c)), file=sys.stderr)
-    else:
-        sys.exit("resp.py: unknown operation " + op)
+def call(port, *args):
+    r = Conn(port).call(*args)
+    print(r.decode() if isinstance(r, bytes) else r)
 
-main()
+def fill_big_op(port):
+    c = Conn(port)
+    fill_big(c)
+    print("source: %s keys, used_memory %s" % (int(c.call("DBSIZE")), used_memory(c)), file=sys.stderr)
+
+def populate(port, keys):
+    c = Conn(port)
+    c.call("DEBUG", "POPULATE", keys, "k", 16)
+    print("source: %s keys, used_memory %s" % (int(c.call("DBSIZE")), used_memory(c)), file=sys.stderr)
+
+main({"call": call, "fill-big": fill_big_op, "populate": populate})
 PY
-resp() { python3 "$WORK/resp.py" "$@"; }
-
-# start_server NAME ARGS...: a server on a free loopback port, in $PORT. Up to 5 tries, in case
-# another process takes the port between choosing and binding it.
-start_server() {
-    local name=$1 try port pid
-    shift
-    mkdir -p "$WORK/$name"
-    for ((try = 1; try <= 5; try++)); do
-        port=$(resp free-port)
-        "$SERVER" --port "$port" --bind 127.0.0.1 --dir "$WORK/$name" --save "" --appendonly no \
-            --daemonize no --logfile "$WORK/$name/server.log" \
-            ${DEBUG_FLAG[@]+"${DEBUG_FLAG[@]}"} "$@" &
-        pid=$!
-        PIDS+=("$pid")
-        if resp wait "$port" "$pid"; then
-            PORT=$port
-            return 0
-        fi
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        unset 'PIDS[-1]'
-        echo "$name did not start on port $port (try $try)" >&2
-    done
-    tail -20 "$WORK/$name/server.log" >&2 || true
-    die "$name did not start"
-}
 
 # fresh_servers: stop the servers of the last case, start a source and a target.
 fresh_servers() {

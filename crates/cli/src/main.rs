@@ -10,7 +10,6 @@ mod check;
 mod client;
 mod config;
 mod flags;
-mod glob;
 mod logging;
 mod metrics;
 mod rdb;

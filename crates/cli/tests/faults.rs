@@ -208,26 +208,8 @@ fn target_connections_killed_mid_stream_apply_nothing_twice_on(v: &ServerVersion
     let state = dir.path().join("state.json");
     let log = dir.path().join("sync.log");
     let (s, t) = (url(&src), url(&dst));
-    let child = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
-        .args([
-            "sync",
-            "--source",
-            &s,
-            "--target",
-            &t,
-            "--state-file",
-            state.to_str().expect("utf-8"),
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("start redis-sync");
-    poll_until(Duration::from_secs(30), "the full copy", || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|l| l.contains("full copy applied"))
-    });
+    let child = spawn_sync(&s, &t, &state, &log, &[]);
+    wait_for_log(&log, "full copy applied");
 
     // Non-idempotent writes on the source while the target's client connections are killed
     // every few milliseconds (bounded: the writer's count and the killer's).
@@ -431,23 +413,7 @@ fn cluster_killed_and_restarted(v: &ServerVersion) {
     let (s, t) = (url(&src), url(&cluster.masters()[0]));
     let spawn = |n: usize| -> (Child, std::path::PathBuf) {
         let log = dir.path().join(format!("run-{n}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
-            .args([
-                "sync",
-                "--source",
-                &s,
-                "--target",
-                &t,
-                "--state-file",
-                state.to_str().expect("utf-8"),
-            ])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start redis-sync");
-        (child, log)
+        (spawn_sync(&s, &t, &state, &log, &[]), log)
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -627,6 +593,19 @@ fn a_wrong_password_is_a_clear_error() {
     assert_eq!(dst.dbsize(), 0);
 }
 
+/// Waits (a bounded while) until the log at `log` contains `text`.
+fn wait_for_log(log: &std::path::Path, text: &str) {
+    poll_until(
+        Duration::from_secs(60),
+        &format!("{text:?} in the log"),
+        || {
+            std::fs::read_to_string(log)
+                .ok()
+                .filter(|l| l.contains(text))
+        },
+    );
+}
+
 /// Starts `redis-sync sync` (streaming, no exit of its own) with `extra` flags; its log goes to
 /// `log`.
 fn spawn_sync(
@@ -669,11 +648,7 @@ fn a_slow_target_does_not_cut_a_source_with_a_tiny_output_buffer() {
     let (s, t) = (url(&src), url(&dst));
     // A target that takes 4,000 commands a second: the burst below needs a few seconds.
     let child = spawn_sync(&s, &t, &state, &log, &["--max-ops", "4000"]);
-    poll_until(Duration::from_secs(30), "the full copy", || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|l| l.contains("full copy applied"))
-    });
+    wait_for_log(&log, "full copy applied");
     // About 3 MB of writes at once, non-idempotent.
     let mut c = src.client();
     let value = "x".repeat(200);
@@ -717,11 +692,7 @@ fn a_full_spool_stops_clearly_and_a_restart_loses_nothing() {
         &log,
         &["--max-ops", "500", "--spool-limit", "1000000"],
     );
-    poll_until(Duration::from_secs(30), "the full copy", || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|l| l.contains("full copy applied"))
-    });
+    wait_for_log(&log, "full copy applied");
     let mut c = src.client();
     let value = "y".repeat(1000);
     // 40 MB: more than the sink's queue and window, the event queue, the spool's memory and
@@ -749,4 +720,43 @@ fn a_full_spool_stops_clearly_and_a_restart_loses_nothing() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("partial resync"), "{err}");
     assert_eq!(data_digest(&dst), src.digest());
+}
+
+#[test]
+fn a_source_link_cut_during_the_copy_ends_equal() {
+    for v in matrix() {
+        link_cut_during_the_copy(&v);
+    }
+}
+
+fn link_cut_during_the_copy(v: &ServerVersion) {
+    eprintln!("link cut during the copy on {v}");
+    let src = source(v);
+    let dst = Server::builder(v).start();
+    // Enough keys that the copy is still under way when the link is cut.
+    src.cmd(&["DEBUG", "POPULATE", "100000", "k", "64"]);
+    src.cmd(&["RPUSH", "l", "a"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, log) = (dir.path().join("state.json"), dir.path().join("sync.log"));
+    let (s, t) = (url(&src), url(&dst));
+    let mut child = spawn_sync(&s, &t, &state, &log, &["--until-caught-up"]);
+    wait_for_log(&log, "full sync from");
+    // Cut the replication link (`slave` is what 5.0 calls it; later versions accept both).
+    let n = src.cmd(&["CLIENT", "KILL", "TYPE", "slave"]).int();
+    assert!(n >= 1, "no replica connection to cut");
+    src.cmd(&["RPUSH", "l", "b"]);
+    let status = poll_until(Duration::from_secs(120), "redis-sync to catch up", || {
+        child.try_wait().expect("wait")
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{text}");
+    assert!(text.contains("link to the source lost"), "{text}");
+    // Cut while the payload was still arriving: a second copy. Cut after it arrived (the
+    // replica reads it into its spool as fast as the network goes, and decodes from there):
+    // the copy completes from the spool, then a partial resync.
+    assert!(
+        text.matches("full sync from").count() >= 2 || text.contains("partial resync: continuing"),
+        "{text}"
+    );
+    assert_eq!(data_digest(&dst), src.digest(), "{text}");
 }

@@ -243,6 +243,27 @@ struct TxnRecord {
     collateral: bool,
 }
 
+impl TxnRecord {
+    /// The entries that send transaction `id` (again), with their original sequence numbers.
+    fn to_entries(&self, id: u64) -> Vec<Entry> {
+        self.entries
+            .iter()
+            .map(|(seq, db, args, offset, role)| {
+                let kind = match role {
+                    TxRole::Multi => Kind::Multi,
+                    TxRole::Member => Kind::Command,
+                    TxRole::Exec => Kind::Exec(Vec::new()),
+                };
+                let mut e = Entry::new(*seq, *db, args.clone(), *offset, kind);
+                e.txn = Some(id);
+                e.attempts = self.attempts;
+                e.slot = self.slot;
+                e
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TxRole {
     Multi,
@@ -682,18 +703,9 @@ impl Engine {
         Some(r)
     }
 
-    /// Queues the entries of a checkpointed transaction (first sending, or again).
+    /// Queues the entries of a checkpointed transaction (its first sending).
     fn push_txn(&mut self, id: u64, record: &TxnRecord) {
-        for (seq, db, args, offset, role) in &record.entries {
-            let kind = match role {
-                TxRole::Multi => Kind::Multi,
-                TxRole::Member => Kind::Command,
-                TxRole::Exec => Kind::Exec(Vec::new()),
-            };
-            let mut e = Entry::new(*seq, *db, args.clone(), *offset, kind);
-            e.txn = Some(id);
-            e.attempts = record.attempts;
-            e.slot = record.slot;
+        for e in record.to_entries(id) {
             self.push_pending(e);
         }
     }
@@ -1811,23 +1823,7 @@ impl Engine {
                 return Ok(true);
             }
             Counters::add(&self.counters.resent, record.entries.len() as u64);
-            let entries: Vec<Entry> = record
-                .entries
-                .iter()
-                .map(|(seq, db, args, offset, role)| {
-                    let kind = match role {
-                        TxRole::Multi => Kind::Multi,
-                        TxRole::Member => Kind::Command,
-                        TxRole::Exec => Kind::Exec(Vec::new()),
-                    };
-                    let mut e = Entry::new(*seq, *db, args.clone(), *offset, kind);
-                    e.txn = Some(id);
-                    e.attempts = record.attempts;
-                    e.slot = record.slot;
-                    e
-                })
-                .collect();
-            self.held.extend(entries);
+            self.held.extend(record.to_entries(id));
             self.txns.insert(id, record);
             Counters::add(&self.counters.txns_open, 1);
         }

@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use redis_sync_rdb::{Decoder, Event, ValueType};
 
 use crate::flags::{Format, KeyType, RdbArgs};
-use crate::glob;
+use redis_sync_commands::glob_match;
 
 /// Bytes read from the input at a time.
 const READ_SIZE: usize = 256 * 1024;
@@ -62,7 +62,7 @@ impl Filter {
         }
         (self.dbs.is_empty() || self.dbs.contains(&k.db))
             && (self.types.is_empty() || self.types.contains(&key_type(k.value_type)))
-            && self.glob.as_ref().is_none_or(|g| glob::matches(g, &k.key))
+            && self.glob.as_ref().is_none_or(|g| glob_match(g, &k.key))
     }
 }
 

@@ -224,18 +224,23 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         }
         None => tracing::info!("no checkpoint: starting with a full copy"),
     }
-    let replica = builder.start(std::future::pending());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = shutdown_tx.send(true);
+    });
+    // The replica stops on the same signal (the loop drains the target first, then exits).
+    let replica = {
+        let mut stop = shutdown_rx.clone();
+        builder.start(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+    };
 
     let heartbeat = s.heartbeat.map(|every| {
         let id = s.target.addr();
         let key = format!("{}{id}", String::from_utf8_lossy(HEARTBEAT_PREFIX));
         tokio::spawn(heartbeat_task(s.source.clone(), key, every))
-    });
-
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = shutdown_tx.send(true);
     });
 
     let mut run = Run {
@@ -265,6 +270,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         full_syncs: 0,
         copying: false,
         goal: None,
+        goal_rx: None,
         stats: Snapshot {
             delivery: if exactly_once {
                 "exactly-once"
@@ -367,6 +373,8 @@ struct Run<'a> {
     copying: bool,
     /// `--until-caught-up`: the source offset to reach.
     goal: Option<u64>,
+    /// The answer of [`ask_goal`](Run::ask_goal), on its way.
+    goal_rx: Option<tokio::sync::oneshot::Receiver<u64>>,
     stats: Snapshot,
     started: Instant,
     rdb_started: Option<Instant>,
@@ -432,6 +440,16 @@ impl Run<'_> {
                         return Ok(Stop::CaughtUp);
                     }
                 }
+                goal = answer(self.goal_rx.as_mut()), if self.goal_rx.is_some() => {
+                    self.goal_rx = None;
+                    if let Ok(goal) = goal {
+                        tracing::info!("--until-caught-up: waiting until offset {goal} is applied");
+                        self.goal = Some(goal);
+                    }
+                    if self.caught_up() {
+                        return Ok(Stop::CaughtUp);
+                    }
+                }
                 // Nothing more is ready from the source and the target is done with the last
                 // batch: commit what this one holds (while the target is busy, it grows).
                 () = std::future::ready(()), if self.batch.ready() && self.sink.transactions_open() == 0 => {
@@ -475,7 +493,7 @@ impl Run<'_> {
                 self.cp.replid = Some(replid.clone());
                 self.ledger.handle_continued(replid, offset, self.resume_db);
                 if self.s.until_caught_up && self.goal.is_none() {
-                    self.goal = Some(self.source_offset().await);
+                    self.ask_goal(0);
                 }
             }
             ReplicaEvent::Command {
@@ -565,6 +583,7 @@ impl Run<'_> {
         self.loader = RdbLoader::new().hold_limit(self.s.value_budget);
         self.skip_key = false;
         self.goal = None;
+        self.goal_rx = None;
         self.stats.state = State::FullSync;
         self.stats.sync_kind = Some("full");
         self.stats.master_replid = Some(replid.clone());
@@ -680,9 +699,7 @@ impl Run<'_> {
             return Ok(Some(Stop::FullDone));
         }
         if self.s.until_caught_up {
-            let goal = self.source_offset().await.max(offset);
-            tracing::info!("--until-caught-up: waiting until offset {goal} is applied");
-            self.goal = Some(goal);
+            self.ask_goal(offset);
         }
         Ok(None)
     }
@@ -918,24 +935,34 @@ impl Run<'_> {
                 .is_some_and(|p| p.offset >= goal)
     }
 
-    /// The source's `master_repl_offset` now (what it has written so far); the received
-    /// offset when the source does not answer `INFO` on a separate connection.
-    async fn source_offset(&self) -> u64 {
-        let fallback = self.replica.metrics().received_offset();
-        let ask = async {
-            let mut c = Client::connect(&self.s.source, Duration::from_secs(5)).await?;
-            let info = c.info("replication").await?;
-            client::field(&info, "master_repl_offset")
-                .and_then(|v| v.parse::<u64>().ok())
-                .context("no master_repl_offset in INFO replication")
-        };
-        match ask.await {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!("cannot read the source's offset ({e:#}); using the received one");
-                fallback
-            }
-        }
+    /// `--until-caught-up`: asks the source for its `master_repl_offset` (what it has
+    /// written so far) on a separate connection, in a task of its own so the loop goes on;
+    /// the answer (at least `floor`) becomes the goal. When the source does not answer, the
+    /// offset received by then is the goal.
+    fn ask_goal(&mut self, floor: u64) {
+        let source = self.s.source.clone();
+        let metrics = self.replica.metrics();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let ask = async {
+                let mut c = Client::connect(&source, Duration::from_secs(5)).await?;
+                let info = c.info("replication").await?;
+                client::field(&info, "master_repl_offset")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .context("no master_repl_offset in INFO replication")
+            };
+            let offset = match ask.await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot read the source's offset ({e:#}); using the received one"
+                    );
+                    metrics.received_offset()
+                }
+            };
+            let _ = tx.send(offset.max(floor));
+        });
+        self.goal_rx = Some(rx);
     }
 
     fn refresh_stats(&mut self) {
@@ -1137,6 +1164,16 @@ pub fn target_checkpoint_key(s: &Settings) -> String {
 
 /// Prefix of the checkpoint keys kept in targets (never swept).
 pub const TARGET_CHECKPOINT_PREFIX: &str = "redis-sync:checkpoint:";
+
+/// The answer on `rx`; never, when there is no question out.
+async fn answer<T>(
+    rx: Option<&mut tokio::sync::oneshot::Receiver<T>>,
+) -> Result<T, tokio::sync::oneshot::error::RecvError> {
+    match rx {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Writes the heartbeat key to the source every `every`.
 async fn heartbeat_task(source: crate::url::Endpoint, key: String, every: Duration) {
