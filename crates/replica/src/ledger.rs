@@ -52,7 +52,8 @@ pub struct Replay {
     pub retry: Vec<u64>,
 }
 
-/// The replication position of a consumer: see the [module docs](self).
+/// The replication position of a consumer, told what was handed out, written, settled and
+/// acknowledged (see the call order in the [crate docs](crate)).
 #[derive(Debug, Default)]
 pub struct Ledger {
     replid: Option<String>,

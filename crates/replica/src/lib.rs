@@ -28,7 +28,13 @@
 //!
 //! - `REPLCONF ACK` carries what the consumer has *applied*: with [`AckMode::Delivered`] (the
 //!   default) an event counts once [`Replica::next_event`] has returned it; with
-//!   [`AckMode::Manual`] only what the consumer reports with [`AppliedOffset::set`]. A
+//!   [`AckMode::Manual`] only what the consumer reports with [`AppliedOffset::set`] — work
+//!   that position out with a [`Ledger`] (sans-IO: told what was written, filtered and
+//!   acknowledged, it gives the applied prefix of the stream, across `+CONTINUE`, the end of
+//!   the snapshot and reconnects). Its call order: `handle_full_resync` or
+//!   `handle_continued` when a session starts; per command, in stream order, `handle_written`
+//!   or `handle_settled`; `handle_snapshot_applied` once the snapshot is on the target;
+//!   `handle_acked` whenever the target acknowledges; then read `applied`. A
 //!   `REPLCONF GETACK` (the source's `WAIT`) is answered as soon as everything before it is
 //!   applied, so `WAIT` on the source means "applied to the target".
 //! - When the link drops, the replica reconnects with backoff and asks for

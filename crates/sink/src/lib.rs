@@ -29,13 +29,23 @@
 //! - Per node, commands are applied in the order given; per cluster slot too, across
 //!   redirections, failovers and lost connections (held commands are resent by sequence
 //!   number once nothing is in flight).
-//! - A command whose reply never came (connection lost) is resent: at-least-once for that
-//!   window. Redis 7.0+ `SHUTDOWN` waits for replicas, and the failover tests see neither loss
-//!   nor duplicates, but a crash between apply and reply can duplicate a non-idempotent command.
-//! - Under [`ErrorPolicy::Stop`], commands pipelined behind the failed one (at most one window)
-//!   may already have been applied; the acknowledged offset stays before the failed command.
-//! - On a cluster target `MULTI`/`EXEC` are dropped and a transaction's commands are sent one
-//!   by one (they may span nodes).
+//! - **Exactly-once with [`Sink::write_transaction`]**: commands and a checkpoint commit in one
+//!   `MULTI … EXEC` (one per slot on a cluster, each with its slot's checkpoint). One such
+//!   transaction runs at a time per checkpoint key (the next one's commands are already queued
+//!   on the target; only its `EXEC` waits), so a refused one is never overtaken; after a lost
+//!   connection the checkpoint's `txn` stamp says whether the one in flight ran, and it is
+//!   sent again only if not. A command that fails inside a transaction that ran (no rollback
+//!   in Redis) is reported with what committed ([`Committed`]).
+//! - **At-least-once with [`Sink::write`]**: a command whose reply never came (connection lost)
+//!   is resent. Redis 7.0+ `SHUTDOWN` waits for replicas, and the failover tests see neither
+//!   loss nor duplicates, but a crash between apply and reply can duplicate a non-idempotent
+//!   command.
+//! - Under [`ErrorPolicy::Stop`], plain commands pipelined behind the failed one (at most one
+//!   window) may already have been applied; the acknowledged offset stays before it.
+//! - On a cluster target a source's `MULTI`/`EXEC` written with [`Sink::write`] are dropped
+//!   and its commands sent one by one (they may span nodes).
+//! - Memory: the queue between the callers and the writer task is bounded in bytes
+//!   ([`SinkBuilder::queue_bytes`]), the in-flight window too ([`SinkBuilder::window`]).
 //! - A `LOADING`/`BUSY` reply is retried after a back-off; commands behind it that succeeded
 //!   are not resent, so a retried command can land after later ones at that moment.
 //!
