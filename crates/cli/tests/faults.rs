@@ -760,3 +760,60 @@ fn link_cut_during_the_copy(v: &ServerVersion) {
     );
     assert_eq!(data_digest(&dst), src.digest(), "{text}");
 }
+
+#[test]
+fn a_target_restarted_mid_stream_loses_and_repeats_nothing() {
+    for v in matrix() {
+        target_restarted(&v);
+    }
+}
+
+fn target_restarted(v: &ServerVersion) {
+    eprintln!("target restarted on {v}");
+    let src = source(v);
+    let mut dst = Server::builder(v).start();
+    src.cmd(&["SET", "seed", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, log) = (dir.path().join("state.json"), dir.path().join("sync.log"));
+    let (s, t) = (url(&src), url(&dst));
+    let child = spawn_sync(&s, &t, &state, &log, &[]);
+    wait_for_log(&log, "full copy applied");
+    let writer = {
+        let mut c = src.client();
+        thread::spawn(move || {
+            for i in 0..6_000u32 {
+                let r = if i % 2 == 0 {
+                    c.call(&["INCR", "n"])
+                } else {
+                    c.call(&["RPUSH", "l", &i.to_string()])
+                };
+                r.expect("write to the source");
+                if i % 100 == 0 {
+                    thread::sleep(Duration::from_millis(2));
+                }
+            }
+        })
+    };
+    // While the writes flow: the target goes down (saving its data) and comes back.
+    poll_until(
+        Duration::from_secs(30),
+        "writes to reach the target",
+        || (dst.cmd(&["EXISTS", "n"]).int() == 1).then_some(()),
+    );
+    dst.restart();
+    writer.join().expect("writer");
+    let want = src.digest();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while data_digest(&dst) != want {
+        if std::time::Instant::now() > deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the target is not equal to the source after a restart:\n{text}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let err = terminate(child);
+    let text = std::fs::read_to_string(&log).unwrap_or_default() + &err;
+    assert!(text.contains("lost"), "the restart was not seen:\n{text}");
+    assert_eq!(dst.cmd(&["GET", "n"]).bulk(), Some(b"3000".to_vec()));
+    assert_eq!(dst.cmd(&["LLEN", "l"]).int(), 3000);
+}

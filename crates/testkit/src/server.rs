@@ -143,6 +143,7 @@ impl ServerBuilder {
             password: self.password.clone(),
             child,
             dir,
+            command: cmd,
         };
         server.wait_ready()?;
         Ok(server)
@@ -175,6 +176,8 @@ pub struct Server {
     password: Option<String>,
     child: Child,
     dir: TempDir,
+    /// How it was started (to start it again, same port and directory).
+    command: Command,
 }
 
 impl Server {
@@ -188,6 +191,32 @@ impl Server {
             replica_of: None,
             cluster: false,
         }
+    }
+
+    /// Stops the server with `SHUTDOWN SAVE` (its data goes to its RDB file) and starts it
+    /// again on the same port and directory, as a restart after maintenance would; returns
+    /// once it answers `PING` with the data loaded.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        let _ = self.client().call(&["SHUTDOWN", "SAVE"]);
+        poll_until(Duration::from_secs(30), "the server to exit", || {
+            self.child.try_wait().ok().flatten()
+        });
+        let mut last = None;
+        for _ in 0..50 {
+            match self.command.spawn() {
+                Ok(child) => {
+                    self.child = child;
+                    match self.wait_ready() {
+                        Ok(()) => return,
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not restart {}: {last:?}", self.version.name());
     }
 
     fn wait_ready(&mut self) -> io::Result<()> {
