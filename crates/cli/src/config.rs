@@ -200,6 +200,11 @@ pub struct SyncArgs {
     /// Most bytes the spool file may hold before the sync stops.
     #[arg(long = "spool-limit", value_name = "BYTES")]
     pub spool_limit: Option<u64>,
+    /// Seconds of silence on the source link before it is taken as dead and redis-sync
+    /// reconnects with a partial resync (default 60, Redis's `repl-timeout`; the source sends
+    /// a PING every `repl-ping-replica-period`, 10 s).
+    #[arg(long = "source-timeout", value_name = "SECS")]
+    pub source_timeout: Option<f64>,
     /// Largest value held in memory to be sent as one RESTORE (default 8 MiB). Bigger keys
     /// stream through as chunked native commands into a temporary key renamed into place, so
     /// memory never follows the biggest key.
@@ -299,6 +304,7 @@ pub struct FileConfig {
     pub spool_dir: Option<PathBuf>,
     pub spool_limit: Option<u64>,
     pub value_budget: Option<u64>,
+    pub source_timeout: Option<f64>,
     pub state_file: Option<PathBuf>,
     pub no_resume: Option<bool>,
     #[allow(dead_code)] // accepted for old config files; always on now
@@ -354,6 +360,7 @@ pub struct Settings {
     pub resume: bool,
     pub transactions: bool,
     pub value_budget: usize,
+    pub source_timeout: Duration,
     pub flush_target: bool,
     pub sweep: bool,
     pub status_interval: Duration,
@@ -533,6 +540,13 @@ impl Settings {
             state_file,
             resume: !(a.no_resume || f.no_resume.unwrap_or(false)),
             transactions: !(a.no_transactions || f.no_transactions.unwrap_or(false)),
+            source_timeout: Duration::from_secs_f64(
+                a.source_timeout
+                    .or(f.source_timeout)
+                    .filter(|t| t.is_finite() && *t > 0.0)
+                    .unwrap_or(60.0)
+                    .min(86_400.0),
+            ),
             value_budget: usize::try_from(a.value_budget.or(f.value_budget).unwrap_or(8 << 20))
                 .unwrap_or(usize::MAX)
                 .max(4096),

@@ -817,3 +817,50 @@ fn target_restarted(v: &ServerVersion) {
     assert_eq!(dst.cmd(&["GET", "n"]).bulk(), Some(b"3000".to_vec()));
     assert_eq!(dst.cmd(&["LLEN", "l"]).int(), 3000);
 }
+
+#[test]
+fn a_source_paused_longer_than_the_timeout_goes_on_without_a_copy() {
+    for v in matrix() {
+        source_paused(&v);
+    }
+}
+
+fn source_paused(v: &ServerVersion) {
+    eprintln!("source paused on {v}");
+    let src = source(v);
+    // PING the replicas often, so that only the pause makes the link silent.
+    src.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "1"]);
+    let dst = Server::builder(v).start();
+    src.cmd(&["SET", "seed", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, log) = (dir.path().join("state.json"), dir.path().join("sync.log"));
+    let (s, t) = (url(&src), url(&dst));
+    let child = spawn_sync(&s, &t, &state, &log, &["--source-timeout", "2"]);
+    wait_for_log(&log, "full copy applied");
+    for _ in 0..100 {
+        src.cmd(&["INCR", "n"]);
+    }
+    // Four seconds paused: longer than --source-timeout. Whether the link goes silent depends
+    // on the version (newer ones also hold the replicas' PINGs); either way the sync must go
+    // on without a new copy. These writes wait behind the pause.
+    src.cmd(&["CLIENT", "PAUSE", "4000"]);
+    for _ in 0..100 {
+        src.cmd(&["INCR", "n"]);
+    }
+    let want = src.digest();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while data_digest(&dst) != want {
+        if std::time::Instant::now() > deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the target is not equal to the source after the pause:\n{text}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let err = terminate(child);
+    let text = std::fs::read_to_string(&log).unwrap_or_default() + &err;
+    if text.contains("link to the source lost") {
+        assert!(text.contains("partial resync: continuing"), "{text}");
+    }
+    assert_eq!(text.matches("full sync from").count(), 1, "{text}");
+    assert_eq!(dst.cmd(&["GET", "n"]).bulk(), Some(b"200".to_vec()));
+}

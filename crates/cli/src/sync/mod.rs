@@ -201,6 +201,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         .rdb_restore_payloads(true)
         .rdb_restore_limit(s.value_budget)
         .event_capacity(EVENTS_QUEUED)
+        .idle_timeout(s.source_timeout)
         .spool(s.spool.clone());
     if let Some(pw) = &s.source.password {
         builder = builder.password(s.source.user.as_deref(), pw);
