@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use redis_sync_testkit::{
     Client, DatasetOptions, Flavor, Reply, Server, ServerVersion, compare_data, describe,
-    poll_until, versions_where, write_dataset,
+    poll_until, versions_where, write_dataset, xinfo_view,
 };
 
 use crate::util::run_bounded;
@@ -831,45 +831,12 @@ impl Workload {
 /// `XINFO STREAM key FULL` without what no copy can reproduce (radix-tree sizes, the
 /// consumers' seen/active times) and without the fields in `skip`.
 fn stream_view(server: &Server, db: u32, key: &str, skip: &[&str]) -> Reply {
-    fn strip(r: Reply, skip: &[&str]) -> Reply {
-        const NEVER: [&str; 4] = [
-            "radix-tree-keys",
-            "radix-tree-nodes",
-            "seen-time",
-            "active-time",
-        ];
-        let Reply::Array(Some(items)) = r else {
-            return r;
-        };
-        let is_map = items.len() % 2 == 0
-            && items
-                .iter()
-                .step_by(2)
-                .all(|k| matches!(k, Reply::Bulk(Some(_))))
-            && items
-                .iter()
-                .step_by(2)
-                .any(|k| matches!(k, Reply::Bulk(Some(s)) if s == b"length" || s == b"name"));
-        if !is_map {
-            return Reply::Array(Some(items.into_iter().map(|i| strip(i, skip)).collect()));
-        }
-        let mut out = Vec::new();
-        let mut it = items.into_iter();
-        while let (Some(k), Some(val)) = (it.next(), it.next()) {
-            let name = k.text();
-            if !NEVER.contains(&name.as_str()) && !skip.contains(&name.as_str()) {
-                out.push(k);
-                out.push(strip(val, skip));
-            }
-        }
-        Reply::Array(Some(out))
-    }
     let mut c = server.client();
     c.call(&["SELECT", &db.to_string()]).expect("SELECT").ok();
     let full = c
         .call(&["XINFO", "STREAM", key, "FULL", "COUNT", "0"])
         .expect("XINFO STREAM FULL");
-    strip(full, skip)
+    xinfo_view(full, skip)
 }
 
 fn short(s: &str, n: usize) -> String {

@@ -718,41 +718,46 @@ fn diff_keys(a: &mut Client, b: &mut Client) -> Vec<String> {
 /// Drops the map entries no copy can reproduce from an `XINFO STREAM key FULL` reply:
 /// radix-tree sizes (memory layout) and consumers' seen/active times (set by the copy itself).
 fn strip_xinfo(r: Reply) -> Reply {
-    const SKIP: [&str; 4] = [
+    xinfo_view(r, &[])
+}
+
+/// An `XINFO STREAM key FULL` reply without what no copy can reproduce (radix-tree sizes,
+/// consumers' seen/active times) and without the map entries named in `skip`, at any depth.
+pub fn xinfo_view(r: Reply, skip: &[&str]) -> Reply {
+    const NEVER: [&str; 4] = [
         "radix-tree-keys",
         "radix-tree-nodes",
         "seen-time",
         "active-time",
     ];
-    match r {
-        Reply::Array(Some(items)) => {
-            let is_map = items.len() % 2 == 0
-                && items
-                    .iter()
-                    .step_by(2)
-                    .all(|k| matches!(k, Reply::Bulk(Some(_))))
-                && items
-                    .iter()
-                    .step_by(2)
-                    .any(|k| matches!(k, Reply::Bulk(Some(s)) if s == b"length" || s == b"name"));
-            if is_map {
-                let mut out = Vec::new();
-                let mut it = items.into_iter();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    let skip = matches!(&k, Reply::Bulk(Some(s))
-                        if SKIP.iter().any(|n| n.as_bytes() == s.as_slice()));
-                    if !skip {
-                        out.push(k);
-                        out.push(strip_xinfo(v));
-                    }
-                }
-                Reply::Array(Some(out))
-            } else {
-                Reply::Array(Some(items.into_iter().map(strip_xinfo).collect()))
-            }
-        }
-        other => other,
+    let Reply::Array(Some(items)) = r else {
+        return r;
+    };
+    let is_map = items.len() % 2 == 0
+        && items
+            .iter()
+            .step_by(2)
+            .all(|k| matches!(k, Reply::Bulk(Some(_))))
+        && items
+            .iter()
+            .step_by(2)
+            .any(|k| matches!(k, Reply::Bulk(Some(s)) if s == b"length" || s == b"name"));
+    if !is_map {
+        return Reply::Array(Some(
+            items.into_iter().map(|i| xinfo_view(i, skip)).collect(),
+        ));
     }
+    let mut out = Vec::new();
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        let drop = matches!(&k, Reply::Bulk(Some(s))
+            if NEVER.iter().chain(skip).any(|n| n.as_bytes() == s.as_slice()));
+        if !drop {
+            out.push(k);
+            out.push(xinfo_view(v, skip));
+        }
+    }
+    Reply::Array(Some(out))
 }
 
 /// Everything about a stream's groups that a copy must reproduce, for servers without

@@ -34,7 +34,7 @@ pub use client::{Client, Reply};
 pub use cluster::{Cluster, ClusterBuilder};
 pub use dataset::{
     DatasetInfo, DatasetOptions, WrittenKey, assert_same_data, compare_data, data_dbsize,
-    data_digest, describe, unix_ms, write_dataset,
+    data_digest, describe, unix_ms, write_dataset, xinfo_view,
 };
 pub use poll::poll_until;
 pub use server::{Server, ServerBuilder};
