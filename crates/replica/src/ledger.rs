@@ -104,6 +104,8 @@ impl Ledger {
     pub fn handle_continued(&mut self, replid: String, offset: u64, db: u32) {
         self.replid = Some(replid);
         if self.items.is_empty() {
+            // After a reconnect the db in force is the last one the stream selected.
+            let db = self.applied.map_or(db, |(_, d)| d);
             self.set_applied(offset, db);
         }
     }
@@ -294,8 +296,12 @@ mod tests {
         assert_eq!(l.position_before(150), Some((100, 0)));
         l.handle_acked(150);
         assert_eq!(l.applied_offset(), Some((150, 0)));
-        l.handle_continued("r".into(), 180, 0);
-        assert_eq!(l.applied_offset(), Some((180, 0)));
+        l.handle_continued("r".into(), 180, 7);
+        assert_eq!(
+            l.applied_offset(),
+            Some((180, 0)),
+            "the db the stream selected stays"
+        );
     }
 
     #[test]
