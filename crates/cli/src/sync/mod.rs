@@ -262,6 +262,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         replayed: 0,
         last_applied: None,
         cluster_position: None,
+        acked: sink.acked_offset(),
         sink,
         sink_db: None,
         replica,
@@ -360,6 +361,8 @@ struct Run<'a> {
     last_applied: Option<(u64, u32)>,
     /// Cluster: when and at which offset the cluster-wide position was last written.
     cluster_position: Option<(Instant, u64)>,
+    /// The sink's acknowledged offset, to wake the loop when a batch is done.
+    acked: watch::Receiver<u64>,
     sink: Sink,
     /// The db the sink's command stream is in (`SELECT` sent through it).
     sink_db: Option<u32>,
@@ -456,8 +459,11 @@ impl Run<'_> {
                 () = std::future::ready(()), if self.batch.ready() && self.sink.transactions_open() == 0 => {
                     self.flush_batch().await?;
                 }
-                // The target is busy: wait for its answer, or for more from the source.
-                () = tokio::time::sleep(Duration::from_millis(1)), if self.batch.ready() => {}
+                // The target is busy: its next acknowledgement (the last batch done) wakes the
+                // loop, as does more from the source.
+                _ = self.acked.changed(), if self.batch.ready() => {
+                    self.acked.borrow_and_update();
+                }
             }
         }
     }
@@ -534,6 +540,7 @@ impl Run<'_> {
             self.sink.flush().await.ok();
             let new = connect_sink(self.s).await?;
             let old = std::mem::replace(&mut self.sink, new);
+            self.acked = self.sink.acked_offset();
             let _ = old.shutdown().await;
         }
         self.batch = Batch::default();
