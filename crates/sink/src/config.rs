@@ -32,7 +32,7 @@ pub enum Conflict {
     Block,
 }
 
-/// Settings the writer task reads.
+/// Settings the engine task reads.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) seeds: Vec<String>,

@@ -37,6 +37,12 @@ pub(crate) struct Conn {
     decoder: Decoder,
 }
 
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("addr", &self.addr).finish()
+    }
+}
+
 impl Conn {
     pub(crate) async fn open(addr: &str, auth: &Auth, timeout: Duration) -> Result<Conn, Error> {
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {

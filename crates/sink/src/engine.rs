@@ -1,11 +1,14 @@
-//! The writer task: the data path from [`Sink`](crate::Sink) calls to target sockets.
+//! The engine task: the data path from [`Sink`](crate::Sink) calls to target sockets.
 //!
 //! One task owns every node connection's write half and everything in flight. Commands come
 //! in on a channel, get a sequence number, wait in `pending`, and are *placed* on a node: the
 //! command is RESP-encoded into the node's output buffer and its [`Entry`] appended to the
-//! node's `queue`. Once per loop turn each buffer goes out in one `write_all`. A reader task
-//! per connection ([`crate::reader`]) reports replies in order, and the first `count` entries
-//! of that node's queue are complete: there is no per-reply message and no lock.
+//! node's `queue`. Once per loop turn each buffer is handed to the connection's writer task
+//! ([`crate::writer`]), so this task never waits on a socket: a slow node does not hold up the
+//! replies of the others. Connecting a node is a task of its own too (its result comes back as
+//! an event). A reader task per connection ([`crate::reader`]) reports replies in order, and
+//! the first `count` entries of that node's queue are complete: there is no per-reply message
+//! and no lock.
 //!
 //! The in-flight window is per node: at most `window` commands or `window_bytes` bytes in its
 //! queue. A full window stops placing, the loop waits for replies.
@@ -27,8 +30,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use redis_sync_resp::{Frame, encode_command};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::classify::{ErrorClass, advice, classify, parse_redirect};
@@ -42,6 +43,7 @@ use crate::rate::Limiter;
 use crate::reader::{self, Event};
 use crate::route;
 use crate::slots;
+use crate::writer;
 use crate::{CheckpointWrite, TxCommand};
 
 /// Holds at most this many commands taken off the input channel but not placed yet.
@@ -192,7 +194,10 @@ impl Entry {
 #[derive(Debug)]
 struct Node {
     addr: String,
-    writer: Option<OwnedWriteHalf>,
+    /// The engine task's channel (see [`crate::writer`]); `None` while not connected.
+    writer: Option<mpsc::UnboundedSender<Bytes>>,
+    /// A connection attempt is under way (its result comes as `Event::Connected`).
+    connecting: bool,
     want: Option<mpsc::UnboundedSender<u64>>,
     generation: u64,
     out: BytesMut,
@@ -291,7 +296,7 @@ struct Group {
     failed: bool,
 }
 
-/// The writer task's state.
+/// The engine task's state.
 pub(crate) struct Engine {
     settings: Settings,
     info: TargetInfo,
@@ -459,7 +464,7 @@ impl Engine {
                 // current key's small buffer (bounded by `small_key_bytes`) owe nothing more.
                 self.give_room(self.debt);
             }
-            self.write_out().await?;
+            self.write_out();
             if let Some(e) = self.fatal.take() {
                 // Acknowledge what succeeded before the failed command, then stop.
                 let _ = self.update_acks();
@@ -898,6 +903,7 @@ impl Engine {
         self.nodes.push(Node {
             addr: addr.to_string(),
             writer: None,
+            connecting: false,
             want: None,
             generation: 0,
             out: BytesMut::with_capacity(64 * 1024),
@@ -917,13 +923,15 @@ impl Engine {
         let (stream, buf) = conn.into_stream();
         let (rd, wr) = stream.into_split();
         let (want_tx, want_rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
         let node = &mut self.nodes[i];
         if node.connected_once {
             Counters::add(&self.counters.reconnects, 1);
         }
         node.connected_once = true;
         node.generation += 1;
-        node.writer = Some(wr);
+        node.writer = Some(out_tx);
+        node.connecting = false;
         node.want = Some(want_tx);
         node.placed = 0;
         node.db = 0;
@@ -937,6 +945,14 @@ impl Engine {
             buf,
             want_rx,
             self.events_tx.clone(),
+        ));
+        tokio::spawn(writer::run(
+            i,
+            node.generation,
+            wr,
+            out_rx,
+            self.events_tx.clone(),
+            self.counters.clone(),
         ));
     }
 
@@ -1048,8 +1064,9 @@ impl Engine {
                 self.resume_at = Some(at);
                 return Ok(());
             }
-            if self.nodes[i].writer.is_none() && !self.connect(i).await? {
-                return Ok(());
+            if self.nodes[i].writer.is_none() {
+                self.connect(i);
+                return Ok(()); // placed once connected
             }
             for _ in 0..count {
                 let Some(e) = self.pending.pop_front() else {
@@ -1058,7 +1075,7 @@ impl Engine {
                 self.give_room(e.wire);
                 self.place(i, e);
                 if self.nodes[i].out.len() >= self.settings.batch_bytes {
-                    self.write_node(i).await;
+                    self.write_node(i);
                     if self.nodes[i].writer.is_none() {
                         // Lost: the transaction is resolved whole when the barrier ends.
                         return Ok(());
@@ -1082,28 +1099,46 @@ impl Engine {
         }
     }
 
-    /// Connects node `i`; false when it failed and a retry is scheduled.
-    async fn connect(&mut self, i: usize) -> Result<bool, Error> {
-        let addr = self.nodes[i].addr.clone();
-        match Conn::open(&addr, &self.settings.auth, self.settings.connect_timeout).await {
+    /// Starts connecting node `i` (once: a connection already under way is left to finish).
+    /// The result comes back as `Event::Connected`; meanwhile replies from the other nodes
+    /// keep being handled.
+    fn connect(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        if node.connecting {
+            return;
+        }
+        node.connecting = true;
+        let addr = node.addr.clone();
+        let auth = self.settings.auth.clone();
+        let timeout = self.settings.connect_timeout;
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let result = Conn::open(&addr, &auth, timeout).await.map(Box::new);
+            let _ = events.send(Event::Connected { node: i, result });
+        });
+    }
+
+    /// The outcome of [`connect`](Self::connect).
+    fn on_connected(&mut self, i: usize, result: Result<Box<Conn>, Error>) {
+        self.nodes[i].connecting = false;
+        match result {
             Ok(conn) => {
-                self.attach(i, conn);
+                self.attach(i, *conn);
                 self.connect_failures = 0;
-                Ok(true)
             }
-            Err(e @ Error::Auth { .. }) => Err(e),
+            Err(e @ Error::Auth { .. }) => self.fatal = self.fatal.take().or(Some(e)),
             Err(e) => {
                 self.connect_failures += 1;
                 if self.connect_failures > self.settings.max_attempts {
-                    return Err(e);
+                    self.fatal = self.fatal.take().or(Some(e));
+                    return;
                 }
-                tracing::warn!("reconnecting to {addr}: {e}");
+                tracing::warn!("reconnecting to {}: {e}", self.nodes[i].addr);
                 self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
                 if self.slots.is_some() {
                     self.refresh = true;
                     self.barrier = true;
                 }
-                Ok(false)
             }
         }
     }
@@ -1168,31 +1203,26 @@ impl Engine {
         node.queue.push_back(e);
     }
 
-    async fn write_out(&mut self) -> Result<(), Error> {
+    fn write_out(&mut self) {
         for i in 0..self.nodes.len() {
             if !self.nodes[i].out.is_empty() {
-                self.write_node(i).await;
+                self.write_node(i);
             }
         }
-        Ok(())
     }
 
-    async fn write_node(&mut self, i: usize) {
+    /// Hands node `i`'s encoded commands to its writer task.
+    fn write_node(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        let Some(w) = &mut node.writer else {
+        let Some(w) = &node.writer else {
             node.out.clear();
             return;
         };
-        let n = node.out.len();
-        match w.write_all(&node.out).await {
-            Ok(()) => {
-                node.out.clear();
-                Counters::add(&self.counters.bytes_sent, n as u64);
-            }
-            Err(e) => {
-                let generation = node.generation;
-                self.on_closed(i, generation, &e.to_string());
-            }
+        let buf = node.out.split().freeze();
+        if w.send(buf).is_err() {
+            // The engine task ended on a failed write; its `Closed` event is on its way.
+            let generation = node.generation;
+            self.on_closed(i, generation, "the connection's writer stopped");
         }
     }
 
@@ -1216,6 +1246,7 @@ impl Engine {
                 generation,
                 message,
             } => self.on_closed(node, generation, &message),
+            Event::Connected { node, result } => self.on_connected(node, result),
         }
     }
 

@@ -44,7 +44,7 @@
 //!   window) may already have been applied; the acknowledged offset stays before it.
 //! - On a cluster target a source's `MULTI`/`EXEC` written with [`Sink::write`] are dropped
 //!   and its commands sent one by one (they may span nodes).
-//! - Memory: the queue between the callers and the writer task is bounded in bytes
+//! - Memory: the queue between the callers and the engine task is bounded in bytes
 //!   ([`SinkBuilder::queue_bytes`]), the in-flight window too ([`SinkBuilder::window`]).
 //! - A `LOADING`/`BUSY` reply is retried after a back-off; commands behind it that succeeded
 //!   are not resent, so a retried command can land after later ones at that moment.
@@ -96,6 +96,7 @@ mod rate;
 mod reader;
 mod route;
 mod slots;
+mod writer;
 
 use std::sync::{Arc, OnceLock};
 
@@ -168,7 +169,7 @@ pub struct Sink {
     info: TargetInfo,
     stopped: Arc<OnceLock<Error>>,
     task: JoinHandle<()>,
-    /// Bytes that may still be queued (see [`SinkBuilder::queue_bytes`]); the writer task
+    /// Bytes that may still be queued (see [`SinkBuilder::queue_bytes`]); the engine task
     /// gives them back as it sends commands.
     room: Arc<Semaphore>,
     queue_bytes: usize,
@@ -191,7 +192,7 @@ impl Sink {
         let bytes = input.bytes().min(self.queue_bytes);
         if bytes > 0 {
             let n = u32::try_from(bytes).unwrap_or(u32::MAX);
-            // The writer task closes the semaphore when it stops.
+            // The engine task closes the semaphore when it stops.
             let permits = self
                 .room
                 .acquire_many(n)
@@ -213,7 +214,7 @@ impl Sink {
         self.send(Input::Command { args, offset }).await
     }
 
-    /// Queues several commands with one hand-over to the writer task (cheaper per command
+    /// Queues several commands with one hand-over to the engine task (cheaper per command
     /// than one [`write`](Self::write) each); `offset` is the source offset at the end of the
     /// last one. The queue holds up to 8192 hand-overs, so keep batches moderate (≤ 1000).
     pub async fn write_many(
@@ -365,7 +366,7 @@ impl Sink {
 }
 
 impl SinkBuilder {
-    /// Connects to the target, learns what it is ([`TargetInfo`]) and starts the writer task.
+    /// Connects to the target, learns what it is ([`TargetInfo`]) and starts the engine task.
     /// Must run inside a tokio runtime.
     pub async fn connect(self) -> Result<Sink, Error> {
         let mut s = self.s;

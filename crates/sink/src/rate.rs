@@ -75,7 +75,7 @@ fn burst(rate: f64) -> f64 {
     (rate / 20.0).max(1.0)
 }
 
-/// The limiter the writer task consults before sending each command.
+/// The limiter the engine task consults before sending each command.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     ops: Option<Bucket>,

@@ -1,8 +1,8 @@
 //! The reply reader: one task per node connection that decodes replies and reports them to
-//! the writer task in batches.
+//! the engine in batches.
 //!
 //! It knows nothing about the commands. Replies are numbered from 0 in arrival order; the
-//! writer task numbers the commands it sends the same way, so reply `i` answers command `i`
+//! engine task numbers the commands it sends the same way, so reply `i` answers command `i`
 //! (RESP replies come back in request order). The reader reports how many replies arrived
 //! in each read, with the frames of only those the writer must look at: every error, and the
 //! replies whose numbers the writer announced on the `want` channel (queries, `RENAMENX`
@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-/// What a reader tells the writer task.
+/// What a reader tells the engine task.
 #[derive(Debug)]
 pub(crate) enum Event {
     /// `count` more replies arrived on `node`'s connection number `generation`.
@@ -25,11 +25,16 @@ pub(crate) enum Event {
         /// `(reply number, frame)` for errors and wanted replies, ascending.
         frames: Vec<(u64, Frame)>,
     },
-    /// The connection ended (EOF, reset or an invalid reply).
+    /// The connection ended (EOF, reset, an invalid reply, or a failed write).
     Closed {
         node: usize,
         generation: u64,
         message: String,
+    },
+    /// A connection attempt to `node` ended (see `Engine::connect`).
+    Connected {
+        node: usize,
+        result: Result<Box<crate::conn::Conn>, crate::error::Error>,
     },
 }
 
@@ -125,7 +130,7 @@ pub(crate) async fn run(
                 frames,
             });
             if sent.is_err() {
-                return; // the writer task is gone
+                return; // the engine task is gone
             }
         }
         buf.reserve(READ_CHUNK);
