@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use bytes::{Bytes, BytesMut};
-use redis_sync_resp::{Decoder, Frame, encode_command};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use anyhow::bail;
+use bytes::Bytes;
+use redis_sync_resp::{Decoder, Frame, info_fields};
 
 use crate::url::Endpoint;
 
@@ -16,14 +14,11 @@ use crate::url::Endpoint;
 /// digests, and a bigger one is an error rather than an allocation).
 const MAX_REPLY: u64 = 512 << 20;
 
-/// One connection to a server.
+/// One connection to a server: the project's one client ([`redis_sync_resp::Client`]) with
+/// the endpoint's credentials and db, and errors for the CLI.
 #[derive(Debug)]
 pub struct Client {
-    name: String,
-    stream: TcpStream,
-    buf: BytesMut,
-    decoder: Decoder,
-    timeout: Duration,
+    inner: redis_sync_resp::Client,
 }
 
 impl Client {
@@ -45,31 +40,17 @@ impl Client {
                  and verify need a plain TCP address"
             );
         }
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| anyhow::anyhow!("connecting to {addr} timed out after {timeout:?}"))?
-            .with_context(|| format!("cannot connect to {addr} (is the server running?)"))?;
-        stream.set_nodelay(true).ok();
-        let decoder = Decoder::builder().max_bulk_len(MAX_REPLY).build();
-        let mut c = Client {
-            name: addr.to_string(),
-            stream,
-            buf: BytesMut::with_capacity(16 * 1024),
-            decoder,
-            timeout,
-        };
-        if let Some(pw) = &ep.password {
-            let mut args: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(u) = &ep.user {
-                args.push(u.as_bytes());
-            }
-            args.push(pw.as_bytes());
-            if let Frame::Error(e) = c.call(&args).await? {
-                bail!(
-                    "{addr} refused the credentials: {} (check the user and password)",
-                    String::from_utf8_lossy(&e)
-                );
-            }
+        let inner = redis_sync_resp::Client::connect(addr, timeout)
+            .await?
+            .with_decoder(Decoder::builder().max_bulk_len(MAX_REPLY).build());
+        let mut c = Client { inner };
+        if let Some(pw) = &ep.password
+            && let Some(e) = c.inner.auth(ep.user.as_deref(), pw).await?
+        {
+            bail!(
+                "{addr} refused the credentials: {} (check the user and password)",
+                String::from_utf8_lossy(&e)
+            );
         }
         if let Some(db) = ep.db {
             let r = c.call(&["SELECT", &db.to_string()]).await?;
@@ -82,29 +63,17 @@ impl Client {
 
     /// The address connected to.
     pub fn addr(&self) -> &str {
-        &self.name
+        self.inner.addr()
     }
 
     /// Sends one command and returns its reply (an error reply is `Ok(Frame::Error)`).
     pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> anyhow::Result<Frame> {
-        let mut out = BytesMut::new();
-        encode_command(args, &mut out);
-        self.write(&out).await?;
-        self.read().await
+        Ok(self.inner.call(args).await?)
     }
 
     /// Sends the commands in one write and returns their replies in order.
     pub async fn pipeline(&mut self, cmds: &[Vec<Bytes>]) -> anyhow::Result<Vec<Frame>> {
-        let mut out = BytesMut::new();
-        for c in cmds {
-            encode_command(c, &mut out);
-        }
-        self.write(&out).await?;
-        let mut replies = Vec::with_capacity(cmds.len());
-        for _ in cmds {
-            replies.push(self.read().await?);
-        }
-        Ok(replies)
+        Ok(self.inner.pipeline(cmds).await?)
     }
 
     /// `call` that turns an error reply into an error naming the command.
@@ -112,7 +81,7 @@ impl Client {
         match self.call(args).await? {
             Frame::Error(e) | Frame::BulkError(e) => bail!(
                 "{} answered `{}` with: {}",
-                self.name,
+                self.addr(),
                 args.first()
                     .map(|a| String::from_utf8_lossy(a.as_ref()).into_owned())
                     .unwrap_or_default(),
@@ -126,10 +95,8 @@ impl Client {
     pub async fn info(&mut self, section: &str) -> anyhow::Result<Vec<(String, String)>> {
         let f = self.ok(&["INFO", section]).await?;
         let text = text(&f).unwrap_or_default();
-        Ok(text
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        Ok(info_fields(&text)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect())
     }
 
@@ -139,34 +106,6 @@ impl Client {
             Frame::Array(items) => Ok(items.get(1).and_then(text)),
             Frame::Map(items) => Ok(items.first().and_then(|(_, v)| text(v))),
             _ => Ok(None),
-        }
-    }
-
-    async fn write(&mut self, out: &[u8]) -> anyhow::Result<()> {
-        tokio::time::timeout(self.timeout, self.stream.write_all(out))
-            .await
-            .map_err(|_| anyhow::anyhow!("writing to {} timed out", self.name))?
-            .with_context(|| format!("writing to {}", self.name))
-    }
-
-    async fn read(&mut self) -> anyhow::Result<Frame> {
-        loop {
-            if let Some((frame, _)) = self
-                .decoder
-                .decode(&mut self.buf)
-                .with_context(|| format!("{} sent an invalid reply", self.name))?
-            {
-                return Ok(frame);
-            }
-            let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.buf))
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!("{} did not answer within {:?}", self.name, self.timeout)
-                })?
-                .with_context(|| format!("reading from {}", self.name))?;
-            if n == 0 {
-                bail!("{} closed the connection", self.name);
-            }
         }
     }
 }

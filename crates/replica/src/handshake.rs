@@ -62,14 +62,10 @@ pub(crate) struct Handshake {
     pub(crate) server: Option<String>,
 }
 
-pub(crate) fn encode_command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
+/// One command in RESP (the codec crate's encoder; the handshake's commands are small).
+pub(crate) fn encode_command(args: &[&[u8]]) -> BytesMut {
+    let mut out = BytesMut::new();
+    redis_sync_resp::encode_command(args, &mut out);
     out
 }
 
@@ -317,11 +313,7 @@ pub(crate) async fn handshake(
     let mut valkey_version = None;
     if let Reply::Bulk(info) = link.call(&[b"INFO", b"server"], "INFO server", t).await? {
         let text = String::from_utf8_lossy(&info);
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
-                .map(|v| v.trim().to_string())
-        };
+        let field = |name: &str| redis_sync_resp::info_field(&text, name).map(str::to_string);
         if let Some(v) = field("valkey_version") {
             server = Some(format!("valkey {v}"));
             valkey_version = Some(v);
@@ -512,9 +504,9 @@ mod tests {
 
     #[test]
     fn encodes_commands() {
-        assert_eq!(encode_command(&[b"PING"]), b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!(&encode_command(&[b"PING"])[..], b"*1\r\n$4\r\nPING\r\n");
         assert_eq!(
-            encode_command(&[b"REPLCONF", b"ACK", b"12"]),
+            &encode_command(&[b"REPLCONF", b"ACK", b"12"])[..],
             b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$2\r\n12\r\n"
         );
     }

@@ -131,6 +131,7 @@ mod tests {
 
     fn wire(args: &[&str]) -> Vec<u8> {
         crate::handshake::encode_command(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>())
+            .to_vec()
     }
 
     #[test]

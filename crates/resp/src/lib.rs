@@ -12,17 +12,21 @@
 //!   argument positions inline, so decoding one costs one reference count and no allocation;
 //!   [`Command::into_args`] gives a `Vec<Bytes>` when an owner needs one.
 //! - [`encode`], [`encode_resp2`] and [`encode_command`] append to a `BytesMut`.
+//! - [`info_fields`] and [`info_field`] read the text of an `INFO` reply.
 //! - [`DecoderBuilder`] sets the limits (bulk length, aggregate length, nesting depth, line
 //!   length). Nothing is allocated from a length read off the wire before the bytes it
 //!   announces are there.
 //! - With the `codec` feature, [`FrameCodec`] and [`CommandCodec`] implement
 //!   `tokio_util::codec::{Decoder, Encoder}`.
+//! - With the `client` feature, [`Client`] is a small request/reply connection over tokio's
+//!   TCP, every wait bounded by a timeout.
 //!
 //! Every RESP3 type is supported: simple string, error, integer, bulk string, array, the RESP2
 //! nulls and RESP3's `_`, boolean, double (`inf`, `-inf`, `nan` too), big number, bulk error,
 //! verbatim string, map, set, attribute and push.
 //!
-//! The crate holds no sockets and no async runtime: the caller reads, the decoder decodes.
+//! Without its optional features the crate holds no sockets and no async runtime: the caller
+//! reads, the decoder decodes.
 //! That keeps it fuzzable (see `fuzz/fuzz_targets/resp_decode.rs` in the repository) and
 //! usable from any I/O model.
 //!
@@ -60,6 +64,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
+mod client;
 #[cfg(feature = "codec")]
 mod codec;
 mod command;
@@ -67,12 +73,15 @@ mod decoder;
 mod encode;
 mod error;
 mod frame;
+mod info;
 mod parse;
 mod quick;
 
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "client")]
+pub use client::{Client, ClientError};
 #[cfg(feature = "codec")]
 pub use codec::{CommandCodec, FrameCodec};
 pub use command::{Args, Command};
@@ -80,3 +89,4 @@ pub use decoder::{Decoder, DecoderBuilder, MAX_DEPTH_LIMIT, decode_all};
 pub use encode::{command_len, encode, encode_command, encode_resp2};
 pub use error::{Error, Text};
 pub use frame::Frame;
+pub use info::{info_field, info_fields};

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use redis_sync_resp::{Decoder, Frame, encode_command};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use redis_sync_resp::{Client, ClientError, Frame, info_field};
 use tokio::net::TcpStream;
 
 use crate::error::Error;
@@ -29,115 +28,75 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// A connected, authenticated node, used request/reply.
+/// How long a request/reply call may wait for its answer. The sink's own questions (topology,
+/// probe, a checkpoint read back) are small; a node that does not answer them within this is
+/// treated like a lost connection (retried), never waited on for ever.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected, authenticated node, used request/reply (the project's one client,
+/// [`redis_sync_resp::Client`], with the sink's errors).
+#[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) addr: String,
-    stream: TcpStream,
-    buf: BytesMut,
-    decoder: Decoder,
+    client: Client,
 }
 
-impl std::fmt::Debug for Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("addr", &self.addr).finish()
+/// The sink's error for a failed call.
+fn client_error(e: ClientError) -> Error {
+    match e {
+        ClientError::Connect { addr, source } | ClientError::Io { addr, source } => {
+            Error::connect(&addr, source)
+        }
+        ClientError::Protocol { addr, source } => Error::Protocol {
+            addr,
+            message: source.to_string(),
+        },
+        other => {
+            let (addr, kind) = match &other {
+                ClientError::Timeout { addr, .. } => (addr.clone(), std::io::ErrorKind::TimedOut),
+                ClientError::Closed { addr } => (addr.clone(), std::io::ErrorKind::ConnectionReset),
+                _ => (String::new(), std::io::ErrorKind::Other),
+            };
+            Error::connect(&addr, std::io::Error::new(kind, other.to_string()))
+        }
     }
 }
 
 impl Conn {
     pub(crate) async fn open(addr: &str, auth: &Auth, timeout: Duration) -> Result<Conn, Error> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(Error::connect(addr, e)),
-            Err(_) => {
-                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-                return Err(Error::connect(addr, e));
-            }
-        };
-        stream
-            .set_nodelay(true)
-            .map_err(|e| Error::connect(addr, e))?;
-        let mut conn = Conn {
-            addr: addr.to_string(),
-            stream,
-            buf: BytesMut::with_capacity(16 * 1024),
-            decoder: Decoder::new(),
-        };
-        if let Some(password) = &auth.password {
-            let mut args: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(user) = &auth.user {
-                args.push(user.as_bytes());
-            }
-            args.push(password.as_bytes());
-            let reply = conn.call(&args).await?;
-            if let Frame::Error(e) | Frame::BulkError(e) = reply {
-                return Err(Error::Auth {
-                    addr: addr.to_string(),
-                    message: String::from_utf8_lossy(&e).into_owned(),
-                });
-            }
+        let mut client = Client::connect(addr, timeout).await.map_err(client_error)?;
+        client.set_timeout(REPLY_TIMEOUT.max(timeout));
+        if let Some(password) = &auth.password
+            && let Some(e) = client
+                .auth(auth.user.as_deref(), password)
+                .await
+                .map_err(client_error)?
+        {
+            return Err(Error::Auth {
+                addr: addr.to_string(),
+                message: String::from_utf8_lossy(&e).into_owned(),
+            });
         }
-        Ok(conn)
+        Ok(Conn {
+            addr: addr.to_string(),
+            client,
+        })
     }
 
     /// Sends one command and reads its reply (an error reply is `Ok(Frame::Error)`).
     pub(crate) async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame, Error> {
-        let mut out = BytesMut::new();
-        encode_command(args, &mut out);
-        self.stream
-            .write_all(&out)
-            .await
-            .map_err(|e| Error::connect(&self.addr, e))?;
-        self.read_reply().await
+        self.client.call(args).await.map_err(client_error)
     }
 
     /// Sends several commands in one write and reads all their replies.
     pub(crate) async fn call_many(&mut self, cmds: &[Vec<Bytes>]) -> Result<Vec<Frame>, Error> {
-        let mut out = BytesMut::new();
-        for c in cmds {
-            encode_command(c, &mut out);
-        }
-        self.stream
-            .write_all(&out)
-            .await
-            .map_err(|e| Error::connect(&self.addr, e))?;
-        let mut replies = Vec::with_capacity(cmds.len());
-        for _ in cmds {
-            replies.push(self.read_reply().await?);
-        }
-        Ok(replies)
-    }
-
-    async fn read_reply(&mut self) -> Result<Frame, Error> {
-        loop {
-            match self.decoder.decode(&mut self.buf) {
-                Ok(Some((frame, _))) => return Ok(frame),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(Error::Protocol {
-                        addr: self.addr.clone(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-            let n = self
-                .stream
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| Error::connect(&self.addr, e))?;
-            if n == 0 {
-                let e = std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "the server closed the connection",
-                );
-                return Err(Error::connect(&self.addr, e));
-            }
-        }
+        self.client.pipeline(cmds).await.map_err(client_error)
     }
 
     /// The stream and the bytes read but not decoded yet (none, in practice: every call read
     /// exactly its replies).
     pub(crate) fn into_stream(self) -> (TcpStream, BytesMut) {
-        (self.stream, self.buf)
+        self.client.into_parts()
     }
 }
 
@@ -193,12 +152,6 @@ fn text(frame: &Frame) -> Option<String> {
     }
 }
 
-fn info_field(info: &str, name: &str) -> Option<String> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .map(|v| v.trim().to_string())
-}
-
 fn parse_version(v: &str) -> (u32, u32, u32) {
     let mut it = v.split('.').map(|p| p.parse().unwrap_or(0));
     (
@@ -232,16 +185,15 @@ pub(crate) async fn probe(conn: &mut Conn) -> Result<TargetInfo, Error> {
     }
     let info = text(&info).unwrap_or_default();
     let (flavor, version) = match info_field(&info, "valkey_version") {
-        Some(v) => ("valkey", parse_version(&v)),
+        Some(v) => ("valkey", parse_version(v)),
         None => (
             "redis",
-            parse_version(&info_field(&info, "redis_version").unwrap_or_default()),
+            parse_version(info_field(&info, "redis_version").unwrap_or_default()),
         ),
     };
     let cluster_info = conn.call(&["INFO", "cluster"]).await?;
-    let cluster = text(&cluster_info)
-        .and_then(|t| info_field(&t, "cluster_enabled"))
-        .is_some_and(|v| v == "1");
+    let cluster =
+        text(&cluster_info).is_some_and(|t| info_field(&t, "cluster_enabled") == Some("1"));
     let mut proto_max_bulk_len = 512 * 1024 * 1024;
     if let Frame::Array(items) = conn.call(&["CONFIG", "GET", "proto-max-bulk-len"]).await?
         && let Some(v) = items.get(1).and_then(text)

@@ -659,12 +659,7 @@ async fn cluster(src: &mut Side, dst: &mut Side) -> Vec<Row> {
     let mut rows = Vec::new();
     let info = dst.client.ok(&["CLUSTER", "INFO"]).await.ok();
     let text_info = info.as_ref().and_then(text).unwrap_or_default();
-    let get = |name: &str| {
-        text_info
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .map(|v| v.trim().to_string())
-    };
+    let get = |name: &str| redis_sync_resp::info_field(&text_info, name);
     let assigned: u64 = get("cluster_slots_assigned")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
