@@ -111,6 +111,8 @@ impl Metrics {
     }
     pub(crate) fn new_connection(&self, handshake_bytes: u64) {
         self.streaming.store(false, Relaxed);
+        // A payload cut off with the last link is not in progress on this one.
+        self.in_rdb.store(false, Relaxed);
         self.conn_bytes.store(0, Relaxed);
         self.add_read(handshake_bytes);
     }

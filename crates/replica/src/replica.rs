@@ -391,13 +391,13 @@ async fn session(
                 p.db = 0;
             }
             metrics.set_offset(offset);
-            let consumed = match payload(
+            let (consumed, offset) = match payload(
                 config,
                 tx,
                 shared,
                 &mut spool_r,
                 &mut buf,
-                (replid.clone(), offset, forced),
+                (replid.clone(), offset, forced, !resumable),
             )
             .await
             {
@@ -407,6 +407,10 @@ async fn session(
             {
                 let mut p = shared.progress.lock();
                 p.streaming = true;
+                // After `SYNC` the offset is the snapshot's, learned from its RDB.
+                p.base_offset = offset;
+                p.decoded = offset;
+                p.last_event = offset;
             }
             metrics.stream_start(handshake_consumed + consumed, offset);
             if resumable {
@@ -554,8 +558,8 @@ async fn payload(
     shared: &Shared,
     spool_r: &mut SpoolReader,
     buf: &mut BytesMut,
-    (replid, offset, forced): (String, u64, bool),
-) -> Result<u64, End> {
+    (replid, mut offset, forced, learn_offset): (String, u64, bool, bool),
+) -> Result<(u64, u64), End> {
     let addr = config.addr.clone();
     let metrics = &shared.metrics;
     let mut framer = PayloadFramer::new();
@@ -609,7 +613,7 @@ async fn payload(
                 PayloadItem::Data(data) => {
                     rdb.handle_bytes(&data);
                     metrics.set_rdb_bytes(framer.rdb_bytes());
-                    drain_rdb(&mut rdb, tx, metrics)
+                    drain_rdb(&mut rdb, tx, metrics, learn_offset.then_some(&mut offset))
                         .await
                         .map_err(|e| match e {
                             End::Failed(Error::Rdb { source, .. }) => {
@@ -620,7 +624,7 @@ async fn payload(
                 }
                 PayloadItem::End => {
                     rdb.handle_eof();
-                    drain_rdb(&mut rdb, tx, metrics)
+                    drain_rdb(&mut rdb, tx, metrics, learn_offset.then_some(&mut offset))
                         .await
                         .map_err(|e| match e {
                             End::Failed(Error::Rdb { source, .. }) => {
@@ -648,7 +652,7 @@ async fn payload(
                         },
                     )
                     .await?;
-                    return Ok(framer.consumed());
+                    return Ok((framer.consumed(), offset));
                 }
             }
         }
@@ -659,16 +663,27 @@ async fn payload(
     }
 }
 
+/// Hands the decoded RDB events out. `offset`, after a `SYNC` (which tells no offset), is set
+/// from the snapshot's `repl-offset` aux field: the source's replication offset at the fork,
+/// where the stream that follows begins (Redis 4.0+ writes it into the RDBs it makes for
+/// replicas, `rdbPopulateSaveInfo`), so `--until-caught-up` can compare with the source.
 async fn drain_rdb(
     rdb: &mut redis_sync_rdb::Decoder,
     tx: &Out,
     metrics: &Metrics,
+    mut offset: Option<&mut u64>,
 ) -> Result<(), End> {
     loop {
         match rdb.poll_event() {
             Ok(Some(event)) => {
                 if matches!(event, Event::Key(_)) {
                     metrics.add_rdb_key();
+                }
+                if let (Event::Aux { key, value }, Some(o)) = (&event, offset.as_deref_mut())
+                    && key.as_ref() == b"repl-offset"
+                    && let Some(v) = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok())
+                {
+                    *o = v;
                 }
                 send(tx, ReplicaEvent::Rdb(event)).await?;
             }
@@ -767,7 +782,12 @@ async fn writer(
             // after the source has sent it all). Like a Redis replica loading its RDB, send a
             // newline every `interval`: the source counts it as a sign of life
             // (`repl_ack_time`), so it does not drop us after `repl-timeout`.
-            if last_sent.is_none_or(|t| t.elapsed() >= interval) {
+            // Only once the payload has begun: before that, a diskless source waits for its
+            // replicas to be idle for `repl-diskless-sync-delay` before it forks
+            // (`replicationStartPendingFork` measures idle from the replica's last
+            // interaction), so a newline a second would hold the copy off for ever. Redis's
+            // own replica sends nothing then either.
+            if shared.metrics.in_rdb() && last_sent.is_none_or(|t| t.elapsed() >= interval) {
                 match tokio::time::timeout(timeout, wr.write_all(b"\n")).await {
                     Ok(Ok(())) => last_sent = Some(tokio::time::Instant::now()),
                     _ => return,
