@@ -26,7 +26,10 @@
 
 mod batch;
 mod checkpoint;
+mod copy;
 mod keyset;
+mod report;
+mod stream;
 mod sweep;
 mod target_checkpoint;
 
@@ -36,11 +39,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use redis_sync_commands::{DataType, Decision, DropReason, Filter, HEARTBEAT_PREFIX};
-use redis_sync_rdb::{Event, ValueType};
-use redis_sync_replica::{AckMode, Ledger, Replay, Replica, ReplicaBuilder, ReplicaEvent};
-use redis_sync_sink::{CLUSTER_SLOTS, RdbLoader, Sink, TxCommand, slot_checkpoint_key};
+use redis_sync_commands::{Filter, HEARTBEAT_PREFIX};
+use redis_sync_replica::{AckMode, Ledger, Replica, ReplicaBuilder, ReplicaEvent};
+use redis_sync_sink::{RdbLoader, Sink};
 use tokio::sync::watch;
 
 use crate::client::{self, Client};
@@ -48,7 +49,7 @@ use crate::config::{Mode, Settings, SyncArgs};
 use crate::status::{self, Snapshot, State};
 use batch::Batch;
 pub use checkpoint::{Checkpoint, StateFile};
-use target_checkpoint::{CopyState, TargetCheckpoint};
+use target_checkpoint::CopyState;
 
 // Memory: every buffer between the source's socket and the target's is bounded in bytes, so
 // the process stays within a few tens of MiB whatever the data (a 1 GiB key streams through):
@@ -241,7 +242,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     let heartbeat = s.heartbeat.map(|every| {
         let id = s.target.addr();
         let key = format!("{}{id}", String::from_utf8_lossy(HEARTBEAT_PREFIX));
-        tokio::spawn(heartbeat_task(s.source.clone(), key, every))
+        tokio::spawn(report::heartbeat_task(s.source.clone(), key, every))
     });
 
     let mut run = Run {
@@ -390,22 +391,11 @@ struct Run<'a> {
     warned_unknown: bool,
 }
 
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn data_type(v: ValueType) -> Option<DataType> {
-    match v {
-        ValueType::String => Some(DataType::String),
-        ValueType::List => Some(DataType::List),
-        ValueType::Set => Some(DataType::Set),
-        ValueType::SortedSet => Some(DataType::SortedSet),
-        ValueType::Hash => Some(DataType::Hash),
-        ValueType::Stream => Some(DataType::Stream),
-        _ => None,
-    }
 }
 
 impl Run<'_> {
@@ -515,397 +505,6 @@ impl Run<'_> {
         Ok(None)
     }
 
-    async fn full_sync_start(
-        &mut self,
-        replid: String,
-        offset: u64,
-        rdb_size: Option<u64>,
-        forced: bool,
-    ) -> anyhow::Result<()> {
-        self.full_syncs += 1;
-        if forced || self.resume_asked {
-            tracing::warn!(
-                "full resync: the source refused a partial resync (its backlog no longer \
-                 covers the checkpoint, or its replication ID changed); copying everything \
-                 again"
-            );
-        }
-        tracing::info!(
-            "full sync from {replid} at offset {offset} ({})",
-            rdb_size.map_or("diskless".to_string(), |n| format!("{n} bytes"))
-        );
-        if self.full_syncs > 1 {
-            // A new snapshot after data was applied: start from a fresh sink so no offset of
-            // the old history is confused with the new one.
-            self.sink.flush().await.ok();
-            let new = connect_sink(self.s).await?;
-            let old = std::mem::replace(&mut self.sink, new);
-            self.acked = self.sink.acked_offset();
-            let _ = old.shutdown().await;
-        }
-        self.batch = Batch::default();
-        self.ledger.handle_full_resync(Some(replid.clone()), offset);
-        if self.cluster {
-            // What the slots held belongs to the old history.
-            self.sink
-                .set_slot_floors(Vec::new())
-                .await
-                .context("writing to the target")?;
-        }
-        self.last_applied = None;
-        self.sink_db = None;
-        let sweep = self.s.sweep || self.had_checkpoint || self.full_syncs > 1 || self.resume_asked;
-        // Until the copy completes the target is neither the old state nor the new one.
-        self.cp.replid = None;
-        self.cp.offset = None;
-        self.cp.db = None;
-        self.save_checkpoint()?;
-        self.last_saved = None;
-        if self.s.flush_target {
-            let removed = sweep::flush_target(self.s, &self.filter, self.cluster).await?;
-            tracing::info!("--flush-target: removed {removed} keys from the synced target dbs");
-        }
-        if self.exactly_once {
-            // Before any key of the copy: a restart now redoes the copy and sweeps.
-            let marker = TargetCheckpoint {
-                state: CopyState::Copying,
-                replid: replid.clone(),
-                offset,
-                db: 0,
-                replay: None,
-            };
-            self.write_marker(&marker).await?;
-            self.sink
-                .flush()
-                .await
-                .context("marking the copy in progress in the target")?;
-        }
-        self.snapshot_keys = if sweep && !self.s.flush_target {
-            Some(
-                keyset::SnapshotKeys::new(self.s.spool.dir.as_deref())
-                    .context("creating the temporary file of the snapshot's keys")?,
-            )
-        } else {
-            None
-        };
-        self.loader = RdbLoader::new().hold_limit(self.s.value_budget);
-        self.skip_key = false;
-        self.goal = None;
-        self.goal_rx = None;
-        self.stats.state = State::FullSync;
-        self.stats.sync_kind = Some("full");
-        self.stats.master_replid = Some(replid.clone());
-        self.stats.rdb_keys_written = 0;
-        self.stats.rdb_keys_skipped = 0;
-        self.rdb_started = Some(Instant::now());
-        self.copying = true;
-        Ok(())
-    }
-
-    async fn rdb_event(&mut self, event: Event) -> anyhow::Result<()> {
-        let event = match event {
-            Event::Key(mut k) => {
-                let db = u32::try_from(k.db).unwrap_or(u32::MAX);
-                let target_db = self
-                    .filter
-                    .target_db(db)
-                    .with_context(|| format!("source db {db}"))?;
-                let passes = target_db.is_some()
-                    && self.filter.key_passes(&k.key)
-                    && data_type(k.value_type).is_none_or(|t| self.filter.type_passes(t));
-                let Some(tdb) = target_db.filter(|_| passes) else {
-                    self.skip_key = true;
-                    self.stats.rdb_keys_skipped += 1;
-                    return Ok(());
-                };
-                self.skip_key = false;
-                if let Some(keys) = &mut self.snapshot_keys {
-                    keys.insert(tdb, &k.key)
-                        .context("writing the snapshot's keys to a temporary file")?;
-                }
-                k.db = u64::from(tdb);
-                Event::Key(k)
-            }
-            Event::Value(_) | Event::KeyEnd { .. } if self.skip_key => {
-                if matches!(event, Event::KeyEnd { .. }) {
-                    self.skip_key = false;
-                }
-                return Ok(());
-            }
-            other => other,
-        };
-        let key_end = matches!(event, Event::KeyEnd { .. });
-        self.loader
-            .handle_event(&self.sink, &event, unix_ms())
-            .await
-            .context("writing the snapshot to the target")?;
-        if key_end {
-            self.stats.rdb_keys_written += 1;
-        }
-        Ok(())
-    }
-
-    async fn full_sync_done(
-        &mut self,
-        offset: u64,
-        rdb_bytes: u64,
-    ) -> anyhow::Result<Option<Stop>> {
-        self.sink
-            .flush()
-            .await
-            .context("writing the snapshot to the target")?;
-        tracing::info!(
-            "snapshot written: {} keys ({} filtered out, {} expired) from {rdb_bytes} RDB bytes",
-            self.stats.rdb_keys_written,
-            self.stats.rdb_keys_skipped,
-            self.loader.skipped()
-        );
-        if let Some(mut keys) = self.snapshot_keys.take() {
-            keys.finish()
-                .context("sorting the snapshot's keys in a temporary file")?;
-            self.stats.state = State::Sweeping;
-            let removed = sweep::sweep(self.s, &self.filter, self.cluster, &self.sink, &mut keys)
-                .await
-                .context("removing target keys the source no longer has")?;
-            self.stats.keys_swept += removed;
-            tracing::info!(
-                "sweep: removed {removed} target keys that are not in the source's snapshot \
-                 ({} keys)",
-                keys.len()
-            );
-        }
-        self.sink_db = None;
-        if self.exactly_once {
-            let done = TargetCheckpoint {
-                state: CopyState::Streaming,
-                replid: self.stats.master_replid.clone().unwrap_or_default(),
-                offset,
-                db: 0,
-                replay: None,
-            };
-            self.write_marker(&done).await?;
-            self.sink
-                .flush()
-                .await
-                .context("writing the checkpoint of the full copy into the target")?;
-        }
-        // Only now (snapshot, sweep and checkpoint on the target) is the copy complete: a
-        // stop before this line redoes it.
-        let secs = self.rdb_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        tracing::info!(
-            "full copy applied: {} keys in {secs:.1}s; streaming from offset {offset}",
-            self.stats.rdb_keys_written,
-        );
-        self.ledger.handle_snapshot_applied(offset);
-        self.advance();
-        self.cp.synced = true;
-        self.copying = false;
-        self.stats.state = State::Streaming;
-        self.last_ack = Some(Instant::now());
-        self.checkpoint_if_moved()?;
-        if self.s.mode == Mode::Full {
-            return Ok(Some(Stop::FullDone));
-        }
-        if self.s.until_caught_up {
-            self.ask_goal(offset);
-        }
-        Ok(None)
-    }
-
-    async fn command(&mut self, db: u32, args: Vec<Bytes>, offset: u64) -> anyhow::Result<()> {
-        self.stats.commands_received += 1;
-        if self.ledger.is_replayed(offset) {
-            // The target committed it before the last stop (see `TargetCheckpoint::replay`).
-            self.replayed += 1;
-            self.ledger.handle_settled(offset, db);
-            return Ok(());
-        }
-        let decision = match self.filter.decide(db, &args) {
-            Ok(d) => d,
-            Err(redis_sync_commands::Error::UnknownCommand { .. }) => {
-                if !self.warned_unknown {
-                    self.warned_unknown = true;
-                    tracing::warn!(
-                        "command {:?} is not in the command table (a module's?): passed on \
-                         unchanged",
-                        String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a))
-                    );
-                }
-                Decision::Keep { db }
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("command at source offset {offset} cannot be applied to the target")
-                });
-            }
-        };
-        let (tdb, args) = match decision {
-            Decision::Keep { db } => (db, args),
-            Decision::Rewrite { db, args } => (db, args),
-            Decision::Drop(reason) => {
-                if reason == DropReason::Heartbeat
-                    && let Some(ms) = args
-                        .get(2)
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .and_then(|v| v.parse::<i64>().ok())
-                {
-                    self.heartbeat_pending.push_back((offset, ms));
-                    if self.heartbeat_pending.len() > 1000 {
-                        self.heartbeat_pending.pop_front();
-                    }
-                }
-                self.stats.commands_filtered += 1;
-                self.ledger.handle_settled(offset, db);
-                return Ok(());
-            }
-            _ => (db, args),
-        };
-        if self.exactly_once {
-            // A source transaction stays whole inside one of ours, so its MULTI/EXEC go.
-            let name = args.first().map_or(&b""[..], |a| a);
-            if name.eq_ignore_ascii_case(b"MULTI") {
-                self.batch.begin_source_transaction();
-            } else if name.eq_ignore_ascii_case(b"EXEC") {
-                self.batch.end_source_transaction();
-            } else {
-                self.batch.push(TxCommand {
-                    db: tdb,
-                    args,
-                    offset,
-                });
-            }
-            self.batch.mark(offset, db);
-            self.ledger.handle_written(offset, db, Instant::now());
-            if self.batch.full() {
-                if self.batch.in_source_transaction() {
-                    tracing::warn!(
-                        "a source transaction at offset {offset} is larger than the batch \
-                         limit: it is committed in parts (each part atomic)"
-                    );
-                }
-                self.flush_batch().await?;
-            }
-            return Ok(());
-        }
-        if self.sink_db != Some(tdb) && !self.cluster {
-            let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(tdb.to_string())];
-            self.sink
-                .write(select, None)
-                .await
-                .context("writing to the target")?;
-            self.sink_db = Some(tdb);
-        }
-        self.sink
-            .write(args, Some(offset))
-            .await
-            .context("writing to the target")?;
-        self.ledger.handle_written(offset, db, Instant::now());
-        Ok(())
-    }
-
-    /// Commits the batch: its commands and the checkpoint of its last offset, in one
-    /// transaction.
-    async fn flush_batch(&mut self) -> anyhow::Result<()> {
-        let Some((commands, (offset, db))) = self.batch.take() else {
-            return Ok(());
-        };
-        // Past this batch the target may still hold commands of an earlier run's batch (see
-        // `resume_at_failed_command`): the checkpoint carries what a restart must skip.
-        let replay = self
-            .ledger
-            .replay()
-            .filter(|r| r.through > offset)
-            .map(|r| Replay {
-                through: r.through,
-                retry: r.retry.iter().copied().filter(|&o| o > offset).collect(),
-            });
-        let cp = TargetCheckpoint {
-            state: CopyState::Streaming,
-            replid: self.stats.master_replid.clone().unwrap_or_default(),
-            offset,
-            db,
-            replay,
-        };
-        self.commit(commands, &cp).await
-    }
-
-    /// Writes the checkpoint `cp` outside the stream's batches: the start and the end of a
-    /// full copy, and on a cluster the cluster-wide position every second (an offset every
-    /// slot has reached, so slots the stream does not touch do not hold a restart back).
-    async fn write_marker(&mut self, cp: &TargetCheckpoint) -> anyhow::Result<()> {
-        if !self.cluster {
-            return self.commit(Vec::new(), cp).await;
-        }
-        let key = target_checkpoint_key(self.s);
-        if cp.state == CopyState::Copying {
-            // The slots' checkpoints of the earlier history would skip the new one.
-            for slot in 0..CLUSTER_SLOTS {
-                let k = slot_checkpoint_key(key.as_bytes(), slot);
-                self.sink
-                    .write(vec![Bytes::from_static(b"DEL"), k], None)
-                    .await
-                    .context("writing to the target")?;
-            }
-        }
-        let w = cp.write(&key, &self.s.source.to_string());
-        let mut hset = vec![
-            Bytes::from_static(b"HSET"),
-            w.key,
-            Bytes::from_static(b"offset"),
-            Bytes::from(w.offset.to_string()),
-        ];
-        for (f, v) in w.fields {
-            hset.push(f);
-            hset.push(v);
-        }
-        self.sink
-            .write(hset, None)
-            .await
-            .context("writing to the target")?;
-        Ok(())
-    }
-
-    /// Cluster: the cluster-wide position, at most once a second, once it moved.
-    async fn cluster_position_write(&mut self, now: bool) -> anyhow::Result<()> {
-        if !(self.cluster && self.exactly_once) || self.copying {
-            return Ok(());
-        }
-        let Some((offset, db)) = self.ledger.applied_offset() else {
-            return Ok(());
-        };
-        if let Some((at, o)) = self.cluster_position
-            && (o == offset || (!now && at.elapsed() < Duration::from_secs(1)))
-        {
-            return Ok(());
-        }
-        let cp = TargetCheckpoint {
-            state: CopyState::Streaming,
-            replid: self.stats.master_replid.clone().unwrap_or_default(),
-            offset,
-            db,
-            replay: None,
-        };
-        self.write_marker(&cp).await?;
-        self.cluster_position = Some((Instant::now(), offset));
-        Ok(())
-    }
-
-    /// Queues `commands` and the checkpoint `cp` as one transaction.
-    async fn commit(
-        &mut self,
-        commands: Vec<TxCommand>,
-        cp: &TargetCheckpoint,
-    ) -> anyhow::Result<()> {
-        let write = cp.write(&target_checkpoint_key(self.s), &self.s.source.to_string());
-        self.sink
-            .write_transaction(commands, write)
-            .await
-            .context("writing to the target")?;
-        // The sink sends `SELECT`s as it needs; the next plain write re-selects.
-        self.sink_db = None;
-        Ok(())
-    }
-
     /// Moves the applied offset over everything the target acknowledged (and the filtered
     /// commands between).
     fn advance(&mut self) {
@@ -973,161 +572,6 @@ impl Run<'_> {
         self.goal_rx = Some(rx);
     }
 
-    fn refresh_stats(&mut self) {
-        let m = self.replica.metrics();
-        let sm = self.sink.metrics();
-        let st = &mut self.stats;
-        st.rdb_size = m.rdb_size();
-        st.rdb_bytes_received = m.rdb_bytes();
-        st.rdb_keys_parsed = m.rdb_keys();
-        st.received_offset = m.received_offset();
-        if let Some(p) = self.replica.resume_point() {
-            st.applied_offset = p.offset;
-        }
-        st.lag_bytes = if st.state == State::Streaming {
-            st.received_offset.saturating_sub(st.applied_offset)
-        } else {
-            0
-        };
-        st.lag_secs = self
-            .ledger
-            .oldest_unacked()
-            .map_or(0.0, |at| at.elapsed().as_secs_f64());
-        st.last_ack_secs_ago = self.last_ack.map(|t| t.elapsed().as_secs_f64());
-        st.target_errors = sm.errors.iter().sum();
-        st.skipped_to_dead_letter = sm.skipped;
-        st.bytes_read = m.bytes_read();
-        st.bytes_written = sm.bytes_sent;
-        st.spooled_bytes = m.spooled_bytes();
-        st.full_syncs = m.full_syncs();
-        st.partial_syncs = m.partial_syncs();
-        st.link_losses = m.link_losses();
-        st.uptime_secs = self.started.elapsed().as_secs_f64();
-        if let Some(t) = self.rdb_started
-            && st.state == State::FullSync
-        {
-            let secs = t.elapsed().as_secs_f64().max(0.001);
-            st.keys_per_sec = st.rdb_keys_written as f64 / secs;
-            st.eta_secs = st
-                .rdb_size
-                .filter(|_| st.rdb_bytes_received > 0)
-                .map(|size| {
-                    let rate = st.rdb_bytes_received as f64 / secs;
-                    (size.saturating_sub(st.rdb_bytes_received)) as f64 / rate.max(1.0)
-                });
-        } else {
-            st.eta_secs = None;
-        }
-        *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = st.clone();
-    }
-
-    fn print_status(&self) {
-        if self.s.status_json {
-            eprintln!("{}", self.stats.json_line());
-        } else if self.stats.state == State::FullSync {
-            eprintln!("redis-sync: {}", self.stats.progress_line());
-        } else {
-            eprintln!("redis-sync: {}", self.stats.status_line());
-        }
-    }
-
-    fn checkpoint_if_moved(&mut self) -> anyhow::Result<()> {
-        if self.copying {
-            return Ok(());
-        }
-        let Some(p) = self.replica.resume_point() else {
-            return Ok(());
-        };
-        if self.last_saved == Some(p.offset) {
-            return Ok(());
-        }
-        self.cp.replid = Some(p.replid);
-        self.cp.offset = Some(p.offset);
-        self.cp.db = Some(p.db);
-        self.save_checkpoint()?;
-        self.last_saved = Some(p.offset);
-        Ok(())
-    }
-
-    /// After a stop on a command that failed inside one of our transactions: Redis applied
-    /// the rest of it (there is no rollback) and its checkpoint says the whole batch. Rewrite
-    /// the checkpoint so the next run applies the failed commands again (once the target is
-    /// fixed) and skips the ones the target holds.
-    async fn resume_at_failed_command(&mut self) {
-        let Some(redis_sync_sink::Error::Rejected {
-            committed: Some(c), ..
-        }) = self.sink.error()
-        else {
-            return;
-        };
-        if self.cluster {
-            tracing::warn!(
-                "the failed command was not applied and the rest of its slot's transaction \
-                 was: a cluster target resumes after it (it is named above; apply it by hand \
-                 once the target is fixed)"
-            );
-            return;
-        }
-        let Some(&first) = c.failed.first() else {
-            return;
-        };
-        let Some((offset, db)) = self.ledger.position_before(first) else {
-            return;
-        };
-        // The failed commands, and any left of an earlier run's replay that this run had not
-        // passed yet.
-        let mut retry = c.failed.clone();
-        let mut through = c.through;
-        if let Some(r) = self.ledger.replay() {
-            through = through.max(r.through);
-            retry.extend(r.retry.iter().copied().filter(|&o| o > offset));
-        }
-        retry.sort_unstable();
-        retry.dedup();
-        let cp = TargetCheckpoint {
-            state: CopyState::Streaming,
-            replid: self.stats.master_replid.clone().unwrap_or_default(),
-            offset,
-            db,
-            replay: Some(Replay { through, retry }),
-        };
-        let key = target_checkpoint_key(self.s);
-        let w = cp.write(&key, &self.s.source.to_string());
-        let mut hset: Vec<Bytes> = vec![
-            Bytes::from_static(b"HSET"),
-            w.key.clone(),
-            Bytes::from_static(b"offset"),
-            Bytes::from(w.offset.to_string()),
-        ];
-        for (f, v) in w.fields {
-            hset.push(f);
-            hset.push(v);
-        }
-        let written = async {
-            let mut client = Client::connect(&self.s.target, Duration::from_secs(10)).await?;
-            client.ok(&["SELECT", "0"]).await?;
-            client.ok(&hset).await?;
-            anyhow::Ok(())
-        }
-        .await;
-        match written {
-            Ok(()) => tracing::warn!(
-                "the next run resumes at the failed command (source offset {first}); the \
-                 commands after it in the same batch are on the target and are not applied \
-                 again"
-            ),
-            Err(e) => tracing::error!(
-                "could not write the checkpoint of the failed command into the target ({e:#}): \
-                 the next run resumes after it"
-            ),
-        }
-    }
-
-    fn save_checkpoint(&mut self) -> anyhow::Result<()> {
-        self.cp.updated_ms = unix_ms();
-        self.state_file.save(&self.cp)
-    }
-
     /// Drains the sink and writes the last checkpoint, whatever ended the loop.
     async fn finish(&mut self) -> anyhow::Result<()> {
         self.stats.state = State::Stopping;
@@ -1180,48 +624,6 @@ async fn answer<T>(
     match rx {
         Some(rx) => rx.await,
         None => std::future::pending().await,
-    }
-}
-
-/// Writes the heartbeat key to the source every `every`.
-async fn heartbeat_task(source: crate::url::Endpoint, key: String, every: Duration) {
-    let ttl = (every * 10)
-        .max(Duration::from_secs(10))
-        .as_millis()
-        .to_string();
-    let mut client: Option<Client> = None;
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        if client.is_none() {
-            match Client::connect(&source, Duration::from_secs(5)).await {
-                Ok(c) => client = Some(c),
-                Err(e) => {
-                    tracing::warn!("heartbeat: {e:#}");
-                    continue;
-                }
-            }
-        }
-        if let Some(c) = &mut client {
-            let now = unix_ms().to_string();
-            let r = c
-                .call(&["SET", key.as_str(), now.as_str(), "PX", ttl.as_str()])
-                .await;
-            match r {
-                Ok(redis_sync_resp::Frame::Error(e)) => {
-                    tracing::warn!(
-                        "heartbeat: the source refused SET {key}: {} (give the user write \
-                         access to redis-sync:heartbeat:*, or drop --heartbeat)",
-                        String::from_utf8_lossy(&e)
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!("heartbeat: {e:#}");
-                    client = None;
-                }
-            }
-        }
     }
 }
 
