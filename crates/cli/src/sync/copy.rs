@@ -13,8 +13,9 @@ use redis_sync_rdb::{Event, ValueType};
 use redis_sync_sink::RdbLoader;
 
 use super::batch::Batch;
+use super::connect::connect_sink;
 use super::target_checkpoint::{CopyState, TargetCheckpoint};
-use super::{Run, Stop, connect_sink, keyset, sweep, unix_ms};
+use super::{Run, Stop, keyset, sweep, unix_ms};
 use crate::config::Mode;
 use crate::status::State;
 

@@ -26,8 +26,10 @@
 
 mod batch;
 mod checkpoint;
+mod connect;
 mod copy;
 mod keyset;
+mod position;
 mod report;
 mod stream;
 mod sweep;
@@ -39,30 +41,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use redis_sync_commands::{Filter, HEARTBEAT_PREFIX};
-use redis_sync_replica::{AckMode, Ledger, Replica, ReplicaBuilder, ReplicaEvent};
+use redis_sync_commands::Filter;
+use redis_sync_replica::{Ledger, Replica, ReplicaEvent};
 use redis_sync_sink::{RdbLoader, Sink};
 use tokio::sync::watch;
 
 use crate::client::{self, Client};
-use crate::config::{Mode, Settings, SyncArgs};
+use crate::config::{Settings, SyncArgs};
 use crate::status::{self, Snapshot, State};
 use batch::Batch;
 pub use checkpoint::{Checkpoint, StateFile};
-use target_checkpoint::CopyState;
-
-// Memory: every buffer between the source's socket and the target's is bounded in bytes, so
-// the process stays within a few tens of MiB whatever the data (a 1 GiB key streams through):
-// the spool's memory part (8 MiB, then disk), decoded events waiting for the loop
-// (`EVENTS_QUEUED` events of at most one 64 KiB value chunk), one key's RESTORE payload and its
-// held commands (`--value-budget` each), the sink's queue and its in-flight window.
-
-/// Decoded events queued between the replica and the loop.
-const EVENTS_QUEUED: usize = 128;
-/// Bytes of commands queued in the sink, not yet sent.
-const SINK_QUEUE_BYTES: usize = 8 << 20;
-/// Bytes of commands sent to a target node and not yet answered.
-const SINK_WINDOW_BYTES: usize = 8 << 20;
+use connect::connect_sink;
 
 /// Runs `redis-sync sync`.
 pub fn run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
@@ -88,7 +77,6 @@ enum Stop {
 async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     let state_file = StateFile::new(s.state_file.clone());
     let saved = state_file.load()?;
-
     let shared: status::Shared = Arc::default();
     if let Some(addr) = s.metrics {
         let bound = crate::metrics::serve(addr, shared.clone()).await?;
@@ -96,100 +84,10 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     }
 
     let sink = connect_sink(&s).await?;
-    let cluster = sink.target().cluster;
-    let exactly_once = s.transactions;
-    if exactly_once && cluster {
-        tracing::info!(
-            "delivery: exactly-once (each batch commits as one MULTI/EXEC per slot, each with \
-             that slot's checkpoint {}:{{…}} in the target)",
-            target_checkpoint_key(&s)
-        );
-    } else if exactly_once {
-        tracing::info!(
-            "delivery: exactly-once (each batch commits in MULTI/EXEC with the checkpoint \
-             {} in the target)",
-            target_checkpoint_key(&s)
-        );
-    } else {
-        tracing::warn!(
-            "delivery: at-least-once (--no-transactions: a restart may apply again the \
-             commands after the state file's last save)"
-        );
-    }
-    let mut cp = saved.clone().unwrap_or_default();
-    cp.source = s.source.to_string();
-    cp.target = s.target.to_string();
-    let mut replay = None;
-    let mut had_checkpoint = saved.as_ref().is_some_and(|c| c.synced);
-    let resume = if exactly_once {
-        // The target holds the truth: data and position committed together.
-        let found = if cluster {
-            match target_checkpoint::read_cluster(&s, &sink).await? {
-                Some((tc, floors)) => {
-                    if !floors.is_empty() {
-                        sink.set_slot_floors(floors)
-                            .await
-                            .context("connecting to the target")?;
-                    }
-                    Some(tc)
-                }
-                None => None,
-            }
-        } else {
-            target_checkpoint::read(&s).await?
-        };
-        match found {
-            Some(tc) if tc.state == CopyState::Streaming => {
-                had_checkpoint = true;
-                if let Some(file) = saved.as_ref().and_then(|c| c.offset)
-                    && file != tc.offset
-                {
-                    tracing::info!(
-                        "the state file says offset {file}, the target's checkpoint {}: \
-                         trusting the target",
-                        tc.offset
-                    );
-                }
-                replay = tc.replay.clone();
-                tc.resume_point()
-            }
-            Some(_) => {
-                had_checkpoint = true;
-                tracing::warn!(
-                    "the target holds a full copy that did not complete: copying again, then \
-                     removing the keys the source no longer has"
-                );
-                None
-            }
-            None => {
-                if had_checkpoint {
-                    tracing::warn!(
-                        "the state file {} says this target was synced, but the target holds \
-                         no checkpoint: copying everything again",
-                        state_file.path().display()
-                    );
-                }
-                None
-            }
-        }
-    } else {
-        cp.resume_point()
-    };
-    // `--mode full` is a copy of the snapshot: it never continues a stream.
-    let resume = resume.filter(|_| s.resume && s.mode != Mode::Full);
-    if resume.is_none() {
-        replay = None;
-    }
-    tracing::info!(
-        "target {} ({} {}.{}.{}{})",
-        s.target,
-        sink.target().flavor,
-        sink.target().version.0,
-        sink.target().version.1,
-        sink.target().version.2,
-        if cluster { ", cluster" } else { "" }
-    );
+    let start = position::read(&s, &sink, &state_file, saved).await?;
+    connect::log_target(&s, &sink);
     // The filter knows the target's mode (a cluster has only db 0), detected or given.
+    let cluster = sink.target().cluster;
     let filter = s
         .filter_builder
         .clone()
@@ -197,65 +95,33 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         .build()
         .context("invalid filter")?;
 
-    let mut builder = ReplicaBuilder::new(s.source.addr())
-        .ack_mode(AckMode::Manual)
-        .rdb_restore_payloads(true)
-        .rdb_restore_limit(s.value_budget)
-        .event_capacity(EVENTS_QUEUED)
-        .idle_timeout(s.source_timeout)
-        .spool(s.spool.clone());
-    if let Some(pw) = &s.source.password {
-        builder = builder.password(s.source.user.as_deref(), pw);
-    }
-    if let Some(tls) = &s.tls {
-        builder = builder.tls(tls.clone());
-    }
-    match &resume {
-        Some(p) => {
-            tracing::info!(
-                "checkpoint ({}): replid {} offset {}; asking the source for a partial resync",
-                if exactly_once {
-                    "in the target".to_string()
-                } else {
-                    state_file.path().display().to_string()
-                },
-                p.replid,
-                p.offset
-            );
-            builder = builder.resume_from(p.clone());
-        }
-        None => tracing::info!("no checkpoint: starting with a full copy"),
-    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = shutdown_tx.send(true);
     });
     // The replica stops on the same signal (the loop drains the target first, then exits).
-    let replica = {
-        let mut stop = shutdown_rx.clone();
-        builder.start(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-    };
+    let replica = connect::start_replica(
+        &s,
+        start.resume.as_ref(),
+        state_file.path(),
+        shutdown_rx.clone(),
+    );
+    let heartbeat = report::start_heartbeat(&s);
 
-    let heartbeat = s.heartbeat.map(|every| {
-        let id = s.target.addr();
-        let key = format!("{}{id}", String::from_utf8_lossy(HEARTBEAT_PREFIX));
-        tokio::spawn(report::heartbeat_task(s.source.clone(), key, every))
-    });
-
+    let exactly_once = s.transactions;
+    let resume = start.resume;
     let mut run = Run {
         s: &s,
         filter,
         cluster,
         state_file,
-        cp,
-        had_checkpoint,
+        cp: start.cp,
+        had_checkpoint: start.had_checkpoint,
         resume_asked: resume.is_some(),
         resume_db: resume.as_ref().map_or(0, |p| p.db),
         exactly_once,
-        ledger: match replay {
+        ledger: match start.replay {
             Some(r) => Ledger::new().with_replay(r),
             None => Ledger::new(),
         },
@@ -310,32 +176,6 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         run.stats.applied_offset
     );
     Ok(ExitCode::SUCCESS)
-}
-
-async fn connect_sink(s: &Settings) -> anyhow::Result<Sink> {
-    let mut b = Sink::builder();
-    b = match s.target_cluster {
-        Some(true) => b.cluster([s.target.addr()]),
-        _ => b.target(s.target.addr()),
-    };
-    if let Some(pw) = &s.target.password {
-        b = match &s.target.user {
-            Some(u) => b.user(u.clone(), pw.clone()),
-            None => b.password(pw.clone()),
-        };
-    }
-    b = b
-        .policy(s.policy)
-        .conflict(s.conflict)
-        .rate(s.rate)
-        .window(4096, SINK_WINDOW_BYTES)
-        .queue_bytes(SINK_QUEUE_BYTES);
-    if let Some(dl) = &s.dead_letter {
-        b = b.dead_letter(dl.clone());
-    }
-    b.connect()
-        .await
-        .with_context(|| format!("connecting to the target {}", s.target))
 }
 
 /// The state of one `sync` run.

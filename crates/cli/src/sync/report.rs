@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
+use redis_sync_commands::HEARTBEAT_PREFIX;
+use tokio::task::JoinHandle;
+
 use super::{Run, unix_ms};
 use crate::client::Client;
+use crate::config::Settings;
 use crate::status::State;
 
 impl Run<'_> {
@@ -90,8 +94,18 @@ impl Run<'_> {
     }
 }
 
+/// `--heartbeat`: starts writing the heartbeat key to the source (the stream brings it back,
+/// and its age when applied is the lag end to end).
+pub(super) fn start_heartbeat(s: &Settings) -> Option<JoinHandle<()>> {
+    s.heartbeat.map(|every| {
+        let id = s.target.addr();
+        let key = format!("{}{id}", String::from_utf8_lossy(HEARTBEAT_PREFIX));
+        tokio::spawn(heartbeat_task(s.source.clone(), key, every))
+    })
+}
+
 /// Writes the heartbeat key to the source every `every`.
-pub(super) async fn heartbeat_task(source: crate::url::Endpoint, key: String, every: Duration) {
+async fn heartbeat_task(source: crate::url::Endpoint, key: String, every: Duration) {
     let ttl = (every * 10)
         .max(Duration::from_secs(10))
         .as_millis()
