@@ -16,8 +16,23 @@ use redis_sync_sink::{CLUSTER_SLOTS, TxCommand, slot_checkpoint_key};
 use super::target_checkpoint::{CopyState, TargetCheckpoint};
 use super::{Run, target_checkpoint_key};
 use crate::client::Client;
+use crate::status::State;
 
 impl Run<'_> {
+    /// `Continued`: the source continues from the resume point (a partial
+    /// resynchronisation), so the stream starts with no full copy.
+    pub(super) fn continued(&mut self, replid: String, offset: u64) {
+        tracing::info!("partial resync: continuing {replid} after offset {offset} (no full copy)");
+        self.stats.sync_kind = Some("partial");
+        self.stats.master_replid = Some(replid.clone());
+        self.stats.state = State::Streaming;
+        self.cp.replid = Some(replid.clone());
+        self.ledger.handle_continued(replid, offset, self.resume_db);
+        if self.s.until_caught_up && self.goal.is_none() {
+            self.ask_goal(0);
+        }
+    }
+
     pub(super) async fn command(
         &mut self,
         db: u32,
