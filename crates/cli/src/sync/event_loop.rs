@@ -71,6 +71,9 @@ pub(super) struct Run<'a> {
     pub(super) last_saved: Option<u64>,
     /// Heartbeat commands seen in the stream: (offset, written at unix ms).
     pub(super) heartbeat_pending: VecDeque<(u64, i64)>,
+    /// Turns `true` on a stop request: the loop's first arm, and what a long phase inside
+    /// a handler races so that a stop does not wait for it.
+    pub(super) shutdown: watch::Receiver<bool>,
     pub(super) shared: status::Shared,
     pub(super) warned_unknown: bool,
 }
@@ -80,10 +83,10 @@ impl<'a> Run<'a> {
     pub(super) fn new(
         s: &'a Settings,
         filter: Filter,
-        state_file: StateFile,
         start: Start,
         sink: Sink,
         replica: Replica,
+        shutdown: watch::Receiver<bool>,
         shared: status::Shared,
     ) -> Self {
         let exactly_once = s.transactions;
@@ -92,7 +95,7 @@ impl<'a> Run<'a> {
             s,
             filter,
             cluster: sink.target().cluster,
-            state_file,
+            state_file: start.state_file,
             cp: start.cp,
             had_checkpoint: start.had_checkpoint,
             resume_asked: resume.is_some(),
@@ -132,6 +135,7 @@ impl<'a> Run<'a> {
             last_ack: None,
             last_saved: None,
             heartbeat_pending: VecDeque::new(),
+            shutdown,
             shared,
             warned_unknown: false,
         }
@@ -139,17 +143,16 @@ impl<'a> Run<'a> {
 }
 
 impl Run<'_> {
-    pub(super) async fn main_loop(
-        &mut self,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> anyhow::Result<Stop> {
+    /// Handles replica events until something ends the run: a stop request, the goal of
+    /// `--until-caught-up`, the end of `--mode full`'s copy, the source's stream, or an error.
+    pub(super) async fn main_loop(&mut self) -> anyhow::Result<Stop> {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_status = Instant::now();
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => return Ok(Stop::Signal),
+                _ = self.shutdown.changed() => return Ok(Stop::Signal),
                 _ = tick.tick() => {
                     self.advance();
                     self.refresh_stats();

@@ -57,7 +57,7 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(sync(settings))
+    rt.block_on(sync(settings, wait_for_signal()))
 }
 
 /// Why the main loop ended.
@@ -69,7 +69,12 @@ enum Stop {
     SourceGone,
 }
 
-async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
+/// The run, from the settings to the exit: `shutdown` resolves when the run must stop
+/// (`run` passes SIGINT/SIGTERM); the loop then drains the target and exits 0.
+async fn sync(
+    s: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
     let state_file = StateFile::new(s.state_file.clone());
     let saved = state_file.load()?;
     let shared: status::Shared = Arc::default();
@@ -79,7 +84,7 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     }
 
     let sink = connect_sink(&s).await?;
-    let start = position::read(&s, &sink, &state_file, saved).await?;
+    let start = position::read(&s, &sink, state_file, saved).await?;
     connect::log_target(&s, &sink);
     // The filter knows the target's mode (a cluster has only db 0), detected or given.
     let cluster = sink.target().cluster;
@@ -90,22 +95,25 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         .build()
         .context("invalid filter")?;
 
+    // One stop flag for the replica, the loop and the long phases inside it. The signal
+    // handlers are installed on the first poll of `wait_for_signal`: from here on SIGINT and
+    // SIGTERM stop the run cleanly (before, nothing is written yet and they end the process).
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        shutdown.await;
         let _ = shutdown_tx.send(true);
     });
     // The replica stops on the same signal (the loop drains the target first, then exits).
     let replica = connect::start_replica(
         &s,
         start.resume.as_ref(),
-        state_file.path(),
+        start.state_file.path(),
         shutdown_rx.clone(),
     );
     let heartbeat = report::start_heartbeat(&s);
 
-    let mut run = Run::new(&s, filter, state_file, start, sink, replica, shared);
-    let result = run.main_loop(shutdown_rx).await;
+    let mut run = Run::new(&s, filter, start, sink, replica, shutdown_rx, shared);
+    let result = run.main_loop().await;
     let finished = run.finish().await;
     if let Some(h) = heartbeat {
         h.abort();

@@ -14,6 +14,8 @@ use crate::config::{Mode, Settings};
 
 /// What a run starts from.
 pub(super) struct Start {
+    /// Where the run records its position for the next one (at-least-once reads it back).
+    pub(super) state_file: StateFile,
     /// The state file's checkpoint, naming this run's source and target.
     pub(super) cp: Checkpoint,
     /// Where to ask the source to continue (`PSYNC`); `None`: a full copy.
@@ -26,11 +28,12 @@ pub(super) struct Start {
 
 /// Says which delivery guarantee is in force, then reads the position: the target's
 /// checkpoint (and on a cluster the slots' floors, handed to `sink`), or `saved`, the state
-/// file's.
+/// file's (loaded from `state_file` before anything connects, so a bad file stops the run
+/// first).
 pub(super) async fn read(
     s: &Settings,
     sink: &Sink,
-    state_file: &StateFile,
+    state_file: StateFile,
     saved: Option<Checkpoint>,
 ) -> anyhow::Result<Start> {
     let cluster = sink.target().cluster;
@@ -118,6 +121,7 @@ pub(super) async fn read(
         replay = None;
     }
     Ok(Start {
+        state_file,
         cp,
         resume,
         replay,
