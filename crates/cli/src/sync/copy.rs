@@ -150,34 +150,22 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// `RdbDone`: the whole snapshot is read. Once the target holds it (acknowledged, swept),
+    /// the checkpoint `streaming` at `offset` completes the copy and the stream starts.
     pub(super) async fn full_sync_done(
         &mut self,
         offset: u64,
         rdb_bytes: u64,
     ) -> anyhow::Result<Option<Stop>> {
-        self.sink
-            .flush()
-            .await
-            .context("writing the snapshot to the target")?;
-        tracing::info!(
-            "snapshot written: {} keys ({} filtered out, {} expired) from {rdb_bytes} RDB bytes",
-            self.stats.rdb_keys_written,
-            self.stats.rdb_keys_skipped,
-            self.loader.skipped()
-        );
-        if let Some(mut keys) = self.snapshot_keys.take() {
-            keys.finish()
-                .context("sorting the snapshot's keys in a temporary file")?;
-            self.stats.state = State::Sweeping;
-            let removed = sweep::sweep(self.s, &self.filter, self.cluster, &self.sink, &mut keys)
-                .await
-                .context("removing target keys the source no longer has")?;
-            self.stats.keys_swept += removed;
-            tracing::info!(
-                "sweep: removed {removed} target keys that are not in the source's snapshot \
-                 ({} keys)",
-                keys.len()
-            );
+        // Waiting for the target and sweeping it can take minutes, inside the loop's handler
+        // of this event: a stop request ends them. The copy is not complete then (the target's
+        // checkpoint says `copying`, the state file holds no position), so the next run copies
+        // again, as after a stop in the middle of the keys.
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(Some(Stop::Signal)),
+            applied = self.snapshot_applied(rdb_bytes) => applied?,
         }
         self.sink_db = None;
         if self.exactly_once {
@@ -215,6 +203,37 @@ impl Run<'_> {
             self.ask_goal(offset);
         }
         Ok(None)
+    }
+
+    /// Waits until the target acknowledged the whole snapshot, then sweeps the keys it does
+    /// not have, when `FullResync` decided on a sweep. Dropping it halfway leaves the copy
+    /// incomplete, which the next run redoes.
+    async fn snapshot_applied(&mut self, rdb_bytes: u64) -> anyhow::Result<()> {
+        self.sink
+            .flush()
+            .await
+            .context("writing the snapshot to the target")?;
+        tracing::info!(
+            "snapshot written: {} keys ({} filtered out, {} expired) from {rdb_bytes} RDB bytes",
+            self.stats.rdb_keys_written,
+            self.stats.rdb_keys_skipped,
+            self.loader.skipped()
+        );
+        if let Some(mut keys) = self.snapshot_keys.take() {
+            keys.finish()
+                .context("sorting the snapshot's keys in a temporary file")?;
+            self.stats.state = State::Sweeping;
+            let removed = sweep::sweep(self.s, &self.filter, self.cluster, &self.sink, &mut keys)
+                .await
+                .context("removing target keys the source no longer has")?;
+            self.stats.keys_swept += removed;
+            tracing::info!(
+                "sweep: removed {removed} target keys that are not in the source's snapshot \
+                 ({} keys)",
+                keys.len()
+            );
+        }
+        Ok(())
     }
 }
 
