@@ -20,6 +20,9 @@ use crate::config::Mode;
 use crate::status::State;
 
 impl Run<'_> {
+    /// `FullResync`: a full copy of the source's snapshot at `offset` starts. What belonged
+    /// to the old history goes (batch, slot floors, positions; on a second copy in this run
+    /// the sink too), and the target's checkpoint says `copying` before the first key.
     pub(super) async fn full_sync_start(
         &mut self,
         replid: String,
@@ -107,6 +110,8 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// One `Rdb` event: a key that passes the filter goes, in its mapped db, through the
+    /// loader into the sink; the events of a filtered-out key are skipped up to its `KeyEnd`.
     pub(super) async fn rdb_event(&mut self, event: Event) -> anyhow::Result<()> {
         let event = match event {
             Event::Key(mut k) => {

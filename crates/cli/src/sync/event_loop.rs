@@ -25,12 +25,16 @@ use crate::status::{self, Snapshot, State};
 /// The state of one `sync` run.
 pub(super) struct Run<'a> {
     pub(super) s: &'a Settings,
+    /// Which dbs, keys and types are synced, and into which target db.
     pub(super) filter: Filter,
+    /// The target is a cluster (exactly-once commits per slot).
     pub(super) cluster: bool,
     pub(super) state_file: StateFile,
+    /// What the state file holds: source, target, position, whether a copy completed.
     pub(super) cp: Checkpoint,
     /// The state file says an earlier run completed a full copy into this target.
     pub(super) had_checkpoint: bool,
+    /// The run asked the source to continue from a checkpoint (`PSYNC`).
     pub(super) resume_asked: bool,
     /// The db at the resume point (the stream may not `SELECT` again).
     pub(super) resume_db: u32,
@@ -52,11 +56,13 @@ pub(super) struct Run<'a> {
     /// The db the sink's command stream is in (`SELECT` sent through it).
     pub(super) sink_db: Option<u32>,
     pub(super) replica: Replica,
+    /// Turns the snapshot's keys into commands (RESTORE, or native commands for big values).
     pub(super) loader: RdbLoader,
     /// The current RDB key is filtered out: skip its events up to its `KeyEnd`.
     pub(super) skip_key: bool,
     /// Hashes of `(target db, key)` of the snapshot, when a sweep follows the full copy.
     pub(super) snapshot_keys: Option<keyset::SnapshotKeys>,
+    /// Full copies this run began (after the first, a new copy starts with a fresh sink).
     pub(super) full_syncs: u64,
     /// A full copy is under way (the checkpoint is invalid until it completes).
     pub(super) copying: bool,
@@ -64,17 +70,23 @@ pub(super) struct Run<'a> {
     pub(super) goal: Option<u64>,
     /// The answer of [`ask_goal`](Run::ask_goal), on its way.
     pub(super) goal_rx: Option<tokio::sync::oneshot::Receiver<u64>>,
+    /// The figures of the status line and `--metrics`.
     pub(super) stats: Snapshot,
     pub(super) started: Instant,
+    /// When the current full copy began.
     pub(super) rdb_started: Option<Instant>,
+    /// When the applied position last moved.
     pub(super) last_ack: Option<Instant>,
+    /// The offset the state file holds.
     pub(super) last_saved: Option<u64>,
     /// Heartbeat commands seen in the stream: (offset, written at unix ms).
     pub(super) heartbeat_pending: VecDeque<(u64, i64)>,
     /// Turns `true` on a stop request: the loop's first arm, and what a long phase inside
     /// a handler races so that a stop does not wait for it.
     pub(super) shutdown: watch::Receiver<bool>,
+    /// The status the metrics endpoint serves.
     pub(super) shared: status::Shared,
+    /// An unknown command (a module's) was warned about once.
     pub(super) warned_unknown: bool,
 }
 
@@ -204,6 +216,7 @@ impl Run<'_> {
         }
     }
 
+    /// Handles one replica event; `Some` when it ends the run.
     async fn handle(&mut self, ev: ReplicaEvent) -> anyhow::Result<Option<Stop>> {
         match ev {
             ReplicaEvent::Connected { addr, server } => {
@@ -265,6 +278,7 @@ impl Run<'_> {
         }
     }
 
+    /// `--until-caught-up`: streaming, and the applied offset reached the goal.
     pub(super) fn caught_up(&self) -> bool {
         let Some(goal) = self.goal else {
             return false;

@@ -1,28 +1,36 @@
-//! `redis-sync sync`: the data path, top to bottom.
+//! `redis-sync sync`: the data path, top to bottom. [`sync`] runs the phases in order:
 //!
-//! 1. Resolve the settings (flags over `--config`). Connect the sink to the target (standalone
-//!    or cluster, detected). On a standalone target the position is read from the target's
-//!    checkpoint hash ([`target_checkpoint`]), trusted over the state file ([`checkpoint`]);
-//!    elsewhere (cluster, `--no-transactions`) from the state file (at-least-once).
-//! 2. Start the replica on the source with manual ACKs, resuming with `PSYNC` when there is a
-//!    position.
-//! 3. For each replica event, in order:
-//!    - `FullResync`: a full copy starts. The target's checkpoint says `copying` until it
-//!      completes (a restart redoes it); with `--flush-target` the synced dbs are emptied.
-//!    - `Rdb` events: each key goes through the filter (db, key patterns, type; db mapping)
-//!      and then `RdbLoader` (RESTORE for values within `--value-budget`, chunked native
-//!      commands otherwise) into the sink.
-//!    - `RdbDone`: wait until the target acknowledged the whole snapshot, sweep the keys the
-//!      snapshot does not have (when a copy is redone over an earlier one), write the
-//!      checkpoint `streaming` at the snapshot's offset.
-//!    - `Continued`: a partial resynchronisation: no full copy.
-//!    - `Command`: filter and map, then into the [`Batch`]; a batch commits as one
-//!      `MULTI … EXEC` with the checkpoint of its last offset when it is full or nothing more
-//!      is ready from the source.
-//! 4. The [`Ledger`] owns the position: told what was written, filtered, acknowledged, it
-//!    gives the applied offset the replica ACKs to the source and the state file records.
-//! 5. On SIGINT/SIGTERM, `--until-caught-up` reached, or `--mode full` done: commit the batch,
-//!    drain the sink, checkpoint, exit 0.
+//! 1. Resolve the settings (flags over `--config`). Connect the sink to the target
+//!    (standalone or cluster, detected) ([`connect`]).
+//! 2. Read where to resume ([`position`]). Exactly-once (the default): from the checkpoint the
+//!    target holds ([`target_checkpoint`]; one per slot on a cluster), committed with the data
+//!    and so trusted over the state file ([`checkpoint`]). At-least-once
+//!    (`--no-transactions`): from the state file. `--mode full` never resumes.
+//! 3. Start the replica on the source with manual ACKs, resuming with `PSYNC` when there is a
+//!    position ([`connect`]).
+//! 4. The loop ([`event_loop`]) handles each replica event, in order:
+//!    - `FullResync` ([`copy`]): a full copy starts. The target's checkpoint says `copying`
+//!      until it completes (a restart redoes it); with `--flush-target` the synced dbs are
+//!      emptied.
+//!    - `Rdb` events ([`copy`]): each key goes through the filter (db, key patterns, type; db
+//!      mapping) and then `RdbLoader` (RESTORE for values within `--value-budget`, chunked
+//!      native commands otherwise) into the sink.
+//!    - `RdbDone` ([`copy`]): wait until the target acknowledged the whole snapshot, sweep the
+//!      keys the snapshot does not have (when a copy is redone over an earlier one), write the
+//!      checkpoint `streaming` at the snapshot's offset. A stop request ends the wait and the
+//!      sweep: the copy is then incomplete and the next run redoes it.
+//!    - `Continued` ([`stream`]): a partial resynchronisation: no full copy.
+//!    - `Command` ([`stream`]): filter and map, then into the [`Batch`](batch::Batch); a batch
+//!      commits as one `MULTI … EXEC` with the checkpoint of its last offset when it is full or
+//!      nothing more is ready from the source.
+//!
+//!    Between events a tick refreshes the status and saves the state file ([`report`]).
+//! 5. The [`Ledger`](redis_sync_replica::Ledger) owns the position: told what was written,
+//!    filtered, acknowledged, it gives the applied offset the replica ACKs to the source and
+//!    the state file records.
+//! 6. On SIGINT/SIGTERM (the `shutdown` future [`run`] passes), `--until-caught-up` reached, or
+//!    `--mode full` done: commit the batch, drain the sink, checkpoint, exit 0
+//!    ([`Run::finish`]).
 
 mod batch;
 mod checkpoint;

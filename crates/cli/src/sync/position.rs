@@ -1,6 +1,6 @@
-//! Where a run resumes. Exactly-once (the default): from the checkpoint hash in the target
-//! ([`target_checkpoint`](super::target_checkpoint)), committed together with the data and so
-//! trusted over the state file. At-least-once (`--no-transactions`): from the state file
+//! Where a run resumes. Exactly-once (the default): from the checkpoint the target holds
+//! ([`target_checkpoint`]; on a cluster, one per slot), committed together with the data and
+//! so trusted over the state file. At-least-once (`--no-transactions`): from the state file
 //! ([`checkpoint`](super::checkpoint)), saved after the target acknowledged the writes.
 //! `--mode full` and `--no-resume` never resume: a full copy.
 

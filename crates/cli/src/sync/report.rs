@@ -12,6 +12,8 @@ use crate::config::Settings;
 use crate::status::State;
 
 impl Run<'_> {
+    /// Refreshes the figures from the replica's and the sink's metrics, for the status line
+    /// and `--metrics`.
     pub(super) fn refresh_stats(&mut self) {
         let m = self.replica.metrics();
         let sm = self.sink.metrics();
@@ -60,6 +62,8 @@ impl Run<'_> {
         *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = st.clone();
     }
 
+    /// Prints the status on stderr: a progress line during the full copy, one JSON line with
+    /// `--status-json`.
     pub(super) fn print_status(&self) {
         if self.s.status_json {
             eprintln!("{}", self.stats.json_line());
@@ -70,6 +74,8 @@ impl Run<'_> {
         }
     }
 
+    /// Saves the applied position in the state file when it moved. Not during a full copy:
+    /// until it completes, no position describes the target.
     pub(super) fn checkpoint_if_moved(&mut self) -> anyhow::Result<()> {
         if self.copying {
             return Ok(());
@@ -88,6 +94,7 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Writes the state file, stamped with the time.
     pub(super) fn save_checkpoint(&mut self) -> anyhow::Result<()> {
         self.cp.updated_ms = unix_ms();
         self.state_file.save(&self.cp)

@@ -33,6 +33,9 @@ impl Run<'_> {
         }
     }
 
+    /// `Command`: a command of the stream ending at source `offset`, through the filter.
+    /// Exactly-once: into the batch (committed when full); at-least-once: straight to the
+    /// sink.
     pub(super) async fn command(
         &mut self,
         db: u32,
