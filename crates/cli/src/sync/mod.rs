@@ -1,67 +1,60 @@
-//! `redis-sync sync`: the data path, top to bottom.
+//! `redis-sync sync`: the data path, top to bottom. [`sync`] runs the phases in order:
 //!
-//! 1. Resolve the settings (flags over `--config`). Connect the sink to the target (standalone
-//!    or cluster, detected). On a standalone target the position is read from the target's
-//!    checkpoint hash ([`target_checkpoint`]), trusted over the state file ([`checkpoint`]);
-//!    elsewhere (cluster, `--no-transactions`) from the state file (at-least-once).
-//! 2. Start the replica on the source with manual ACKs, resuming with `PSYNC` when there is a
-//!    position.
-//! 3. For each replica event, in order:
-//!    - `FullResync`: a full copy starts. The target's checkpoint says `copying` until it
-//!      completes (a restart redoes it); with `--flush-target` the synced dbs are emptied.
-//!    - `Rdb` events: each key goes through the filter (db, key patterns, type; db mapping)
-//!      and then `RdbLoader` (RESTORE for values within `--value-budget`, chunked native
-//!      commands otherwise) into the sink.
-//!    - `RdbDone`: wait until the target acknowledged the whole snapshot, sweep the keys the
-//!      snapshot does not have (when a copy is redone over an earlier one), write the
-//!      checkpoint `streaming` at the snapshot's offset.
-//!    - `Continued`: a partial resynchronisation: no full copy.
-//!    - `Command`: filter and map, then into the [`Batch`]; a batch commits as one
-//!      `MULTI … EXEC` with the checkpoint of its last offset when it is full or nothing more
-//!      is ready from the source.
-//! 4. The [`Ledger`] owns the position: told what was written, filtered, acknowledged, it
-//!    gives the applied offset the replica ACKs to the source and the state file records.
-//! 5. On SIGINT/SIGTERM, `--until-caught-up` reached, or `--mode full` done: commit the batch,
-//!    drain the sink, checkpoint, exit 0.
+//! 1. Resolve the settings (flags over `--config`). Connect the sink to the target
+//!    (standalone or cluster, detected) ([`connect`]).
+//! 2. Read where to resume ([`position`]). Exactly-once (the default): from the checkpoint the
+//!    target holds ([`target_checkpoint`]; one per slot on a cluster), committed with the data
+//!    and so trusted over the state file ([`checkpoint`]). At-least-once
+//!    (`--no-transactions`): from the state file. `--mode full` never resumes.
+//! 3. Start the replica on the source with manual ACKs, resuming with `PSYNC` when there is a
+//!    position ([`connect`]).
+//! 4. The loop ([`event_loop`]) handles each replica event, in order:
+//!    - `FullResync` ([`copy`]): a full copy starts. The target's checkpoint says `copying`
+//!      until it completes (a restart redoes it); with `--flush-target` the synced dbs are
+//!      emptied.
+//!    - `Rdb` events ([`copy`]): each key goes through the filter (db, key patterns, type; db
+//!      mapping) and then `RdbLoader` (RESTORE for values within `--value-budget`, chunked
+//!      native commands otherwise) into the sink.
+//!    - `RdbDone` ([`copy`]): wait until the target acknowledged the whole snapshot, sweep the
+//!      keys the snapshot does not have (when a copy is redone over an earlier one), write the
+//!      checkpoint `streaming` at the snapshot's offset. A stop request ends the wait and the
+//!      sweep: the copy is then incomplete and the next run redoes it.
+//!    - `Continued` ([`stream`]): a partial resynchronisation: no full copy.
+//!    - `Command` ([`stream`]): filter and map, then into the [`Batch`](batch::Batch); a batch
+//!      commits as one `MULTI … EXEC` with the checkpoint of its last offset when it is full or
+//!      nothing more is ready from the source.
+//!
+//!    Between events a tick refreshes the status and saves the state file ([`report`]).
+//! 5. The [`Ledger`](redis_sync_replica::Ledger) owns the position: told what was written,
+//!    filtered, acknowledged, it gives the applied offset the replica ACKs to the source and
+//!    the state file records.
+//! 6. On SIGINT/SIGTERM (the `shutdown` future [`run`] passes), `--until-caught-up` reached, or
+//!    `--mode full` done: commit the batch, drain the sink, checkpoint, exit 0
+//!    ([`Run::finish`]).
 
 mod batch;
 mod checkpoint;
+mod connect;
+mod copy;
+mod event_loop;
 mod keyset;
+mod position;
+mod report;
+mod stream;
 mod sweep;
 mod target_checkpoint;
 
-use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use bytes::Bytes;
-use redis_sync_commands::{DataType, Decision, DropReason, Filter, HEARTBEAT_PREFIX};
-use redis_sync_rdb::{Event, ValueType};
-use redis_sync_replica::{AckMode, Ledger, Replay, Replica, ReplicaBuilder, ReplicaEvent};
-use redis_sync_sink::{CLUSTER_SLOTS, RdbLoader, Sink, TxCommand, slot_checkpoint_key};
+use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::client::{self, Client};
-use crate::config::{Mode, Settings, SyncArgs};
-use crate::status::{self, Snapshot, State};
-use batch::Batch;
+use crate::config::{Settings, SyncArgs};
+use crate::status;
 pub use checkpoint::{Checkpoint, StateFile};
-use target_checkpoint::{CopyState, TargetCheckpoint};
-
-// Memory: every buffer between the source's socket and the target's is bounded in bytes, so
-// the process stays within a few tens of MiB whatever the data (a 1 GiB key streams through):
-// the spool's memory part (8 MiB, then disk), decoded events waiting for the loop
-// (`EVENTS_QUEUED` events of at most one 64 KiB value chunk), one key's RESTORE payload and its
-// held commands (`--value-budget` each), the sink's queue and its in-flight window.
-
-/// Decoded events queued between the replica and the loop.
-const EVENTS_QUEUED: usize = 128;
-/// Bytes of commands queued in the sink, not yet sent.
-const SINK_QUEUE_BYTES: usize = 8 << 20;
-/// Bytes of commands sent to a target node and not yet answered.
-const SINK_WINDOW_BYTES: usize = 8 << 20;
+use connect::connect_sink;
+use event_loop::Run;
 
 /// Runs `redis-sync sync`.
 pub fn run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
@@ -72,7 +65,7 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(sync(settings))
+    rt.block_on(sync(settings, wait_for_signal()))
 }
 
 /// Why the main loop ended.
@@ -84,10 +77,14 @@ enum Stop {
     SourceGone,
 }
 
-async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
+/// The run, from the settings to the exit: `shutdown` resolves when the run must stop
+/// (`run` passes SIGINT/SIGTERM); the loop then drains the target and exits 0.
+async fn sync(
+    s: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
     let state_file = StateFile::new(s.state_file.clone());
     let saved = state_file.load()?;
-
     let shared: status::Shared = Arc::default();
     if let Some(addr) = s.metrics {
         let bound = crate::metrics::serve(addr, shared.clone()).await?;
@@ -95,100 +92,10 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     }
 
     let sink = connect_sink(&s).await?;
-    let cluster = sink.target().cluster;
-    let exactly_once = s.transactions;
-    if exactly_once && cluster {
-        tracing::info!(
-            "delivery: exactly-once (each batch commits as one MULTI/EXEC per slot, each with \
-             that slot's checkpoint {}:{{…}} in the target)",
-            target_checkpoint_key(&s)
-        );
-    } else if exactly_once {
-        tracing::info!(
-            "delivery: exactly-once (each batch commits in MULTI/EXEC with the checkpoint \
-             {} in the target)",
-            target_checkpoint_key(&s)
-        );
-    } else {
-        tracing::warn!(
-            "delivery: at-least-once (--no-transactions: a restart may apply again the \
-             commands after the state file's last save)"
-        );
-    }
-    let mut cp = saved.clone().unwrap_or_default();
-    cp.source = s.source.to_string();
-    cp.target = s.target.to_string();
-    let mut replay = None;
-    let mut had_checkpoint = saved.as_ref().is_some_and(|c| c.synced);
-    let resume = if exactly_once {
-        // The target holds the truth: data and position committed together.
-        let found = if cluster {
-            match target_checkpoint::read_cluster(&s, &sink).await? {
-                Some((tc, floors)) => {
-                    if !floors.is_empty() {
-                        sink.set_slot_floors(floors)
-                            .await
-                            .context("connecting to the target")?;
-                    }
-                    Some(tc)
-                }
-                None => None,
-            }
-        } else {
-            target_checkpoint::read(&s).await?
-        };
-        match found {
-            Some(tc) if tc.state == CopyState::Streaming => {
-                had_checkpoint = true;
-                if let Some(file) = saved.as_ref().and_then(|c| c.offset)
-                    && file != tc.offset
-                {
-                    tracing::info!(
-                        "the state file says offset {file}, the target's checkpoint {}: \
-                         trusting the target",
-                        tc.offset
-                    );
-                }
-                replay = tc.replay.clone();
-                tc.resume_point()
-            }
-            Some(_) => {
-                had_checkpoint = true;
-                tracing::warn!(
-                    "the target holds a full copy that did not complete: copying again, then \
-                     removing the keys the source no longer has"
-                );
-                None
-            }
-            None => {
-                if had_checkpoint {
-                    tracing::warn!(
-                        "the state file {} says this target was synced, but the target holds \
-                         no checkpoint: copying everything again",
-                        state_file.path().display()
-                    );
-                }
-                None
-            }
-        }
-    } else {
-        cp.resume_point()
-    };
-    // `--mode full` is a copy of the snapshot: it never continues a stream.
-    let resume = resume.filter(|_| s.resume && s.mode != Mode::Full);
-    if resume.is_none() {
-        replay = None;
-    }
-    tracing::info!(
-        "target {} ({} {}.{}.{}{})",
-        s.target,
-        sink.target().flavor,
-        sink.target().version.0,
-        sink.target().version.1,
-        sink.target().version.2,
-        if cluster { ", cluster" } else { "" }
-    );
+    let start = position::read(&s, &sink, state_file, saved).await?;
+    connect::log_target(&s, &sink);
     // The filter knows the target's mode (a cluster has only db 0), detected or given.
+    let cluster = sink.target().cluster;
     let filter = s
         .filter_builder
         .clone()
@@ -196,102 +103,25 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
         .build()
         .context("invalid filter")?;
 
-    let mut builder = ReplicaBuilder::new(s.source.addr())
-        .ack_mode(AckMode::Manual)
-        .rdb_restore_payloads(true)
-        .rdb_restore_limit(s.value_budget)
-        .event_capacity(EVENTS_QUEUED)
-        .idle_timeout(s.source_timeout)
-        .spool(s.spool.clone());
-    if let Some(pw) = &s.source.password {
-        builder = builder.password(s.source.user.as_deref(), pw);
-    }
-    if let Some(tls) = &s.tls {
-        builder = builder.tls(tls.clone());
-    }
-    match &resume {
-        Some(p) => {
-            tracing::info!(
-                "checkpoint ({}): replid {} offset {}; asking the source for a partial resync",
-                if exactly_once {
-                    "in the target".to_string()
-                } else {
-                    state_file.path().display().to_string()
-                },
-                p.replid,
-                p.offset
-            );
-            builder = builder.resume_from(p.clone());
-        }
-        None => tracing::info!("no checkpoint: starting with a full copy"),
-    }
+    // One stop flag for the replica, the loop and the long phases inside it. The signal
+    // handlers are installed on the first poll of `wait_for_signal`: from here on SIGINT and
+    // SIGTERM stop the run cleanly (before, nothing is written yet and they end the process).
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        shutdown.await;
         let _ = shutdown_tx.send(true);
     });
     // The replica stops on the same signal (the loop drains the target first, then exits).
-    let replica = {
-        let mut stop = shutdown_rx.clone();
-        builder.start(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-    };
+    let replica = connect::start_replica(
+        &s,
+        start.resume.as_ref(),
+        start.state_file.path(),
+        shutdown_rx.clone(),
+    );
+    let heartbeat = report::start_heartbeat(&s);
 
-    let heartbeat = s.heartbeat.map(|every| {
-        let id = s.target.addr();
-        let key = format!("{}{id}", String::from_utf8_lossy(HEARTBEAT_PREFIX));
-        tokio::spawn(heartbeat_task(s.source.clone(), key, every))
-    });
-
-    let mut run = Run {
-        s: &s,
-        filter,
-        cluster,
-        state_file,
-        cp,
-        had_checkpoint,
-        resume_asked: resume.is_some(),
-        resume_db: resume.as_ref().map_or(0, |p| p.db),
-        exactly_once,
-        ledger: match replay {
-            Some(r) => Ledger::new().with_replay(r),
-            None => Ledger::new(),
-        },
-        batch: Batch::default(),
-        replayed: 0,
-        last_applied: None,
-        cluster_position: None,
-        acked: sink.acked_offset(),
-        sink,
-        sink_db: None,
-        replica,
-        loader: RdbLoader::new().hold_limit(s.value_budget),
-        skip_key: false,
-        snapshot_keys: None,
-        full_syncs: 0,
-        copying: false,
-        goal: None,
-        goal_rx: None,
-        stats: Snapshot {
-            delivery: if exactly_once {
-                "exactly-once"
-            } else {
-                "at-least-once"
-            },
-            source: s.source.to_string(),
-            target: s.target.to_string(),
-            ..Snapshot::default()
-        },
-        started: Instant::now(),
-        rdb_started: None,
-        last_ack: None,
-        last_saved: None,
-        heartbeat_pending: VecDeque::new(),
-        shared,
-        warned_unknown: false,
-    };
-    let result = run.main_loop(shutdown_rx).await;
+    let mut run = Run::new(&s, filter, start, sink, replica, shutdown_rx, shared);
+    let result = run.main_loop().await;
     let finished = run.finish().await;
     if let Some(h) = heartbeat {
         h.abort();
@@ -311,858 +141,11 @@ async fn sync(s: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn connect_sink(s: &Settings) -> anyhow::Result<Sink> {
-    let mut b = Sink::builder();
-    b = match s.target_cluster {
-        Some(true) => b.cluster([s.target.addr()]),
-        _ => b.target(s.target.addr()),
-    };
-    if let Some(pw) = &s.target.password {
-        b = match &s.target.user {
-            Some(u) => b.user(u.clone(), pw.clone()),
-            None => b.password(pw.clone()),
-        };
-    }
-    b = b
-        .policy(s.policy)
-        .conflict(s.conflict)
-        .rate(s.rate)
-        .window(4096, SINK_WINDOW_BYTES)
-        .queue_bytes(SINK_QUEUE_BYTES);
-    if let Some(dl) = &s.dead_letter {
-        b = b.dead_letter(dl.clone());
-    }
-    b.connect()
-        .await
-        .with_context(|| format!("connecting to the target {}", s.target))
-}
-
-/// The state of one `sync` run.
-struct Run<'a> {
-    s: &'a Settings,
-    filter: Filter,
-    cluster: bool,
-    state_file: StateFile,
-    cp: Checkpoint,
-    /// The state file says an earlier run completed a full copy into this target.
-    had_checkpoint: bool,
-    resume_asked: bool,
-    /// The db at the resume point (the stream may not `SELECT` again).
-    resume_db: u32,
-    /// Each batch commits in `MULTI … EXEC` with the checkpoint in the target.
-    exactly_once: bool,
-    /// The one owner of the position: what is handed out, acknowledged, filtered.
-    ledger: Ledger,
-    /// The commands of the next transaction (exactly-once mode).
-    batch: Batch,
-    /// Commands skipped because the target held them already (after a stop mid-transaction).
-    replayed: u64,
-    /// The last position given to the replica (to ACK and checkpoint).
-    last_applied: Option<(u64, u32)>,
-    /// Cluster: when and at which offset the cluster-wide position was last written.
-    cluster_position: Option<(Instant, u64)>,
-    /// The sink's acknowledged offset, to wake the loop when a batch is done.
-    acked: watch::Receiver<u64>,
-    sink: Sink,
-    /// The db the sink's command stream is in (`SELECT` sent through it).
-    sink_db: Option<u32>,
-    replica: Replica,
-    loader: RdbLoader,
-    /// The current RDB key is filtered out: skip its events up to its `KeyEnd`.
-    skip_key: bool,
-    /// Hashes of `(target db, key)` of the snapshot, when a sweep follows the full copy.
-    snapshot_keys: Option<keyset::SnapshotKeys>,
-    full_syncs: u64,
-    /// A full copy is under way (the checkpoint is invalid until it completes).
-    copying: bool,
-    /// `--until-caught-up`: the source offset to reach.
-    goal: Option<u64>,
-    /// The answer of [`ask_goal`](Run::ask_goal), on its way.
-    goal_rx: Option<tokio::sync::oneshot::Receiver<u64>>,
-    stats: Snapshot,
-    started: Instant,
-    rdb_started: Option<Instant>,
-    last_ack: Option<Instant>,
-    last_saved: Option<u64>,
-    /// Heartbeat commands seen in the stream: (offset, written at unix ms).
-    heartbeat_pending: VecDeque<(u64, i64)>,
-    shared: status::Shared,
-    warned_unknown: bool,
-}
-
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn data_type(v: ValueType) -> Option<DataType> {
-    match v {
-        ValueType::String => Some(DataType::String),
-        ValueType::List => Some(DataType::List),
-        ValueType::Set => Some(DataType::Set),
-        ValueType::SortedSet => Some(DataType::SortedSet),
-        ValueType::Hash => Some(DataType::Hash),
-        ValueType::Stream => Some(DataType::Stream),
-        _ => None,
-    }
-}
-
-impl Run<'_> {
-    async fn main_loop(&mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<Stop> {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_status = Instant::now();
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => return Ok(Stop::Signal),
-                _ = tick.tick() => {
-                    self.advance();
-                    self.refresh_stats();
-                    if last_status.elapsed() >= self.s.status_interval {
-                        last_status = Instant::now();
-                        self.print_status();
-                    }
-                    self.checkpoint_if_moved()?;
-                    self.cluster_position_write(false).await?;
-                    if self.caught_up() {
-                        return Ok(Stop::CaughtUp);
-                    }
-                    if let Some(e) = self.sink.error() {
-                        return Err(e).context("the target stopped the sync");
-                    }
-                }
-                ev = self.replica.next_event() => {
-                    let Some(ev) = ev else { return Ok(Stop::SourceGone) };
-                    let ev = ev.context("replication from the source failed")?;
-                    if let Some(stop) = self.handle(ev).await? {
-                        return Ok(stop);
-                    }
-                    self.advance();
-                    if self.caught_up() {
-                        return Ok(Stop::CaughtUp);
-                    }
-                }
-                goal = answer(self.goal_rx.as_mut()), if self.goal_rx.is_some() => {
-                    self.goal_rx = None;
-                    if let Ok(goal) = goal {
-                        tracing::info!("--until-caught-up: waiting until offset {goal} is applied");
-                        self.goal = Some(goal);
-                    }
-                    if self.caught_up() {
-                        return Ok(Stop::CaughtUp);
-                    }
-                }
-                // Nothing more is ready from the source and the target is done with the last
-                // batch: commit what this one holds (while the target is busy, it grows).
-                () = std::future::ready(()), if self.batch.ready() && self.sink.transactions_open() == 0 => {
-                    self.flush_batch().await?;
-                }
-                // The target is busy: its next acknowledgement (the last batch done) wakes the
-                // loop, as does more from the source.
-                _ = self.acked.changed(), if self.batch.ready() => {
-                    self.acked.borrow_and_update();
-                }
-            }
-        }
-    }
-
-    async fn handle(&mut self, ev: ReplicaEvent) -> anyhow::Result<Option<Stop>> {
-        match ev {
-            ReplicaEvent::Connected { addr, server } => {
-                tracing::info!(
-                    "connected to source {addr} ({})",
-                    server.as_deref().unwrap_or("version unknown")
-                );
-                self.stats.state = State::Connecting;
-            }
-            ReplicaEvent::FullResync {
-                replid,
-                offset,
-                rdb_size,
-                forced,
-            } => {
-                self.full_sync_start(replid, offset, rdb_size, forced)
-                    .await?
-            }
-            ReplicaEvent::Rdb(event) => self.rdb_event(event).await?,
-            ReplicaEvent::RdbDone { offset, rdb_bytes } => {
-                return self.full_sync_done(offset, rdb_bytes).await;
-            }
-            ReplicaEvent::Continued { replid, offset } => {
-                tracing::info!(
-                    "partial resync: continuing {replid} after offset {offset} (no full copy)"
-                );
-                self.stats.sync_kind = Some("partial");
-                self.stats.master_replid = Some(replid.clone());
-                self.stats.state = State::Streaming;
-                self.cp.replid = Some(replid.clone());
-                self.ledger.handle_continued(replid, offset, self.resume_db);
-                if self.s.until_caught_up && self.goal.is_none() {
-                    self.ask_goal(0);
-                }
-            }
-            ReplicaEvent::Command {
-                db, args, offset, ..
-            } => self.command(db, args, offset).await?,
-            ReplicaEvent::LinkLost { reason } => {
-                tracing::warn!("link to the source lost: {reason}; reconnecting");
-                self.stats.state = State::Reconnecting;
-            }
-            other => tracing::debug!("replica event {other:?}"),
-        }
-        Ok(None)
-    }
-
-    async fn full_sync_start(
-        &mut self,
-        replid: String,
-        offset: u64,
-        rdb_size: Option<u64>,
-        forced: bool,
-    ) -> anyhow::Result<()> {
-        self.full_syncs += 1;
-        if forced || self.resume_asked {
-            tracing::warn!(
-                "full resync: the source refused a partial resync (its backlog no longer \
-                 covers the checkpoint, or its replication ID changed); copying everything \
-                 again"
-            );
-        }
-        tracing::info!(
-            "full sync from {replid} at offset {offset} ({})",
-            rdb_size.map_or("diskless".to_string(), |n| format!("{n} bytes"))
-        );
-        if self.full_syncs > 1 {
-            // A new snapshot after data was applied: start from a fresh sink so no offset of
-            // the old history is confused with the new one.
-            self.sink.flush().await.ok();
-            let new = connect_sink(self.s).await?;
-            let old = std::mem::replace(&mut self.sink, new);
-            self.acked = self.sink.acked_offset();
-            let _ = old.shutdown().await;
-        }
-        self.batch = Batch::default();
-        self.ledger.handle_full_resync(Some(replid.clone()), offset);
-        if self.cluster {
-            // What the slots held belongs to the old history.
-            self.sink
-                .set_slot_floors(Vec::new())
-                .await
-                .context("writing to the target")?;
-        }
-        self.last_applied = None;
-        self.sink_db = None;
-        let sweep = self.s.sweep || self.had_checkpoint || self.full_syncs > 1 || self.resume_asked;
-        // Until the copy completes the target is neither the old state nor the new one.
-        self.cp.replid = None;
-        self.cp.offset = None;
-        self.cp.db = None;
-        self.save_checkpoint()?;
-        self.last_saved = None;
-        if self.s.flush_target {
-            let removed = sweep::flush_target(self.s, &self.filter, self.cluster).await?;
-            tracing::info!("--flush-target: removed {removed} keys from the synced target dbs");
-        }
-        if self.exactly_once {
-            // Before any key of the copy: a restart now redoes the copy and sweeps.
-            let marker = TargetCheckpoint {
-                state: CopyState::Copying,
-                replid: replid.clone(),
-                offset,
-                db: 0,
-                replay: None,
-            };
-            self.write_marker(&marker).await?;
-            self.sink
-                .flush()
-                .await
-                .context("marking the copy in progress in the target")?;
-        }
-        self.snapshot_keys = if sweep && !self.s.flush_target {
-            Some(
-                keyset::SnapshotKeys::new(self.s.spool.dir.as_deref())
-                    .context("creating the temporary file of the snapshot's keys")?,
-            )
-        } else {
-            None
-        };
-        self.loader = RdbLoader::new().hold_limit(self.s.value_budget);
-        self.skip_key = false;
-        self.goal = None;
-        self.goal_rx = None;
-        self.stats.state = State::FullSync;
-        self.stats.sync_kind = Some("full");
-        self.stats.master_replid = Some(replid.clone());
-        self.stats.rdb_keys_written = 0;
-        self.stats.rdb_keys_skipped = 0;
-        self.rdb_started = Some(Instant::now());
-        self.copying = true;
-        Ok(())
-    }
-
-    async fn rdb_event(&mut self, event: Event) -> anyhow::Result<()> {
-        let event = match event {
-            Event::Key(mut k) => {
-                let db = u32::try_from(k.db).unwrap_or(u32::MAX);
-                let target_db = self
-                    .filter
-                    .target_db(db)
-                    .with_context(|| format!("source db {db}"))?;
-                let passes = target_db.is_some()
-                    && self.filter.key_passes(&k.key)
-                    && data_type(k.value_type).is_none_or(|t| self.filter.type_passes(t));
-                let Some(tdb) = target_db.filter(|_| passes) else {
-                    self.skip_key = true;
-                    self.stats.rdb_keys_skipped += 1;
-                    return Ok(());
-                };
-                self.skip_key = false;
-                if let Some(keys) = &mut self.snapshot_keys {
-                    keys.insert(tdb, &k.key)
-                        .context("writing the snapshot's keys to a temporary file")?;
-                }
-                k.db = u64::from(tdb);
-                Event::Key(k)
-            }
-            Event::Value(_) | Event::KeyEnd { .. } if self.skip_key => {
-                if matches!(event, Event::KeyEnd { .. }) {
-                    self.skip_key = false;
-                }
-                return Ok(());
-            }
-            other => other,
-        };
-        let key_end = matches!(event, Event::KeyEnd { .. });
-        self.loader
-            .handle_event(&self.sink, &event, unix_ms())
-            .await
-            .context("writing the snapshot to the target")?;
-        if key_end {
-            self.stats.rdb_keys_written += 1;
-        }
-        Ok(())
-    }
-
-    async fn full_sync_done(
-        &mut self,
-        offset: u64,
-        rdb_bytes: u64,
-    ) -> anyhow::Result<Option<Stop>> {
-        self.sink
-            .flush()
-            .await
-            .context("writing the snapshot to the target")?;
-        tracing::info!(
-            "snapshot written: {} keys ({} filtered out, {} expired) from {rdb_bytes} RDB bytes",
-            self.stats.rdb_keys_written,
-            self.stats.rdb_keys_skipped,
-            self.loader.skipped()
-        );
-        if let Some(mut keys) = self.snapshot_keys.take() {
-            keys.finish()
-                .context("sorting the snapshot's keys in a temporary file")?;
-            self.stats.state = State::Sweeping;
-            let removed = sweep::sweep(self.s, &self.filter, self.cluster, &self.sink, &mut keys)
-                .await
-                .context("removing target keys the source no longer has")?;
-            self.stats.keys_swept += removed;
-            tracing::info!(
-                "sweep: removed {removed} target keys that are not in the source's snapshot \
-                 ({} keys)",
-                keys.len()
-            );
-        }
-        self.sink_db = None;
-        if self.exactly_once {
-            let done = TargetCheckpoint {
-                state: CopyState::Streaming,
-                replid: self.stats.master_replid.clone().unwrap_or_default(),
-                offset,
-                db: 0,
-                replay: None,
-            };
-            self.write_marker(&done).await?;
-            self.sink
-                .flush()
-                .await
-                .context("writing the checkpoint of the full copy into the target")?;
-        }
-        // Only now (snapshot, sweep and checkpoint on the target) is the copy complete: a
-        // stop before this line redoes it.
-        let secs = self.rdb_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        tracing::info!(
-            "full copy applied: {} keys in {secs:.1}s; streaming from offset {offset}",
-            self.stats.rdb_keys_written,
-        );
-        self.ledger.handle_snapshot_applied(offset);
-        self.advance();
-        self.cp.synced = true;
-        self.copying = false;
-        self.stats.state = State::Streaming;
-        self.last_ack = Some(Instant::now());
-        self.checkpoint_if_moved()?;
-        if self.s.mode == Mode::Full {
-            return Ok(Some(Stop::FullDone));
-        }
-        if self.s.until_caught_up {
-            self.ask_goal(offset);
-        }
-        Ok(None)
-    }
-
-    async fn command(&mut self, db: u32, args: Vec<Bytes>, offset: u64) -> anyhow::Result<()> {
-        self.stats.commands_received += 1;
-        if self.ledger.is_replayed(offset) {
-            // The target committed it before the last stop (see `TargetCheckpoint::replay`).
-            self.replayed += 1;
-            self.ledger.handle_settled(offset, db);
-            return Ok(());
-        }
-        let decision = match self.filter.decide(db, &args) {
-            Ok(d) => d,
-            Err(redis_sync_commands::Error::UnknownCommand { .. }) => {
-                if !self.warned_unknown {
-                    self.warned_unknown = true;
-                    tracing::warn!(
-                        "command {:?} is not in the command table (a module's?): passed on \
-                         unchanged",
-                        String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a))
-                    );
-                }
-                Decision::Keep { db }
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("command at source offset {offset} cannot be applied to the target")
-                });
-            }
-        };
-        let (tdb, args) = match decision {
-            Decision::Keep { db } => (db, args),
-            Decision::Rewrite { db, args } => (db, args),
-            Decision::Drop(reason) => {
-                if reason == DropReason::Heartbeat
-                    && let Some(ms) = args
-                        .get(2)
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .and_then(|v| v.parse::<i64>().ok())
-                {
-                    self.heartbeat_pending.push_back((offset, ms));
-                    if self.heartbeat_pending.len() > 1000 {
-                        self.heartbeat_pending.pop_front();
-                    }
-                }
-                self.stats.commands_filtered += 1;
-                self.ledger.handle_settled(offset, db);
-                return Ok(());
-            }
-            _ => (db, args),
-        };
-        if self.exactly_once {
-            // A source transaction stays whole inside one of ours, so its MULTI/EXEC go.
-            let name = args.first().map_or(&b""[..], |a| a);
-            if name.eq_ignore_ascii_case(b"MULTI") {
-                self.batch.begin_source_transaction();
-            } else if name.eq_ignore_ascii_case(b"EXEC") {
-                self.batch.end_source_transaction();
-            } else {
-                self.batch.push(TxCommand {
-                    db: tdb,
-                    args,
-                    offset,
-                });
-            }
-            self.batch.mark(offset, db);
-            self.ledger.handle_written(offset, db, Instant::now());
-            if self.batch.full() {
-                if self.batch.in_source_transaction() {
-                    tracing::warn!(
-                        "a source transaction at offset {offset} is larger than the batch \
-                         limit: it is committed in parts (each part atomic)"
-                    );
-                }
-                self.flush_batch().await?;
-            }
-            return Ok(());
-        }
-        if self.sink_db != Some(tdb) && !self.cluster {
-            let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(tdb.to_string())];
-            self.sink
-                .write(select, None)
-                .await
-                .context("writing to the target")?;
-            self.sink_db = Some(tdb);
-        }
-        self.sink
-            .write(args, Some(offset))
-            .await
-            .context("writing to the target")?;
-        self.ledger.handle_written(offset, db, Instant::now());
-        Ok(())
-    }
-
-    /// Commits the batch: its commands and the checkpoint of its last offset, in one
-    /// transaction.
-    async fn flush_batch(&mut self) -> anyhow::Result<()> {
-        let Some((commands, (offset, db))) = self.batch.take() else {
-            return Ok(());
-        };
-        // Past this batch the target may still hold commands of an earlier run's batch (see
-        // `resume_at_failed_command`): the checkpoint carries what a restart must skip.
-        let replay = self
-            .ledger
-            .replay()
-            .filter(|r| r.through > offset)
-            .map(|r| Replay {
-                through: r.through,
-                retry: r.retry.iter().copied().filter(|&o| o > offset).collect(),
-            });
-        let cp = TargetCheckpoint {
-            state: CopyState::Streaming,
-            replid: self.stats.master_replid.clone().unwrap_or_default(),
-            offset,
-            db,
-            replay,
-        };
-        self.commit(commands, &cp).await
-    }
-
-    /// Writes the checkpoint `cp` outside the stream's batches: the start and the end of a
-    /// full copy, and on a cluster the cluster-wide position every second (an offset every
-    /// slot has reached, so slots the stream does not touch do not hold a restart back).
-    async fn write_marker(&mut self, cp: &TargetCheckpoint) -> anyhow::Result<()> {
-        if !self.cluster {
-            return self.commit(Vec::new(), cp).await;
-        }
-        let key = target_checkpoint_key(self.s);
-        if cp.state == CopyState::Copying {
-            // The slots' checkpoints of the earlier history would skip the new one.
-            for slot in 0..CLUSTER_SLOTS {
-                let k = slot_checkpoint_key(key.as_bytes(), slot);
-                self.sink
-                    .write(vec![Bytes::from_static(b"DEL"), k], None)
-                    .await
-                    .context("writing to the target")?;
-            }
-        }
-        let w = cp.write(&key, &self.s.source.to_string());
-        let mut hset = vec![
-            Bytes::from_static(b"HSET"),
-            w.key,
-            Bytes::from_static(b"offset"),
-            Bytes::from(w.offset.to_string()),
-        ];
-        for (f, v) in w.fields {
-            hset.push(f);
-            hset.push(v);
-        }
-        self.sink
-            .write(hset, None)
-            .await
-            .context("writing to the target")?;
-        Ok(())
-    }
-
-    /// Cluster: the cluster-wide position, at most once a second, once it moved.
-    async fn cluster_position_write(&mut self, now: bool) -> anyhow::Result<()> {
-        if !(self.cluster && self.exactly_once) || self.copying {
-            return Ok(());
-        }
-        let Some((offset, db)) = self.ledger.applied_offset() else {
-            return Ok(());
-        };
-        if let Some((at, o)) = self.cluster_position
-            && (o == offset || (!now && at.elapsed() < Duration::from_secs(1)))
-        {
-            return Ok(());
-        }
-        let cp = TargetCheckpoint {
-            state: CopyState::Streaming,
-            replid: self.stats.master_replid.clone().unwrap_or_default(),
-            offset,
-            db,
-            replay: None,
-        };
-        self.write_marker(&cp).await?;
-        self.cluster_position = Some((Instant::now(), offset));
-        Ok(())
-    }
-
-    /// Queues `commands` and the checkpoint `cp` as one transaction.
-    async fn commit(
-        &mut self,
-        commands: Vec<TxCommand>,
-        cp: &TargetCheckpoint,
-    ) -> anyhow::Result<()> {
-        let write = cp.write(&target_checkpoint_key(self.s), &self.s.source.to_string());
-        self.sink
-            .write_transaction(commands, write)
-            .await
-            .context("writing to the target")?;
-        // The sink sends `SELECT`s as it needs; the next plain write re-selects.
-        self.sink_db = None;
-        Ok(())
-    }
-
-    /// Moves the applied offset over everything the target acknowledged (and the filtered
-    /// commands between).
-    fn advance(&mut self) {
-        let acked = *self.sink.acked_offset().borrow();
-        self.ledger.handle_acked(acked);
-        self.stats.commands_applied = self.ledger.applied_commands();
-        if let Some(p) = self.ledger.applied_offset()
-            && self.last_applied != Some(p)
-        {
-            self.replica.applied().set(p.0, p.1);
-            self.last_applied = Some(p);
-            self.last_ack = Some(Instant::now());
-        }
-        let applied = self
-            .replica
-            .resume_point()
-            .map_or(self.stats.applied_offset, |p| p.offset);
-        while let Some(&(off, ms)) = self.heartbeat_pending.front() {
-            if off > applied {
-                break;
-            }
-            self.heartbeat_pending.pop_front();
-            self.stats.heartbeat_lag_secs = Some((unix_ms() - ms).max(0) as f64 / 1000.0);
-        }
-    }
-
-    fn caught_up(&self) -> bool {
-        let Some(goal) = self.goal else {
-            return false;
-        };
-        self.stats.state == State::Streaming
-            && self
-                .replica
-                .resume_point()
-                .is_some_and(|p| p.offset >= goal)
-    }
-
-    /// `--until-caught-up`: asks the source for its `master_repl_offset` (what it has
-    /// written so far) on a separate connection, in a task of its own so the loop goes on;
-    /// the answer (at least `floor`) becomes the goal. When the source does not answer, the
-    /// offset received by then is the goal.
-    fn ask_goal(&mut self, floor: u64) {
-        let source = self.s.source.clone();
-        let metrics = self.replica.metrics();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let ask = async {
-                let mut c = Client::connect(&source, Duration::from_secs(5)).await?;
-                let info = c.info("replication").await?;
-                client::field(&info, "master_repl_offset")
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .context("no master_repl_offset in INFO replication")
-            };
-            let offset = match ask.await {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::warn!(
-                        "cannot read the source's offset ({e:#}); using the received one"
-                    );
-                    metrics.received_offset()
-                }
-            };
-            let _ = tx.send(offset.max(floor));
-        });
-        self.goal_rx = Some(rx);
-    }
-
-    fn refresh_stats(&mut self) {
-        let m = self.replica.metrics();
-        let sm = self.sink.metrics();
-        let st = &mut self.stats;
-        st.rdb_size = m.rdb_size();
-        st.rdb_bytes_received = m.rdb_bytes();
-        st.rdb_keys_parsed = m.rdb_keys();
-        st.received_offset = m.received_offset();
-        if let Some(p) = self.replica.resume_point() {
-            st.applied_offset = p.offset;
-        }
-        st.lag_bytes = if st.state == State::Streaming {
-            st.received_offset.saturating_sub(st.applied_offset)
-        } else {
-            0
-        };
-        st.lag_secs = self
-            .ledger
-            .oldest_unacked()
-            .map_or(0.0, |at| at.elapsed().as_secs_f64());
-        st.last_ack_secs_ago = self.last_ack.map(|t| t.elapsed().as_secs_f64());
-        st.target_errors = sm.errors.iter().sum();
-        st.skipped_to_dead_letter = sm.skipped;
-        st.bytes_read = m.bytes_read();
-        st.bytes_written = sm.bytes_sent;
-        st.spooled_bytes = m.spooled_bytes();
-        st.full_syncs = m.full_syncs();
-        st.partial_syncs = m.partial_syncs();
-        st.link_losses = m.link_losses();
-        st.uptime_secs = self.started.elapsed().as_secs_f64();
-        if let Some(t) = self.rdb_started
-            && st.state == State::FullSync
-        {
-            let secs = t.elapsed().as_secs_f64().max(0.001);
-            st.keys_per_sec = st.rdb_keys_written as f64 / secs;
-            st.eta_secs = st
-                .rdb_size
-                .filter(|_| st.rdb_bytes_received > 0)
-                .map(|size| {
-                    let rate = st.rdb_bytes_received as f64 / secs;
-                    (size.saturating_sub(st.rdb_bytes_received)) as f64 / rate.max(1.0)
-                });
-        } else {
-            st.eta_secs = None;
-        }
-        *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = st.clone();
-    }
-
-    fn print_status(&self) {
-        if self.s.status_json {
-            eprintln!("{}", self.stats.json_line());
-        } else if self.stats.state == State::FullSync {
-            eprintln!("redis-sync: {}", self.stats.progress_line());
-        } else {
-            eprintln!("redis-sync: {}", self.stats.status_line());
-        }
-    }
-
-    fn checkpoint_if_moved(&mut self) -> anyhow::Result<()> {
-        if self.copying {
-            return Ok(());
-        }
-        let Some(p) = self.replica.resume_point() else {
-            return Ok(());
-        };
-        if self.last_saved == Some(p.offset) {
-            return Ok(());
-        }
-        self.cp.replid = Some(p.replid);
-        self.cp.offset = Some(p.offset);
-        self.cp.db = Some(p.db);
-        self.save_checkpoint()?;
-        self.last_saved = Some(p.offset);
-        Ok(())
-    }
-
-    /// After a stop on a command that failed inside one of our transactions: Redis applied
-    /// the rest of it (there is no rollback) and its checkpoint says the whole batch. Rewrite
-    /// the checkpoint so the next run applies the failed commands again (once the target is
-    /// fixed) and skips the ones the target holds.
-    async fn resume_at_failed_command(&mut self) {
-        let Some(redis_sync_sink::Error::Rejected {
-            committed: Some(c), ..
-        }) = self.sink.error()
-        else {
-            return;
-        };
-        if self.cluster {
-            tracing::warn!(
-                "the failed command was not applied and the rest of its slot's transaction \
-                 was: a cluster target resumes after it (it is named above; apply it by hand \
-                 once the target is fixed)"
-            );
-            return;
-        }
-        let Some(&first) = c.failed.first() else {
-            return;
-        };
-        let Some((offset, db)) = self.ledger.position_before(first) else {
-            return;
-        };
-        // The failed commands, and any left of an earlier run's replay that this run had not
-        // passed yet.
-        let mut retry = c.failed.clone();
-        let mut through = c.through;
-        if let Some(r) = self.ledger.replay() {
-            through = through.max(r.through);
-            retry.extend(r.retry.iter().copied().filter(|&o| o > offset));
-        }
-        retry.sort_unstable();
-        retry.dedup();
-        let cp = TargetCheckpoint {
-            state: CopyState::Streaming,
-            replid: self.stats.master_replid.clone().unwrap_or_default(),
-            offset,
-            db,
-            replay: Some(Replay { through, retry }),
-        };
-        let key = target_checkpoint_key(self.s);
-        let w = cp.write(&key, &self.s.source.to_string());
-        let mut hset: Vec<Bytes> = vec![
-            Bytes::from_static(b"HSET"),
-            w.key.clone(),
-            Bytes::from_static(b"offset"),
-            Bytes::from(w.offset.to_string()),
-        ];
-        for (f, v) in w.fields {
-            hset.push(f);
-            hset.push(v);
-        }
-        let written = async {
-            let mut client = Client::connect(&self.s.target, Duration::from_secs(10)).await?;
-            client.ok(&["SELECT", "0"]).await?;
-            client.ok(&hset).await?;
-            anyhow::Ok(())
-        }
-        .await;
-        match written {
-            Ok(()) => tracing::warn!(
-                "the next run resumes at the failed command (source offset {first}); the \
-                 commands after it in the same batch are on the target and are not applied \
-                 again"
-            ),
-            Err(e) => tracing::error!(
-                "could not write the checkpoint of the failed command into the target ({e:#}): \
-                 the next run resumes after it"
-            ),
-        }
-    }
-
-    fn save_checkpoint(&mut self) -> anyhow::Result<()> {
-        self.cp.updated_ms = unix_ms();
-        self.state_file.save(&self.cp)
-    }
-
-    /// Drains the sink and writes the last checkpoint, whatever ended the loop.
-    async fn finish(&mut self) -> anyhow::Result<()> {
-        self.stats.state = State::Stopping;
-        if self.sink.error().is_none() && !self.batch.in_source_transaction() {
-            // A source transaction cut by the stop is not committed half: it comes again.
-            self.flush_batch().await.ok();
-        }
-        let drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
-        self.advance();
-        if self.sink.error().is_none() {
-            self.cluster_position_write(true).await.ok();
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.sink.flush()).await;
-        }
-        self.resume_at_failed_command().await;
-        if self.replayed > 0 {
-            tracing::info!(
-                "{} commands the target held already were not applied again",
-                self.replayed
-            );
-        }
-        self.checkpoint_if_moved()?;
-        self.stats.state = State::Stopped;
-        self.refresh_stats();
-        self.print_status();
-        if self.copying {
-            tracing::warn!(
-                "stopped during the full copy: the next run starts a new full copy (and sweeps \
-                 the target)"
-            );
-        }
-        match drained {
-            Ok(r) => r.context("draining the target's pipeline"),
-            Err(_) => bail!("the target did not acknowledge the last writes within 60 s"),
-        }
-    }
 }
 
 /// The target key of `--checkpoint-in-target`.
@@ -1172,58 +155,6 @@ pub fn target_checkpoint_key(s: &Settings) -> String {
 
 /// Prefix of the checkpoint keys kept in targets (never swept).
 pub const TARGET_CHECKPOINT_PREFIX: &str = "redis-sync:checkpoint:";
-
-/// The answer on `rx`; never, when there is no question out.
-async fn answer<T>(
-    rx: Option<&mut tokio::sync::oneshot::Receiver<T>>,
-) -> Result<T, tokio::sync::oneshot::error::RecvError> {
-    match rx {
-        Some(rx) => rx.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Writes the heartbeat key to the source every `every`.
-async fn heartbeat_task(source: crate::url::Endpoint, key: String, every: Duration) {
-    let ttl = (every * 10)
-        .max(Duration::from_secs(10))
-        .as_millis()
-        .to_string();
-    let mut client: Option<Client> = None;
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        if client.is_none() {
-            match Client::connect(&source, Duration::from_secs(5)).await {
-                Ok(c) => client = Some(c),
-                Err(e) => {
-                    tracing::warn!("heartbeat: {e:#}");
-                    continue;
-                }
-            }
-        }
-        if let Some(c) = &mut client {
-            let now = unix_ms().to_string();
-            let r = c
-                .call(&["SET", key.as_str(), now.as_str(), "PX", ttl.as_str()])
-                .await;
-            match r {
-                Ok(redis_sync_resp::Frame::Error(e)) => {
-                    tracing::warn!(
-                        "heartbeat: the source refused SET {key}: {} (give the user write \
-                         access to redis-sync:heartbeat:*, or drop --heartbeat)",
-                        String::from_utf8_lossy(&e)
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!("heartbeat: {e:#}");
-                    client = None;
-                }
-            }
-        }
-    }
-}
 
 async fn wait_for_signal() {
     #[cfg(unix)]

@@ -1,0 +1,368 @@
+//! The state of one run and its loop: replica events in order, the ticks (status,
+//! checkpoints, `--until-caught-up`), the batch committed when nothing more is ready, until
+//! a [`Stop`]; then [`finish`](Run::finish) drains the target.
+//!
+//! The handlers of the phases live with their phase: [`copy`](super::copy) (the full copy),
+//! [`stream`](super::stream) (commands and checkpoints), [`report`](super::report) (status and
+//! state file).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use redis_sync_commands::Filter;
+use redis_sync_replica::{Ledger, Replica, ReplicaEvent};
+use redis_sync_sink::{RdbLoader, Sink};
+use tokio::sync::watch;
+
+use super::batch::Batch;
+use super::position::Start;
+use super::{Checkpoint, StateFile, Stop, keyset, unix_ms};
+use crate::client::{self, Client};
+use crate::config::Settings;
+use crate::status::{self, Snapshot, State};
+
+/// The state of one `sync` run.
+pub(super) struct Run<'a> {
+    pub(super) s: &'a Settings,
+    /// Which dbs, keys and types are synced, and into which target db.
+    pub(super) filter: Filter,
+    /// The target is a cluster (exactly-once commits per slot).
+    pub(super) cluster: bool,
+    pub(super) state_file: StateFile,
+    /// What the state file holds: source, target, position, whether a copy completed.
+    pub(super) cp: Checkpoint,
+    /// The state file says an earlier run completed a full copy into this target.
+    pub(super) had_checkpoint: bool,
+    /// The run asked the source to continue from a checkpoint (`PSYNC`).
+    pub(super) resume_asked: bool,
+    /// The db at the resume point (the stream may not `SELECT` again).
+    pub(super) resume_db: u32,
+    /// Each batch commits in `MULTI … EXEC` with the checkpoint in the target.
+    pub(super) exactly_once: bool,
+    /// The one owner of the position: what is handed out, acknowledged, filtered.
+    pub(super) ledger: Ledger,
+    /// The commands of the next transaction (exactly-once mode).
+    pub(super) batch: Batch,
+    /// Commands skipped because the target held them already (after a stop mid-transaction).
+    pub(super) replayed: u64,
+    /// The last position given to the replica (to ACK and checkpoint).
+    pub(super) last_applied: Option<(u64, u32)>,
+    /// Cluster: when and at which offset the cluster-wide position was last written.
+    pub(super) cluster_position: Option<(Instant, u64)>,
+    /// The sink's acknowledged offset, to wake the loop when a batch is done.
+    pub(super) acked: watch::Receiver<u64>,
+    pub(super) sink: Sink,
+    /// The db the sink's command stream is in (`SELECT` sent through it).
+    pub(super) sink_db: Option<u32>,
+    pub(super) replica: Replica,
+    /// Turns the snapshot's keys into commands (RESTORE, or native commands for big values).
+    pub(super) loader: RdbLoader,
+    /// The current RDB key is filtered out: skip its events up to its `KeyEnd`.
+    pub(super) skip_key: bool,
+    /// Hashes of `(target db, key)` of the snapshot, when a sweep follows the full copy.
+    pub(super) snapshot_keys: Option<keyset::SnapshotKeys>,
+    /// Full copies this run began (after the first, a new copy starts with a fresh sink).
+    pub(super) full_syncs: u64,
+    /// A full copy is under way (the checkpoint is invalid until it completes).
+    pub(super) copying: bool,
+    /// `--until-caught-up`: the source offset to reach.
+    pub(super) goal: Option<u64>,
+    /// The answer of [`ask_goal`](Run::ask_goal), on its way.
+    pub(super) goal_rx: Option<tokio::sync::oneshot::Receiver<u64>>,
+    /// The figures of the status line and `--metrics`.
+    pub(super) stats: Snapshot,
+    pub(super) started: Instant,
+    /// When the current full copy began.
+    pub(super) rdb_started: Option<Instant>,
+    /// When the applied position last moved.
+    pub(super) last_ack: Option<Instant>,
+    /// The offset the state file holds.
+    pub(super) last_saved: Option<u64>,
+    /// Heartbeat commands seen in the stream: (offset, written at unix ms).
+    pub(super) heartbeat_pending: VecDeque<(u64, i64)>,
+    /// Turns `true` on a stop request: the loop's first arm, and what a long phase inside
+    /// a handler races so that a stop does not wait for it.
+    pub(super) shutdown: watch::Receiver<bool>,
+    /// The status the metrics endpoint serves.
+    pub(super) shared: status::Shared,
+    /// An unknown command (a module's) was warned about once.
+    pub(super) warned_unknown: bool,
+}
+
+impl<'a> Run<'a> {
+    /// The state before the first event: `start` says where the run resumes.
+    pub(super) fn new(
+        s: &'a Settings,
+        filter: Filter,
+        start: Start,
+        sink: Sink,
+        replica: Replica,
+        shutdown: watch::Receiver<bool>,
+        shared: status::Shared,
+    ) -> Self {
+        let exactly_once = s.transactions;
+        let resume = start.resume;
+        Run {
+            s,
+            filter,
+            cluster: sink.target().cluster,
+            state_file: start.state_file,
+            cp: start.cp,
+            had_checkpoint: start.had_checkpoint,
+            resume_asked: resume.is_some(),
+            resume_db: resume.as_ref().map_or(0, |p| p.db),
+            exactly_once,
+            ledger: match start.replay {
+                Some(r) => Ledger::new().with_replay(r),
+                None => Ledger::new(),
+            },
+            batch: Batch::default(),
+            replayed: 0,
+            last_applied: None,
+            cluster_position: None,
+            acked: sink.acked_offset(),
+            sink,
+            sink_db: None,
+            replica,
+            loader: RdbLoader::new().hold_limit(s.value_budget),
+            skip_key: false,
+            snapshot_keys: None,
+            full_syncs: 0,
+            copying: false,
+            goal: None,
+            goal_rx: None,
+            stats: Snapshot {
+                delivery: if exactly_once {
+                    "exactly-once"
+                } else {
+                    "at-least-once"
+                },
+                source: s.source.to_string(),
+                target: s.target.to_string(),
+                ..Snapshot::default()
+            },
+            started: Instant::now(),
+            rdb_started: None,
+            last_ack: None,
+            last_saved: None,
+            heartbeat_pending: VecDeque::new(),
+            shutdown,
+            shared,
+            warned_unknown: false,
+        }
+    }
+}
+
+impl Run<'_> {
+    /// Handles replica events until something ends the run: a stop request, the goal of
+    /// `--until-caught-up`, the end of `--mode full`'s copy, the source's stream, or an error.
+    pub(super) async fn main_loop(&mut self) -> anyhow::Result<Stop> {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_status = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => return Ok(Stop::Signal),
+                _ = tick.tick() => {
+                    self.advance();
+                    self.refresh_stats();
+                    if last_status.elapsed() >= self.s.status_interval {
+                        last_status = Instant::now();
+                        self.print_status();
+                    }
+                    self.checkpoint_if_moved()?;
+                    self.cluster_position_write(false).await?;
+                    if self.caught_up() {
+                        return Ok(Stop::CaughtUp);
+                    }
+                    if let Some(e) = self.sink.error() {
+                        return Err(e).context("the target stopped the sync");
+                    }
+                }
+                ev = self.replica.next_event() => {
+                    let Some(ev) = ev else { return Ok(Stop::SourceGone) };
+                    let ev = ev.context("replication from the source failed")?;
+                    if let Some(stop) = self.handle(ev).await? {
+                        return Ok(stop);
+                    }
+                    self.advance();
+                    if self.caught_up() {
+                        return Ok(Stop::CaughtUp);
+                    }
+                }
+                goal = answer(self.goal_rx.as_mut()), if self.goal_rx.is_some() => {
+                    self.goal_rx = None;
+                    if let Ok(goal) = goal {
+                        tracing::info!("--until-caught-up: waiting until offset {goal} is applied");
+                        self.goal = Some(goal);
+                    }
+                    if self.caught_up() {
+                        return Ok(Stop::CaughtUp);
+                    }
+                }
+                // Nothing more is ready from the source and the target is done with the last
+                // batch: commit what this one holds (while the target is busy, it grows).
+                () = std::future::ready(()), if self.batch.ready() && self.sink.transactions_open() == 0 => {
+                    self.flush_batch().await?;
+                }
+                // The target is busy: its next acknowledgement (the last batch done) wakes the
+                // loop, as does more from the source.
+                _ = self.acked.changed(), if self.batch.ready() => {
+                    self.acked.borrow_and_update();
+                }
+            }
+        }
+    }
+
+    /// Handles one replica event; `Some` when it ends the run.
+    async fn handle(&mut self, ev: ReplicaEvent) -> anyhow::Result<Option<Stop>> {
+        match ev {
+            ReplicaEvent::Connected { addr, server } => {
+                tracing::info!(
+                    "connected to source {addr} ({})",
+                    server.as_deref().unwrap_or("version unknown")
+                );
+                self.stats.state = State::Connecting;
+            }
+            ReplicaEvent::FullResync {
+                replid,
+                offset,
+                rdb_size,
+                forced,
+            } => {
+                self.full_sync_start(replid, offset, rdb_size, forced)
+                    .await?
+            }
+            ReplicaEvent::Rdb(event) => self.rdb_event(event).await?,
+            ReplicaEvent::RdbDone { offset, rdb_bytes } => {
+                return self.full_sync_done(offset, rdb_bytes).await;
+            }
+            ReplicaEvent::Continued { replid, offset } => self.continued(replid, offset),
+            ReplicaEvent::Command {
+                db, args, offset, ..
+            } => self.command(db, args, offset).await?,
+            ReplicaEvent::LinkLost { reason } => {
+                tracing::warn!("link to the source lost: {reason}; reconnecting");
+                self.stats.state = State::Reconnecting;
+            }
+            other => tracing::debug!("replica event {other:?}"),
+        }
+        Ok(None)
+    }
+
+    /// Moves the applied offset over everything the target acknowledged (and the filtered
+    /// commands between).
+    pub(super) fn advance(&mut self) {
+        let acked = *self.sink.acked_offset().borrow();
+        self.ledger.handle_acked(acked);
+        self.stats.commands_applied = self.ledger.applied_commands();
+        if let Some(p) = self.ledger.applied_offset()
+            && self.last_applied != Some(p)
+        {
+            self.replica.applied().set(p.0, p.1);
+            self.last_applied = Some(p);
+            self.last_ack = Some(Instant::now());
+        }
+        let applied = self
+            .replica
+            .resume_point()
+            .map_or(self.stats.applied_offset, |p| p.offset);
+        while let Some(&(off, ms)) = self.heartbeat_pending.front() {
+            if off > applied {
+                break;
+            }
+            self.heartbeat_pending.pop_front();
+            self.stats.heartbeat_lag_secs = Some((unix_ms() - ms).max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// `--until-caught-up`: streaming, and the applied offset reached the goal.
+    pub(super) fn caught_up(&self) -> bool {
+        let Some(goal) = self.goal else {
+            return false;
+        };
+        self.stats.state == State::Streaming
+            && self
+                .replica
+                .resume_point()
+                .is_some_and(|p| p.offset >= goal)
+    }
+
+    /// `--until-caught-up`: asks the source for its `master_repl_offset` (what it has
+    /// written so far) on a separate connection, in a task of its own so the loop goes on;
+    /// the answer (at least `floor`) becomes the goal. When the source does not answer, the
+    /// offset received by then is the goal.
+    pub(super) fn ask_goal(&mut self, floor: u64) {
+        let source = self.s.source.clone();
+        let metrics = self.replica.metrics();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let ask = async {
+                let mut c = Client::connect(&source, Duration::from_secs(5)).await?;
+                let info = c.info("replication").await?;
+                client::field(&info, "master_repl_offset")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .context("no master_repl_offset in INFO replication")
+            };
+            let offset = match ask.await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot read the source's offset ({e:#}); using the received one"
+                    );
+                    metrics.received_offset()
+                }
+            };
+            let _ = tx.send(offset.max(floor));
+        });
+        self.goal_rx = Some(rx);
+    }
+
+    /// Drains the sink and writes the last checkpoint, whatever ended the loop.
+    pub(super) async fn finish(&mut self) -> anyhow::Result<()> {
+        self.stats.state = State::Stopping;
+        if self.sink.error().is_none() && !self.batch.in_source_transaction() {
+            // A source transaction cut by the stop is not committed half: it comes again.
+            self.flush_batch().await.ok();
+        }
+        let drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
+        self.advance();
+        if self.sink.error().is_none() {
+            self.cluster_position_write(true).await.ok();
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.sink.flush()).await;
+        }
+        self.resume_at_failed_command().await;
+        if self.replayed > 0 {
+            tracing::info!(
+                "{} commands the target held already were not applied again",
+                self.replayed
+            );
+        }
+        self.checkpoint_if_moved()?;
+        self.stats.state = State::Stopped;
+        self.refresh_stats();
+        self.print_status();
+        if self.copying {
+            tracing::warn!(
+                "stopped during the full copy: the next run starts a new full copy (and sweeps \
+                 the target)"
+            );
+        }
+        match drained {
+            Ok(r) => r.context("draining the target's pipeline"),
+            Err(_) => bail!("the target did not acknowledge the last writes within 60 s"),
+        }
+    }
+}
+
+/// The answer on `rx`; never, when there is no question out.
+async fn answer<T>(
+    rx: Option<&mut tokio::sync::oneshot::Receiver<T>>,
+) -> Result<T, tokio::sync::oneshot::error::RecvError> {
+    match rx {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,311 @@
+//! The stream: the commands after the copy (or after a partial resynchronisation), and the
+//! checkpoints written into the target with them.
+//!
+//! Exactly-once: each command goes into the [`Batch`](super::batch::Batch), which commits as
+//! one `MULTI … EXEC` with the checkpoint of its last offset. At-least-once
+//! (`--no-transactions`): each command goes to the sink as it comes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use redis_sync_commands::{Decision, DropReason};
+use redis_sync_replica::Replay;
+use redis_sync_sink::{CLUSTER_SLOTS, TxCommand, slot_checkpoint_key};
+
+use super::target_checkpoint::{CopyState, TargetCheckpoint};
+use super::{Run, target_checkpoint_key};
+use crate::client::Client;
+use crate::status::State;
+
+impl Run<'_> {
+    /// `Continued`: the source continues from the resume point (a partial
+    /// resynchronisation), so the stream starts with no full copy.
+    pub(super) fn continued(&mut self, replid: String, offset: u64) {
+        tracing::info!("partial resync: continuing {replid} after offset {offset} (no full copy)");
+        self.stats.sync_kind = Some("partial");
+        self.stats.master_replid = Some(replid.clone());
+        self.stats.state = State::Streaming;
+        self.cp.replid = Some(replid.clone());
+        self.ledger.handle_continued(replid, offset, self.resume_db);
+        if self.s.until_caught_up && self.goal.is_none() {
+            self.ask_goal(0);
+        }
+    }
+
+    /// `Command`: a command of the stream ending at source `offset`, through the filter.
+    /// Exactly-once: into the batch (committed when full); at-least-once: straight to the
+    /// sink.
+    pub(super) async fn command(
+        &mut self,
+        db: u32,
+        args: Vec<Bytes>,
+        offset: u64,
+    ) -> anyhow::Result<()> {
+        self.stats.commands_received += 1;
+        if self.ledger.is_replayed(offset) {
+            // The target committed it before the last stop (see `TargetCheckpoint::replay`).
+            self.replayed += 1;
+            self.ledger.handle_settled(offset, db);
+            return Ok(());
+        }
+        let decision = match self.filter.decide(db, &args) {
+            Ok(d) => d,
+            Err(redis_sync_commands::Error::UnknownCommand { .. }) => {
+                if !self.warned_unknown {
+                    self.warned_unknown = true;
+                    tracing::warn!(
+                        "command {:?} is not in the command table (a module's?): passed on \
+                         unchanged",
+                        String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a))
+                    );
+                }
+                Decision::Keep { db }
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("command at source offset {offset} cannot be applied to the target")
+                });
+            }
+        };
+        let (tdb, args) = match decision {
+            Decision::Keep { db } => (db, args),
+            Decision::Rewrite { db, args } => (db, args),
+            Decision::Drop(reason) => {
+                if reason == DropReason::Heartbeat
+                    && let Some(ms) = args
+                        .get(2)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                {
+                    self.heartbeat_pending.push_back((offset, ms));
+                    if self.heartbeat_pending.len() > 1000 {
+                        self.heartbeat_pending.pop_front();
+                    }
+                }
+                self.stats.commands_filtered += 1;
+                self.ledger.handle_settled(offset, db);
+                return Ok(());
+            }
+            _ => (db, args),
+        };
+        if self.exactly_once {
+            // A source transaction stays whole inside one of ours, so its MULTI/EXEC go.
+            let name = args.first().map_or(&b""[..], |a| a);
+            if name.eq_ignore_ascii_case(b"MULTI") {
+                self.batch.begin_source_transaction();
+            } else if name.eq_ignore_ascii_case(b"EXEC") {
+                self.batch.end_source_transaction();
+            } else {
+                self.batch.push(TxCommand {
+                    db: tdb,
+                    args,
+                    offset,
+                });
+            }
+            self.batch.mark(offset, db);
+            self.ledger.handle_written(offset, db, Instant::now());
+            if self.batch.full() {
+                if self.batch.in_source_transaction() {
+                    tracing::warn!(
+                        "a source transaction at offset {offset} is larger than the batch \
+                         limit: it is committed in parts (each part atomic)"
+                    );
+                }
+                self.flush_batch().await?;
+            }
+            return Ok(());
+        }
+        if self.sink_db != Some(tdb) && !self.cluster {
+            let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(tdb.to_string())];
+            self.sink
+                .write(select, None)
+                .await
+                .context("writing to the target")?;
+            self.sink_db = Some(tdb);
+        }
+        self.sink
+            .write(args, Some(offset))
+            .await
+            .context("writing to the target")?;
+        self.ledger.handle_written(offset, db, Instant::now());
+        Ok(())
+    }
+
+    /// Commits the batch: its commands and the checkpoint of its last offset, in one
+    /// transaction.
+    pub(super) async fn flush_batch(&mut self) -> anyhow::Result<()> {
+        let Some((commands, (offset, db))) = self.batch.take() else {
+            return Ok(());
+        };
+        // Past this batch the target may still hold commands of an earlier run's batch (see
+        // `resume_at_failed_command`): the checkpoint carries what a restart must skip.
+        let replay = self
+            .ledger
+            .replay()
+            .filter(|r| r.through > offset)
+            .map(|r| Replay {
+                through: r.through,
+                retry: r.retry.iter().copied().filter(|&o| o > offset).collect(),
+            });
+        let cp = TargetCheckpoint {
+            state: CopyState::Streaming,
+            replid: self.stats.master_replid.clone().unwrap_or_default(),
+            offset,
+            db,
+            replay,
+        };
+        self.commit(commands, &cp).await
+    }
+
+    /// Writes the checkpoint `cp` outside the stream's batches: the start and the end of a
+    /// full copy, and on a cluster the cluster-wide position every second (an offset every
+    /// slot has reached, so slots the stream does not touch do not hold a restart back).
+    pub(super) async fn write_marker(&mut self, cp: &TargetCheckpoint) -> anyhow::Result<()> {
+        if !self.cluster {
+            return self.commit(Vec::new(), cp).await;
+        }
+        let key = target_checkpoint_key(self.s);
+        if cp.state == CopyState::Copying {
+            // The slots' checkpoints of the earlier history would skip the new one.
+            for slot in 0..CLUSTER_SLOTS {
+                let k = slot_checkpoint_key(key.as_bytes(), slot);
+                self.sink
+                    .write(vec![Bytes::from_static(b"DEL"), k], None)
+                    .await
+                    .context("writing to the target")?;
+            }
+        }
+        let w = cp.write(&key, &self.s.source.to_string());
+        let mut hset = vec![
+            Bytes::from_static(b"HSET"),
+            w.key,
+            Bytes::from_static(b"offset"),
+            Bytes::from(w.offset.to_string()),
+        ];
+        for (f, v) in w.fields {
+            hset.push(f);
+            hset.push(v);
+        }
+        self.sink
+            .write(hset, None)
+            .await
+            .context("writing to the target")?;
+        Ok(())
+    }
+
+    /// Cluster: the cluster-wide position, at most once a second, once it moved.
+    pub(super) async fn cluster_position_write(&mut self, now: bool) -> anyhow::Result<()> {
+        if !(self.cluster && self.exactly_once) || self.copying {
+            return Ok(());
+        }
+        let Some((offset, db)) = self.ledger.applied_offset() else {
+            return Ok(());
+        };
+        if let Some((at, o)) = self.cluster_position
+            && (o == offset || (!now && at.elapsed() < Duration::from_secs(1)))
+        {
+            return Ok(());
+        }
+        let cp = TargetCheckpoint {
+            state: CopyState::Streaming,
+            replid: self.stats.master_replid.clone().unwrap_or_default(),
+            offset,
+            db,
+            replay: None,
+        };
+        self.write_marker(&cp).await?;
+        self.cluster_position = Some((Instant::now(), offset));
+        Ok(())
+    }
+
+    /// Queues `commands` and the checkpoint `cp` as one transaction.
+    pub(super) async fn commit(
+        &mut self,
+        commands: Vec<TxCommand>,
+        cp: &TargetCheckpoint,
+    ) -> anyhow::Result<()> {
+        let write = cp.write(&target_checkpoint_key(self.s), &self.s.source.to_string());
+        self.sink
+            .write_transaction(commands, write)
+            .await
+            .context("writing to the target")?;
+        // The sink sends `SELECT`s as it needs; the next plain write re-selects.
+        self.sink_db = None;
+        Ok(())
+    }
+
+    /// After a stop on a command that failed inside one of our transactions: Redis applied
+    /// the rest of it (there is no rollback) and its checkpoint says the whole batch. Rewrite
+    /// the checkpoint so the next run applies the failed commands again (once the target is
+    /// fixed) and skips the ones the target holds.
+    pub(super) async fn resume_at_failed_command(&mut self) {
+        let Some(redis_sync_sink::Error::Rejected {
+            committed: Some(c), ..
+        }) = self.sink.error()
+        else {
+            return;
+        };
+        if self.cluster {
+            tracing::warn!(
+                "the failed command was not applied and the rest of its slot's transaction \
+                 was: a cluster target resumes after it (it is named above; apply it by hand \
+                 once the target is fixed)"
+            );
+            return;
+        }
+        let Some(&first) = c.failed.first() else {
+            return;
+        };
+        let Some((offset, db)) = self.ledger.position_before(first) else {
+            return;
+        };
+        // The failed commands, and any left of an earlier run's replay that this run had not
+        // passed yet.
+        let mut retry = c.failed.clone();
+        let mut through = c.through;
+        if let Some(r) = self.ledger.replay() {
+            through = through.max(r.through);
+            retry.extend(r.retry.iter().copied().filter(|&o| o > offset));
+        }
+        retry.sort_unstable();
+        retry.dedup();
+        let cp = TargetCheckpoint {
+            state: CopyState::Streaming,
+            replid: self.stats.master_replid.clone().unwrap_or_default(),
+            offset,
+            db,
+            replay: Some(Replay { through, retry }),
+        };
+        let key = target_checkpoint_key(self.s);
+        let w = cp.write(&key, &self.s.source.to_string());
+        let mut hset: Vec<Bytes> = vec![
+            Bytes::from_static(b"HSET"),
+            w.key.clone(),
+            Bytes::from_static(b"offset"),
+            Bytes::from(w.offset.to_string()),
+        ];
+        for (f, v) in w.fields {
+            hset.push(f);
+            hset.push(v);
+        }
+        let written = async {
+            let mut client = Client::connect(&self.s.target, Duration::from_secs(10)).await?;
+            client.ok(&["SELECT", "0"]).await?;
+            client.ok(&hset).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        match written {
+            Ok(()) => tracing::warn!(
+                "the next run resumes at the failed command (source offset {first}); the \
+                 commands after it in the same batch are on the target and are not applied \
+                 again"
+            ),
+            Err(e) => tracing::error!(
+                "could not write the checkpoint of the failed command into the target ({e:#}): \
+                 the next run resumes after it"
+            ),
+        }
+    }
+}
