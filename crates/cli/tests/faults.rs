@@ -1,6 +1,8 @@
 //! Faults around the exactly-once core of `redis-sync sync` on a standalone target, each with
 //! a non-idempotent workload so that a command applied twice or lost shows in the digest:
 //! - a resume with nothing new still exits once caught up (`--until-caught-up`);
+//! - a source that only offers `SYNC` (no `PSYNC`) is copied, caught up with, and copied again
+//!   on the next run, with nothing applied twice;
 //! - a command that fails inside a committed batch (Redis has no rollback) stops the sync
 //!   naming the key, the command and the offset, and the next run resumes *at that command*
 //!   without applying the rest of the batch again;
@@ -100,6 +102,51 @@ fn a_resume_with_nothing_new_exits_once_caught_up_on(v: &ServerVersion) {
         assert!(err.contains("stopped (caught up)"), "{run}: {err}");
     }
     assert_eq!(data_digest(&dst), src.digest());
+}
+
+#[test]
+fn a_source_that_only_offers_sync_is_copied_and_caught_up() {
+    for v in matrix() {
+        a_source_that_only_offers_sync_is_copied_and_caught_up_on(&v);
+    }
+}
+
+/// `PSYNC` renamed away leaves `SYNC`: no replication ID or offset in the answer, no partial
+/// resync. The source copies diskless after a delay (Redis 7's default), which a replica that
+/// talks while it waits holds off for ever (the master waits until its replicas have been
+/// idle for `repl-diskless-sync-delay`).
+fn a_source_that_only_offers_sync_is_copied_and_caught_up_on(v: &ServerVersion) {
+    eprintln!("a_source_that_only_offers_sync_is_copied_and_caught_up on {v}");
+    let src = Server::builder(v)
+        .arg("--rename-command")
+        .arg("PSYNC")
+        .arg("psync-renamed-away")
+        .arg("--repl-diskless-sync")
+        .arg("yes")
+        .arg("--repl-diskless-sync-delay")
+        .arg("2")
+        .start();
+    let dst = Server::builder(v).start();
+    for _ in 0..3 {
+        src.cmd(&["INCR", "c"]);
+    }
+    src.cmd(&["RPUSH", "l", "a", "b"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let (s, t) = (url(&src), url(&dst));
+    let args = sync_args(&s, &t, state.to_str().expect("utf-8"));
+    for run in ["first", "second"] {
+        let out = redis_sync(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{run} run: {err}");
+        assert!(err.contains("falling back to SYNC"), "{run}: {err}");
+        assert!(err.contains("full sync from"), "{run}: {err}");
+        assert!(err.contains("stopped (caught up)"), "{run}: {err}");
+        assert_eq!(data_digest(&dst), src.digest(), "{run} run on {v}");
+        // Non-idempotent writes between the runs: applied twice, they would show.
+        src.cmd(&["INCR", "c"]);
+        src.cmd(&["LPUSH", "l", "x"]);
+    }
 }
 
 #[test]

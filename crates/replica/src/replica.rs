@@ -121,6 +121,15 @@ impl Replica {
         self.progress.resume_point(self.applied.get())
     }
 
+    /// The offset acknowledged to the source: the applied offset, extended over the frames
+    /// after it that carry no data. `None` until a snapshot is applied. Unlike
+    /// [`resume_point`](Self::resume_point) it is known after a `SYNC` too (whose stream cannot
+    /// be resumed), so "caught up with the source" can be told for every kind of source.
+    pub fn acked_offset(&self) -> Option<u64> {
+        self.applied.get()?;
+        self.progress.ack_offset(self.applied.get())
+    }
+
     fn delivered(&self, item: Option<&Item>) {
         match item {
             Some(Ok(ReplicaEvent::FullResync { .. })) => self.applied.reset(),

@@ -267,8 +267,8 @@ impl Run<'_> {
         }
         let applied = self
             .replica
-            .resume_point()
-            .map_or(self.stats.applied_offset, |p| p.offset);
+            .acked_offset()
+            .unwrap_or(self.stats.applied_offset);
         while let Some(&(off, ms)) = self.heartbeat_pending.front() {
             if off > applied {
                 break;
@@ -284,10 +284,7 @@ impl Run<'_> {
             return false;
         };
         self.stats.state == State::Streaming
-            && self
-                .replica
-                .resume_point()
-                .is_some_and(|p| p.offset >= goal)
+            && self.replica.acked_offset().is_some_and(|o| o >= goal)
     }
 
     /// `--until-caught-up`: asks the source for its `master_repl_offset` (what it has

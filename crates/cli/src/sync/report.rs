@@ -22,8 +22,8 @@ impl Run<'_> {
         st.rdb_bytes_received = m.rdb_bytes();
         st.rdb_keys_parsed = m.rdb_keys();
         st.received_offset = m.received_offset();
-        if let Some(p) = self.replica.resume_point() {
-            st.applied_offset = p.offset;
+        if let Some(o) = self.replica.acked_offset() {
+            st.applied_offset = o;
         }
         st.lag_bytes = if st.state == State::Streaming {
             st.received_offset.saturating_sub(st.applied_offset)
