@@ -20,6 +20,26 @@ use crate::config::Mode;
 use crate::status::State;
 
 impl Run<'_> {
+    /// Exactly-once: the target's checkpoint says `copying`: a restart redoes the copy and
+    /// sweeps.
+    async fn mark_copying(&mut self, replid: &str, offset: u64) -> anyhow::Result<()> {
+        if !self.exactly_once {
+            return Ok(());
+        }
+        let marker = TargetCheckpoint {
+            state: CopyState::Copying,
+            replid: replid.to_string(),
+            offset,
+            db: 0,
+            replay: None,
+        };
+        self.write_marker(&marker).await?;
+        self.sink
+            .flush()
+            .await
+            .context("marking the copy in progress in the target")
+    }
+
     /// `FullResync`: a full copy of the source's snapshot at `offset` starts. What belonged
     /// to the old history goes (batch, slot floors, positions; on a second copy in this run
     /// the sink too), and the target's checkpoint says `copying` before the first key.
@@ -42,9 +62,10 @@ impl Run<'_> {
             "full sync from {replid} at offset {offset} ({})",
             rdb_size.map_or("diskless".to_string(), |n| format!("{n} bytes"))
         );
-        if self.full_syncs > 1 {
-            // A new snapshot after data was applied: start from a fresh sink so no offset of
-            // the old history is confused with the new one.
+        if self.full_syncs > 1 || self.resume_asked {
+            // A new snapshot after data of another history went through this sink (an earlier
+            // copy, or the stream this run resumed): start from a fresh sink so no offset
+            // the old one acknowledged is taken for one of the new history.
             self.sink.flush().await.ok();
             let new = connect_sink(self.s).await?;
             let old = std::mem::replace(&mut self.sink, new);
@@ -69,24 +90,21 @@ impl Run<'_> {
         self.cp.db = None;
         self.save_checkpoint()?;
         self.last_saved = None;
+        // Before anything on the target changes, a restart must find no `streaming`
+        // checkpoint: it would resume a stream over a target that holds part of a copy (or
+        // less, after `--flush-target`). A flush of db 0 removes the checkpoint itself, which
+        // is as safe (no checkpoint: copy everything); otherwise the mark goes first.
+        let flushes_db0 =
+            self.s.flush_target && sweep::target_dbs(&self.filter, self.cluster).contains(&0);
+        if !flushes_db0 {
+            self.mark_copying(&replid, offset).await?;
+        }
         if self.s.flush_target {
             let removed = sweep::flush_target(self.s, &self.filter, self.cluster).await?;
             tracing::info!("--flush-target: removed {removed} keys from the synced target dbs");
-        }
-        if self.exactly_once {
-            // Before any key of the copy: a restart now redoes the copy and sweeps.
-            let marker = TargetCheckpoint {
-                state: CopyState::Copying,
-                replid: replid.clone(),
-                offset,
-                db: 0,
-                replay: None,
-            };
-            self.write_marker(&marker).await?;
-            self.sink
-                .flush()
-                .await
-                .context("marking the copy in progress in the target")?;
+            if flushes_db0 {
+                self.mark_copying(&replid, offset).await?;
+            }
         }
         self.snapshot_keys = if sweep && !self.s.flush_target {
             Some(

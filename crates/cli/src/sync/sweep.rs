@@ -32,7 +32,7 @@ async fn nodes(s: &Settings, cluster: bool) -> anyhow::Result<Vec<String>> {
 }
 
 /// The target dbs some synced source db writes into.
-fn target_dbs(filter: &Filter, cluster: bool) -> Vec<u32> {
+pub fn target_dbs(filter: &Filter, cluster: bool) -> Vec<u32> {
     if cluster {
         return vec![0];
     }
