@@ -93,7 +93,10 @@ pub enum AckMode {
     #[default]
     Delivered,
     /// Only what the consumer reports through [`AppliedOffset::set`](crate::AppliedOffset::set)
-    /// counts (for consumers that pipeline writes to a target).
+    /// counts (for consumers that pipeline writes to a target). Report the offsets of
+    /// [`ReplicaEvent::Position`](crate::ReplicaEvent::Position)s too, once everything before
+    /// them is applied (a [`Ledger`](crate::Ledger) does it): an idle source's offset grows by
+    /// its `PING`s only.
     Manual,
 }
 

@@ -5,7 +5,8 @@ use bytes::Bytes;
 /// One item of the replication stream.
 ///
 /// A session yields `Connected`, then either `FullResync`, `Rdb` events (the snapshot, from
-/// `Header` to `End`), `RdbDone` and `Command`s; or `Continued` and `Command`s. When the link
+/// `Header` to `End`), `RdbDone` and `Command`s; or `Continued` and `Command`s. `Position`s
+/// come between commands when the stream carried frames with nothing to apply. When the link
 /// drops, `LinkLost` comes, and the replica reconnects: a `Continued` means nothing was lost or
 /// repeated, a `FullResync` means the snapshot starts over (the consumer should start from an
 /// empty target again, or overwrite).
@@ -50,6 +51,16 @@ pub enum ReplicaEvent {
         offset: u64,
         /// Bytes the command took on the wire.
         wire_len: u64,
+    },
+    /// The stream reached `offset` through frames that carry nothing to apply (the source's
+    /// `PING`s, `SELECT`, `REPLCONF GETACK`) since the event before. Once everything before it
+    /// is applied, so is `offset`: report it like a command's (an idle source's offset grows
+    /// only by its `PING`s, and a consumer that never counted them would never catch up).
+    Position {
+        /// The replication offset after those frames.
+        offset: u64,
+        /// The database selected there.
+        db: u32,
     },
     /// A partial resynchronisation was accepted (`+CONTINUE`).
     Continued {

@@ -10,9 +10,13 @@
 //! Call order: one of [`handle_full_resync`](Ledger::handle_full_resync) /
 //! [`handle_continued`](Ledger::handle_continued) when a session starts; then, in stream order,
 //! [`handle_written`](Ledger::handle_written) or [`handle_settled`](Ledger::handle_settled) per
-//! command, [`handle_snapshot_applied`](Ledger::handle_snapshot_applied) once the snapshot is on
-//! the target; [`handle_acked`](Ledger::handle_acked) whenever the target acknowledges. Read
-//! [`applied`](Ledger::applied) and give it to [`AppliedOffset::set`](crate::AppliedOffset::set).
+//! command and [`handle_position`](Ledger::handle_position) per
+//! [`ReplicaEvent::Position`](crate::ReplicaEvent::Position) (the frames with nothing to apply:
+//! the source's `PING`s, `SELECT`, `GETACK`),
+//! [`handle_snapshot_applied`](Ledger::handle_snapshot_applied) once the snapshot is on the
+//! target; [`handle_acked`](Ledger::handle_acked) whenever the target acknowledges. Read
+//! [`applied`](Ledger::applied) and give it to [`AppliedOffset::set`](crate::AppliedOffset::set):
+//! the replica acknowledges to the source exactly that, and works out no position of its own.
 //!
 //! ```
 //! use redis_sync_replica::Ledger;
@@ -145,6 +149,18 @@ impl Ledger {
         self.advance();
     }
 
+    /// The stream reached `offset` (with `db` selected) through frames that carry nothing to
+    /// apply ([`ReplicaEvent::Position`](crate::ReplicaEvent::Position)): applied once
+    /// everything before it is. Not counted as a command.
+    pub fn handle_position(&mut self, offset: u64, db: u32) {
+        self.items.push_back(Item {
+            offset,
+            db,
+            written: None,
+        });
+        self.advance();
+    }
+
     /// The target acknowledged every command written up to `offset`.
     pub fn handle_acked(&mut self, offset: u64) {
         if offset > self.acked {
@@ -245,6 +261,21 @@ mod tests {
         l.handle_continued("r".into(), 500, 3);
         let p = l.applied().expect("position");
         assert_eq!((p.replid.as_str(), p.offset, p.db), ("r", 500, 3));
+    }
+
+    #[test]
+    fn positions_count_once_everything_before_is_applied_and_are_not_commands() {
+        let now = Instant::now();
+        let mut l = Ledger::new();
+        l.handle_continued("r".into(), 100, 0);
+        l.handle_written(130, 0, now);
+        l.handle_position(144, 0); // a PING after the SET
+        assert_eq!(l.applied_offset(), Some((100, 0)));
+        l.handle_acked(130);
+        assert_eq!(l.applied_offset(), Some((144, 0)));
+        l.handle_position(158, 4); // PING, SELECT 4: nothing waits before it
+        assert_eq!(l.applied_offset(), Some((158, 4)));
+        assert_eq!((l.applied_commands(), l.settled_commands()), (1, 0));
     }
 
     #[test]

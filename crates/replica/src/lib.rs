@@ -11,6 +11,8 @@
 //!   [`redis_sync_rdb`]), then [`ReplicaEvent::RdbDone`];
 //! - [`ReplicaEvent::Command`] for each write, with its database, its replication offset
 //!   (counted exactly as the source counts it) and its size on the wire;
+//! - [`ReplicaEvent::Position`] where the stream moved on through frames with nothing to apply
+//!   (the source's `PING`s, `SELECT`, `REPLCONF GETACK`);
 //! - [`ReplicaEvent::LinkLost`] and [`ReplicaEvent::Continued`] when the link drops and a
 //!   partial resynchronisation picks up where it stopped.
 //!
@@ -33,8 +35,10 @@
 //!   acknowledged, it gives the applied prefix of the stream, across `+CONTINUE`, the end of
 //!   the snapshot and reconnects). Its call order: `handle_full_resync` or
 //!   `handle_continued` when a session starts; per command, in stream order, `handle_written`
-//!   or `handle_settled`; `handle_snapshot_applied` once the snapshot is on the target;
-//!   `handle_acked` whenever the target acknowledges; then read `applied`. A
+//!   or `handle_settled`, and `handle_position` per `Position`; `handle_snapshot_applied`
+//!   once the snapshot is on the target;
+//!   `handle_acked` whenever the target acknowledges; then read `applied`. The replica
+//!   acknowledges exactly what it is told: the position is worked out in one place. A
 //!   `REPLCONF GETACK` (the source's `WAIT`) is answered as soon as everything before it is
 //!   applied, so `WAIT` on the source means "applied to the target".
 //! - When the link drops, the replica reconnects with backoff and asks for

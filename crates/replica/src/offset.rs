@@ -1,11 +1,14 @@
-//! Offsets: what the consumer has applied ([`AppliedOffset`]) and how far the decoder is
+//! Offsets: what the consumer has applied ([`AppliedOffset`]) and the session it belongs to
 //! (`Progress`), and from those the offset to acknowledge and to resume from.
 //!
 //! The rule, from Redis's replica (`replicationSendAck` sends the processed offset;
 //! `slaveTryPartialResynchronization` asks for `reploff + 1`): the offset acknowledged and
 //! checkpointed is the last byte applied. Frames that carry no data for the consumer (`PING`,
-//! `SELECT`, `REPLCONF GETACK`, newlines) count as applied once everything before them is, so
-//! a caught-up consumer acknowledges exactly the master's `master_repl_offset`.
+//! `SELECT`, `REPLCONF GETACK`) reach it as [`ReplicaEvent::Position`](crate::ReplicaEvent)
+//! and count as applied once everything before them is (in the consumer's
+//! [`Ledger`](crate::Ledger), or here in [`AckMode::Delivered`](crate::AckMode::Delivered)),
+//! so a caught-up consumer acknowledges exactly the master's `master_repl_offset`. Nothing
+//! here works the position out a second time.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -54,10 +57,10 @@ impl AppliedOffset {
     }
 }
 
-/// How far the decoder is; shared with the task that sends ACKs.
+/// The session's replication ID and where it began; shared with the task that sends ACKs.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ProgressState {
-    /// The replication ID of the stream being decoded.
+    /// The replication ID of the stream (`None` after a `SYNC`: it cannot be resumed).
     pub(crate) replid: Option<String>,
     /// True once the payload is done (or after `+CONTINUE`): the offsets below are valid.
     pub(crate) streaming: bool,
@@ -65,12 +68,6 @@ pub(crate) struct ProgressState {
     pub(crate) base_offset: u64,
     /// Database selected at `base_offset`.
     pub(crate) base_db: u32,
-    /// Offset of the last byte decoded.
-    pub(crate) decoded: u64,
-    /// Database selected at `decoded`.
-    pub(crate) db: u32,
-    /// Offset after the last event handed to the consumer's queue.
-    pub(crate) last_event: u64,
     /// A `REPLCONF GETACK` is waiting for the consumer to apply up to this offset (the
     /// offset before the GETACK, as a Redis replica answers).
     pub(crate) getack_target: Option<u64>,
@@ -86,34 +83,27 @@ impl Progress {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The offset to acknowledge: the applied offset, extended over trailing frames that carry
-    /// no data; the snapshot's offset while nothing after it is applied.
+    /// The offset to acknowledge: what the consumer applied (control frames included: they
+    /// come to it as [`ReplicaEvent::Position`](crate::ReplicaEvent::Position)); the
+    /// snapshot's offset while it has applied nothing of this history, so that a source
+    /// waiting for a first ACK after a diskless payload gets one.
     pub(crate) fn ack_offset(&self, applied: Option<(u64, u32)>) -> Option<u64> {
         let p = self.lock();
         if !p.streaming {
             return None;
         }
-        Some(effective(&p, applied).0)
+        Some(applied.map_or(p.base_offset, |(a, _)| a))
     }
 
-    /// Where a restarted replica should continue.
+    /// Where a restarted replica should continue: what the consumer applied.
     pub(crate) fn resume_point(&self, applied: Option<(u64, u32)>) -> Option<ResumePoint> {
         let p = self.lock();
         let replid = p.replid.clone()?;
         if !p.streaming {
             return None;
         }
-        applied?;
-        let (offset, db) = effective(&p, applied);
+        let (offset, db) = applied?;
         Some(ResumePoint { replid, offset, db })
-    }
-}
-
-fn effective(p: &ProgressState, applied: Option<(u64, u32)>) -> (u64, u32) {
-    match applied {
-        Some((a, _)) if a >= p.last_event => (p.decoded, p.db),
-        Some((a, db)) if a >= p.base_offset => (a, db),
-        _ => (p.base_offset, p.base_db),
     }
 }
 
@@ -122,7 +112,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ack_extends_over_control_frames_only_when_caught_up() {
+    fn acks_what_is_applied_and_the_snapshot_before_anything() {
         let progress = Progress::default();
         assert_eq!(progress.ack_offset(None), None);
         {
@@ -130,29 +120,20 @@ mod tests {
             p.replid = Some("r".into());
             p.streaming = true;
             p.base_offset = 100;
-            p.decoded = 180; // ... SET at 150, then PINGs up to 180
-            p.last_event = 150;
-            p.db = 2;
         }
         assert_eq!(progress.ack_offset(None), Some(100));
         assert_eq!(progress.ack_offset(Some((120, 2))), Some(120));
-        assert_eq!(progress.ack_offset(Some((150, 2))), Some(180));
         assert_eq!(progress.resume_point(None), None);
         assert_eq!(
-            progress.resume_point(Some((120, 1))),
-            Some(ResumePoint {
-                replid: "r".into(),
-                offset: 120,
-                db: 1
-            })
-        );
-        assert_eq!(
-            progress.resume_point(Some((150, 1))),
+            progress.resume_point(Some((180, 1))),
             Some(ResumePoint {
                 replid: "r".into(),
                 offset: 180,
-                db: 2
+                db: 1
             })
         );
+        progress.lock().replid = None; // after SYNC
+        assert_eq!(progress.resume_point(Some((180, 1))), None);
+        assert_eq!(progress.ack_offset(Some((180, 1))), Some(180));
     }
 }

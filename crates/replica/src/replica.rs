@@ -133,8 +133,11 @@ impl Replica {
     fn delivered(&self, item: Option<&Item>) {
         match item {
             Some(Ok(ReplicaEvent::FullResync { .. })) => self.applied.reset(),
+            // Everything handed out is applied in this mode, so the frames up to where the
+            // link continues are too.
             Some(Ok(ReplicaEvent::Continued { offset, .. }))
-                if self.mode == AckMode::Delivered && self.applied.get().is_none() =>
+                if self.mode == AckMode::Delivered
+                    && self.applied.get().is_none_or(|(o, _)| o < *offset) =>
             {
                 let db = self.progress.lock().base_db;
                 self.applied.set(*offset, db);
@@ -142,9 +145,9 @@ impl Replica {
             Some(Ok(ReplicaEvent::RdbDone { offset, .. })) if self.mode == AckMode::Delivered => {
                 self.applied.set(*offset, 0);
             }
-            Some(Ok(ReplicaEvent::Command { offset, db, .. }))
-                if self.mode == AckMode::Delivered =>
-            {
+            Some(Ok(
+                ReplicaEvent::Command { offset, db, .. } | ReplicaEvent::Position { offset, db },
+            )) if self.mode == AckMode::Delivered => {
                 self.applied.set(*offset, *db);
             }
             _ => {}
@@ -395,9 +398,6 @@ async fn session(
                 p.streaming = false;
                 p.base_offset = offset;
                 p.base_db = 0;
-                p.decoded = offset;
-                p.last_event = offset;
-                p.db = 0;
             }
             metrics.set_offset(offset);
             let (consumed, offset) = match payload(
@@ -418,8 +418,6 @@ async fn session(
                 p.streaming = true;
                 // After `SYNC` the offset is the snapshot's, learned from its RDB.
                 p.base_offset = offset;
-                p.decoded = offset;
-                p.last_event = offset;
             }
             metrics.stream_start(handshake_consumed + consumed, offset);
             if resumable {
@@ -452,9 +450,6 @@ async fn session(
                 p.streaming = true;
                 p.base_offset = point.offset;
                 p.base_db = point.db;
-                p.decoded = point.offset;
-                p.db = point.db;
-                p.last_event = p.last_event.min(point.offset);
             }
             metrics.stream_start(handshake_consumed, point.offset);
             *resume = Some(ResumePoint {
@@ -481,6 +476,9 @@ async fn session(
     // The command stream.
     *streamed = true;
     let mut stream = CommandStream::new(base, db);
+    // The end of the last event handed out: frames after it carry nothing to apply, and a
+    // `Position` tells the consumer once no command follows them in what has arrived.
+    let mut told = base;
     loop {
         loop {
             let before = stream.offset();
@@ -505,15 +503,10 @@ async fn session(
                 }
             };
             let (offset, db) = (stream.offset(), stream.db());
-            {
-                let mut p = shared.progress.lock();
-                p.decoded = offset;
-                p.db = db;
-                match item {
-                    StreamItem::Command { .. } => p.last_event = offset,
-                    StreamItem::GetAck => p.getack_target = Some(before),
-                    StreamItem::Control => {}
-                }
+            match item {
+                StreamItem::Command { .. } => told = offset,
+                StreamItem::GetAck => shared.progress.lock().getack_target = Some(before),
+                StreamItem::Control => {}
             }
             metrics.set_offset(offset);
             if let Some(r) = resume.as_mut() {
@@ -547,6 +540,16 @@ async fn session(
                     ack_now.notify_one();
                 }
                 StreamItem::Control => {}
+            }
+        }
+        if stream.offset() > told {
+            told = stream.offset();
+            let position = ReplicaEvent::Position {
+                offset: told,
+                db: stream.db(),
+            };
+            if let Err(g) = send(tx, position).await {
+                return g.into();
             }
         }
         if let Err(g) = tx.flush().await {

@@ -69,14 +69,16 @@ fn acks(v: &ServerVersion) {
     // (Whether WAIT needed a GETACK here depends on timing: an ACK after `set` may come
     // first. getack_is_answered_at_once checks GETACK alone.)
 
-    // Caught up: the ACK is the master's offset (GETACK and PINGs count as applied).
+    // Caught up: the consumer reports the `Position`s too (the GETACK's, the PINGs'), and the
+    // ACK is the master's offset.
     run_until(
         &rt,
         &mut replica,
         &mut a,
         Duration::from_secs(10),
         "the ACK at the master's offset",
-        |_, m| {
+        |a, m| {
+            applied.set(a.last_offset, a.last_db);
             let master = master_offset(&source);
             m.offset() == master && replica_state(&source).is_some_and(|(_, off)| off == master)
         },

@@ -157,6 +157,10 @@ impl Applier {
                 self.last_db = *db;
                 self.send(args.clone());
             }
+            ReplicaEvent::Position { offset, db } => {
+                self.last_offset = *offset;
+                self.last_db = *db;
+            }
             ReplicaEvent::Continued { offset, .. } => {
                 self.continued += 1;
                 self.last_offset = *offset;

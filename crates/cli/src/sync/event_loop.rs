@@ -243,6 +243,8 @@ impl Run<'_> {
             ReplicaEvent::Command {
                 db, args, offset, ..
             } => self.command(db, args, offset).await?,
+            // PINGs and the like: applied once everything before them is.
+            ReplicaEvent::Position { offset, db } => self.ledger.handle_position(offset, db),
             ReplicaEvent::LinkLost { reason } => {
                 tracing::warn!("link to the source lost: {reason}; reconnecting");
                 self.stats.state = State::Reconnecting;
