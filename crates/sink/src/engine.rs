@@ -3,8 +3,9 @@
 //! One task owns every node connection's write half and everything in flight. Commands come
 //! in on a channel, get a sequence number, wait in `pending`, and are *placed* on a node: the
 //! command is RESP-encoded into the node's output buffer and its [`Entry`] appended to the
-//! node's `queue`. Once per loop turn each buffer is handed to the connection's writer task
-//! ([`crate::writer`]), so this task never waits on a socket: a slow node does not hold up the
+//! node's `queue`. Once per loop turn each buffer is written as far as the socket takes it at
+//! once, the rest by the connection's writer task ([`crate::writer`]), so this task never
+//! waits on a socket: a slow node does not hold up the
 //! replies of the others. Connecting a node is a task of its own too (its result comes back as
 //! an event). A reader task per connection ([`crate::reader`]) reports replies in order, and
 //! the first `count` entries of that node's queue are complete: there is no per-reply message
@@ -43,7 +44,7 @@ use crate::rate::Limiter;
 use crate::reader::{self, Event};
 use crate::route;
 use crate::slots;
-use crate::writer;
+use crate::writer::NodeWriter;
 use crate::{CheckpointWrite, TxCommand};
 
 /// Holds at most this many commands taken off the input channel but not placed yet.
@@ -194,8 +195,8 @@ impl Entry {
 #[derive(Debug)]
 struct Node {
     addr: String,
-    /// The engine task's channel (see [`crate::writer`]); `None` while not connected.
-    writer: Option<mpsc::UnboundedSender<Bytes>>,
+    /// The connection's write side (see [`crate::writer`]); `None` while not connected.
+    writer: Option<NodeWriter>,
     /// A connection attempt is under way (its result comes as `Event::Connected`).
     connecting: bool,
     want: Option<mpsc::UnboundedSender<u64>>,
@@ -923,14 +924,19 @@ impl Engine {
         let (stream, buf) = conn.into_stream();
         let (rd, wr) = stream.into_split();
         let (want_tx, want_rx) = mpsc::unbounded_channel();
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
         let node = &mut self.nodes[i];
         if node.connected_once {
             Counters::add(&self.counters.reconnects, 1);
         }
         node.connected_once = true;
         node.generation += 1;
-        node.writer = Some(out_tx);
+        node.writer = Some(NodeWriter::spawn(
+            i,
+            node.generation,
+            wr,
+            self.events_tx.clone(),
+            self.counters.clone(),
+        ));
         node.connecting = false;
         node.want = Some(want_tx);
         node.placed = 0;
@@ -945,14 +951,6 @@ impl Engine {
             buf,
             want_rx,
             self.events_tx.clone(),
-        ));
-        tokio::spawn(writer::run(
-            i,
-            node.generation,
-            wr,
-            out_rx,
-            self.events_tx.clone(),
-            self.counters.clone(),
         ));
     }
 
@@ -1211,7 +1209,7 @@ impl Engine {
         }
     }
 
-    /// Hands node `i`'s encoded commands to its writer task.
+    /// Writes node `i`'s encoded commands (see [`NodeWriter::write`]).
     fn write_node(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let Some(w) = &node.writer else {
@@ -1219,10 +1217,9 @@ impl Engine {
             return;
         };
         let buf = node.out.split().freeze();
-        if w.send(buf).is_err() {
-            // The engine task ended on a failed write; its `Closed` event is on its way.
+        if let Err(e) = w.write(buf) {
             let generation = node.generation;
-            self.on_closed(i, generation, "the connection's writer stopped");
+            self.on_closed(i, generation, &e.to_string());
         }
     }
 

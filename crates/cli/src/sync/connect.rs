@@ -42,7 +42,7 @@ pub(super) async fn connect_sink(s: &Settings) -> anyhow::Result<Sink> {
         .policy(s.policy)
         .conflict(s.conflict)
         .rate(s.rate)
-        .window(4096, SINK_WINDOW_BYTES)
+        .window(65_536, SINK_WINDOW_BYTES)
         .queue_bytes(SINK_QUEUE_BYTES);
     if let Some(dl) = &s.dead_letter {
         b = b.dead_letter(dl.clone());

@@ -207,10 +207,23 @@ impl Run<'_> {
                 () = std::future::ready(()), if self.batch.ready() && self.sink.transactions_open() == 0 => {
                     self.flush_batch().await?;
                 }
-                // The target is busy: its next acknowledgement (the last batch done) wakes the
-                // loop, as does more from the source.
-                _ = self.acked.changed(), if self.batch.ready() => {
+                // An acknowledgement from the target: the position moves (and the last batch
+                // may be done, so the next can go). `--until-caught-up` ends right then, not on
+                // the next tick.
+                changed = self.acked.changed() => {
+                    if changed.is_err() {
+                        // The sink's task ended: only an error ends it while its input is open.
+                        return Err(match self.sink.error() {
+                            Some(e) => anyhow::Error::from(e),
+                            None => anyhow::anyhow!("the sink stopped"),
+                        })
+                        .context("the target stopped the sync");
+                    }
                     self.acked.borrow_and_update();
+                    self.advance();
+                    if self.caught_up() {
+                        return Ok(Stop::CaughtUp);
+                    }
                 }
             }
         }
