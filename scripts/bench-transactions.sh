@@ -8,8 +8,9 @@
 # the commands are written to the source while no redis-sync runs, then the timed
 # `sync --until-caught-up` resumes with a partial resync (checked in its log) and applies them;
 # the target's counters and lists are then compared with the source's. The two variants
-# alternate (which goes first swaps every round) for $ROUNDS rounds; at the end: the times of
-# every round and the median ratio transactions / no-transactions, as a markdown table.
+# alternate (which goes first swaps every round) for $ROUNDS rounds; at the end: the times and
+# peak RSS of the timed runs of every round and the median ratio transactions /
+# no-transactions, as a markdown table.
 #
 # Usage: scripts/bench-transactions.sh
 # Environment:
@@ -20,7 +21,7 @@
 #                            (or valkey-server), e.g. redis-8.6.3, redis-6.2.14, valkey-9.0.0
 #   REDIS_SERVERS_DIR=~/.cache/redis-sync/servers
 #   RUN_TIMEOUT=1200         seconds after which one redis-sync run is stopped (a failure)
-# Needs python3. Only 127.0.0.1 is used.
+# Needs python3 and /usr/bin/time (Debian's `time` package). Only 127.0.0.1 is used.
 set -euo pipefail
 
 BENCH_NAME=bench-transactions
@@ -82,13 +83,16 @@ def summary():
     rows = [l.split() for l in sys.stdin.read().splitlines() if l.strip()]
     tx = [float(r[1]) for r in rows]
     notx = [float(r[2]) for r in rows]
+    tx_rss = [int(r[3]) / 1024 for r in rows]
+    notx_rss = [int(r[4]) / 1024 for r in rows]
     ratios = [a / b for a, b in zip(tx, notx)]
-    print("| round | transactions s | --no-transactions s | ratio |")
-    print("|------:|---------------:|--------------------:|------:|")
-    for r, a, b, q in zip(rows, tx, notx, ratios):
-        print("| %s | %.2f | %.2f | %.2f |" % (r[0], a, b, q))
-    print("| median | %.2f | %.2f | %.2f |" % (
-        statistics.median(tx), statistics.median(notx), statistics.median(ratios)))
+    print("| round | transactions s | --no-transactions s | ratio | peak RSS MiB (tx / no-tx) |")
+    print("|------:|---------------:|--------------------:|------:|--------------------------:|")
+    for r, a, b, q, m, n in zip(rows, tx, notx, ratios, tx_rss, notx_rss):
+        print("| %s | %.2f | %.2f | %.2f | %.0f / %.0f |" % (r[0], a, b, q, m, n))
+    print("| median | %.2f | %.2f | %.2f | %.0f / %.0f |" % (
+        statistics.median(tx), statistics.median(notx), statistics.median(ratios),
+        statistics.median(tx_rss), statistics.median(notx_rss)))
     print()
     print("median ratio transactions / no-transactions: %.2f (%d rounds)" % (
         statistics.median(ratios), len(ratios)))
@@ -96,11 +100,13 @@ def summary():
 main({"stream": stream_op, "same": same, "summary": summary})
 PY
 
-# sync_once LOG FLAGS...: `sync --until-caught-up` between the current servers.
+# sync_once LOG FLAGS...: `sync --until-caught-up` between the current servers; its peak RSS
+# (KiB) in $WORK/rss.
 sync_once() {
     local log=$1
     shift
-    if ! timeout "$RUN_TIMEOUT" "$RS" sync --source "redis://127.0.0.1:$SP" \
+    if ! timeout "$RUN_TIMEOUT" /usr/bin/time -f %M -o "$WORK/rss" "$RS" sync \
+        --source "redis://127.0.0.1:$SP" \
         --target "redis://127.0.0.1:$TP" --state-file "$WORK/state.json" --until-caught-up \
         "$@" 2>"$log"; then
         tail -20 "$log" >&2
@@ -110,7 +116,7 @@ sync_once() {
 }
 
 # one_run LABEL FLAGS...: fresh servers, checkpoint, $COMMANDS in the backlog, timed catch-up;
-# the seconds in $R_SECS.
+# the seconds in $R_SECS, the peak RSS (KiB) in $R_RSS.
 one_run() {
     local label=$1 start end
     shift
@@ -131,6 +137,7 @@ one_run() {
     }
     resp same "$SP" "$TP" || die "$label: the target differs from the source"
     R_SECS=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+    R_RSS=$(cat "$WORK/rss")
     stop_servers
 }
 
@@ -142,12 +149,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
         if [[ "$variant" == tx ]]; then
             one_run transactions
             TX=$R_SECS
+            TX_RSS=$R_RSS
         else
             one_run no-transactions --no-transactions
             NOTX=$R_SECS
+            NOTX_RSS=$R_RSS
         fi
     done
-    echo "$round $TX $NOTX" >>"$WORK/rounds"
+    echo "$round $TX $NOTX $TX_RSS $NOTX_RSS" >>"$WORK/rounds"
     printf 'round %d: transactions %s s, --no-transactions %s s, ratio %s\n' "$round" "$TX" "$NOTX" \
         "$(awk -v a="$TX" -v b="$NOTX" 'BEGIN { printf "%.2f", a / b }')"
 done

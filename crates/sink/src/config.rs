@@ -137,18 +137,19 @@ impl SinkBuilder {
     }
 
     /// The in-flight window per node: at most `commands` commands and `bytes` bytes sent and
-    /// not yet answered (default 4096 and 16 MiB). A command bigger than `bytes` still goes,
-    /// alone.
+    /// not yet answered (default 4096 and 16 MiB). Bytes are what the commands cost in memory:
+    /// their RESP size plus about 256 bytes each for the sink's bookkeeping. A command bigger
+    /// than `bytes` still goes, alone.
     pub fn window(mut self, commands: usize, bytes: usize) -> Self {
         self.s.window = commands.max(1);
         self.s.window_bytes = bytes.max(1);
         self
     }
 
-    /// Most bytes of commands queued in the sink and not yet sent (default 16 MiB): a caller
-    /// that writes faster than the target takes them waits in `write`, so memory does not
-    /// follow the gap between the source's speed and the target's. A command bigger than
-    /// this still goes, alone.
+    /// Most bytes of commands queued in the sink and not yet sent (default 16 MiB), counted as
+    /// in [`window`](Self::window): a caller that writes faster than the target takes them
+    /// waits in `write`, so memory does not follow the gap between the source's speed and the
+    /// target's. A command bigger than this still goes, alone.
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.s.queue_bytes = bytes.clamp(64 * 1024, u32::MAX as usize);
         self

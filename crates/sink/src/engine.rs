@@ -50,6 +50,18 @@ use crate::{CheckpointWrite, TxCommand};
 /// Holds at most this many commands taken off the input channel but not placed yet.
 const PENDING_MAX: usize = 4096;
 
+/// What one command costs in memory besides its RESP bytes while the sink holds it: its
+/// `Entry`, its argument list, and the copies a checkpointed transaction keeps (to send it
+/// again, to name a failed command). The queue's room and the in-flight window count it, so
+/// their byte bounds hold for memory even when the commands are tiny (a 25-byte `INCR` costs
+/// about ten times its size).
+pub(crate) const COMMAND_OVERHEAD: usize = 256;
+
+/// The memory cost of a command of these arguments (see [`COMMAND_OVERHEAD`]).
+fn cost(args: &[Bytes]) -> usize {
+    redis_sync_resp::command_len(args) + COMMAND_OVERHEAD
+}
+
 /// What the [`Sink`](crate::Sink) handle sends to the task.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -86,17 +98,9 @@ impl Input {
     /// the queue's room before sending it, and the task gives back as it sends commands.
     pub(crate) fn bytes(&self) -> usize {
         match self {
-            Input::Command { args, .. } | Input::Query { args, .. } => {
-                redis_sync_resp::command_len(args)
-            }
-            Input::Batch(cmds) => cmds
-                .iter()
-                .map(|(a, _)| redis_sync_resp::command_len(a))
-                .sum(),
-            Input::Transaction { commands, .. } => commands
-                .iter()
-                .map(|c| redis_sync_resp::command_len(&c.args))
-                .sum(),
+            Input::Command { args, .. } | Input::Query { args, .. } => cost(args),
+            Input::Batch(cmds) => cmds.iter().map(|(a, _)| cost(a)).sum(),
+            Input::Transaction { commands, .. } => commands.iter().map(|c| cost(&c.args)).sum(),
             Input::KeyBegin { key, .. } => key.len(),
             Input::KeyEnd { .. } | Input::Flush(_) | Input::SlotFloors(_) => 0,
         }
@@ -146,6 +150,7 @@ pub(crate) struct Entry {
     /// Cluster slot (computed once, when queued).
     slot: Option<u16>,
     sent_at: Option<Instant>,
+    /// Bytes of its RESP encoding.
     wire: usize,
     /// Part of the checkpointed transaction whose `MULTI` has this sequence number.
     txn: Option<u64>,
@@ -170,6 +175,11 @@ impl Entry {
             wire,
             txn: None,
         }
+    }
+
+    /// What it counts against the queue's room and the window: its memory, roughly.
+    fn cost(&self) -> usize {
+        self.wire + COMMAND_OVERHEAD
     }
 
     fn is_internal(&self) -> bool {
@@ -1016,16 +1026,17 @@ impl Engine {
                     _ => {}
                 }
             }
-            let (count, wire) = match (&front.kind, front.txn) {
+            let (count, wire, cost) = match (&front.kind, front.txn) {
                 (Kind::Multi, Some(id)) => {
                     let (n, w, last) = self
                         .pending
                         .iter()
                         .take_while(|e| e.txn == Some(id))
                         .fold((0, 0, 0), |(n, w, _), e| (n + 1, w + e.wire, e.wire));
-                    if hold_exec { (n - 1, w - last) } else { (n, w) }
+                    let (n, w) = if hold_exec { (n - 1, w - last) } else { (n, w) };
+                    (n, w, w + n * COMMAND_OVERHEAD)
                 }
-                _ => (1, front.wire),
+                _ => (1, front.wire, front.cost()),
             };
             if let (Kind::Multi, Some(id), false) = (&front.kind, front.txn, hold_exec)
                 && let Some(key) = self.txns.get(&id).map(|r| r.key.clone())
@@ -1052,7 +1063,7 @@ impl Engine {
             let node = &self.nodes[i];
             if !node.queue.is_empty()
                 && (node.queue.len() + count > self.settings.window
-                    || node.queue_bytes + wire > self.settings.window_bytes)
+                    || node.queue_bytes + cost > self.settings.window_bytes)
             {
                 return Ok(()); // window full: wait for replies
             }
@@ -1070,7 +1081,7 @@ impl Engine {
                 let Some(e) = self.pending.pop_front() else {
                     return Ok(());
                 };
-                self.give_room(e.wire);
+                self.give_room(e.cost());
                 self.place(i, e);
                 if self.nodes[i].out.len() >= self.settings.batch_bytes {
                     self.write_node(i);
@@ -1194,7 +1205,7 @@ impl Engine {
         }
         encode_command(&e.args, &mut node.out);
         node.placed += 1;
-        node.queue_bytes += e.wire;
+        node.queue_bytes += e.cost();
         if e.counts() {
             Counters::add(&self.counters.commands_sent, 1);
         }
@@ -1259,7 +1270,7 @@ impl Engine {
             let Some(e) = self.nodes[i].queue.pop_front() else {
                 break;
             };
-            self.nodes[i].queue_bytes -= e.wire;
+            self.nodes[i].queue_bytes -= e.cost();
             if oldest_sent.is_none() {
                 oldest_sent = e.sent_at;
             }
