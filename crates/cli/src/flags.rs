@@ -47,7 +47,38 @@ pub enum Command {
     Check(crate::check::CheckArgs),
     /// Compare the source and the target: digests, or key by key (type, TTL, value).
     Verify(crate::verify::VerifyArgs),
+    /// Switch over: wait until the target holds every write, pause the source's writes,
+    /// compare, report.
+    #[command(long_about = CUTOVER_LONG_ABOUT, after_long_help = CUTOVER_EXAMPLES)]
+    Cutover(crate::cutover::CutoverArgs),
 }
+
+const CUTOVER_LONG_ABOUT: &str = "\
+Switch an application from the source to the target, safely.
+
+While `redis-sync sync` runs (exactly-once, the default), the target holds a checkpoint of how \
+far it is in the source's replication stream. `cutover` reads it from the target:
+
+  1. waits, without pausing anything, until the target is at most --lag bytes behind;
+  2. pauses the source's writes (CLIENT PAUSE … WRITE, Redis 6.2+ or Valkey; reads go on), \
+at most --max-pause seconds: the source lifts the pause by itself after that, even if this \
+process dies;
+  3. waits until the target holds every write up to the source's final offset;
+  4. compares a sample of keys (--verify-sample, or all with --verify-full);
+  5. lifts the pause and reports how long writes were paused, the offsets and the comparison.
+
+Exit status 0: the target held every write and nothing differed; point the application at the \
+target now (the sync can then be stopped). 1: behind or different (the writes were resumed on \
+the source, nothing was switched). 2: an error (no sync running, wrong pair, unreachable).";
+
+const CUTOVER_EXAMPLES: &str = "\
+Examples:
+  # while `redis-sync sync --source … --target …` runs:
+  redis-sync cutover --source redis://old:6379 --target redis://new:6379
+  # see how far the target is, pause nothing:
+  redis-sync cutover --source redis://old:6379 --target redis://new:6379 --dry-run
+  # a script: JSON report, at most 3 s of paused writes, every key compared:
+  redis-sync cutover --source … --target … --max-pause 3 --verify-full --json";
 
 const RDB_LONG_ABOUT: &str = "\
 Decode an RDB file: JSON, commands for redis-cli --pipe, key names, counts, memory report.

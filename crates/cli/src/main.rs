@@ -9,6 +9,7 @@ use std::process::ExitCode;
 mod check;
 mod client;
 mod config;
+mod cutover;
 mod flags;
 mod logging;
 mod metrics;
@@ -38,6 +39,7 @@ fn run(cli: flags::Cli) -> anyhow::Result<ExitCode> {
         flags::Command::Sync(args) => sync::run(args.as_ref()),
         flags::Command::Check(args) => check::run(&args),
         flags::Command::Verify(args) => verify::run(&args),
+        flags::Command::Cutover(args) => cutover::run(&args),
     }
 }
 

@@ -58,6 +58,11 @@ impl Batch {
         self.end.is_some() && !self.in_source_transaction
     }
 
+    /// Nothing taken in since the last commit, and not inside a source transaction.
+    pub fn is_empty(&self) -> bool {
+        self.end.is_none() && !self.in_source_transaction
+    }
+
     /// Large enough to commit now.
     pub fn full(&self) -> bool {
         let n = self.commands.len();

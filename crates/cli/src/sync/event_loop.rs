@@ -48,8 +48,9 @@ pub(super) struct Run<'a> {
     pub(super) replayed: u64,
     /// The last position given to the replica (to ACK and checkpoint).
     pub(super) last_applied: Option<(u64, u32)>,
-    /// Cluster: when and at which offset the cluster-wide position was last written.
-    pub(super) cluster_position: Option<(Instant, u64)>,
+    /// When and at which offset the position was last written to the target (by a commit on a
+    /// standalone target, or alone: see `position_write`).
+    pub(super) position_written: Option<(Instant, u64)>,
     /// The sink's acknowledged offset, to wake the loop when a batch is done.
     pub(super) acked: watch::Receiver<u64>,
     pub(super) sink: Sink,
@@ -120,7 +121,7 @@ impl<'a> Run<'a> {
             batch: Batch::default(),
             replayed: 0,
             last_applied: None,
-            cluster_position: None,
+            position_written: None,
             acked: sink.acked_offset(),
             sink,
             sink_db: None,
@@ -173,7 +174,7 @@ impl Run<'_> {
                         self.print_status();
                     }
                     self.checkpoint_if_moved()?;
-                    self.cluster_position_write(false).await?;
+                    self.position_write(false).await?;
                     if self.caught_up() {
                         return Ok(Stop::CaughtUp);
                     }
@@ -342,7 +343,7 @@ impl Run<'_> {
         let drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
         self.advance();
         if self.sink.error().is_none() {
-            self.cluster_position_write(true).await.ok();
+            self.position_write(true).await.ok();
             let _ = tokio::time::timeout(Duration::from_secs(10), self.sink.flush()).await;
         }
         self.resume_at_failed_command().await;

@@ -155,6 +155,9 @@ impl Run<'_> {
             db,
             replay,
         };
+        if !self.cluster {
+            self.position_written = Some((Instant::now(), offset));
+        }
         self.commit(commands, &cp).await
     }
 
@@ -194,16 +197,25 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Cluster: the cluster-wide position, at most once a second, once it moved.
-    pub(super) async fn cluster_position_write(&mut self, now: bool) -> anyhow::Result<()> {
-        if !(self.cluster && self.exactly_once) || self.copying {
+    /// The position alone, at most once a second, once it moved past the last checkpoint.
+    ///
+    /// On a cluster: the cluster-wide position (an offset every slot has reached). On a
+    /// standalone target: when the stream carried only frames with nothing to apply since the
+    /// last batch (the source's `PING`s), so that the target's checkpoint reaches the source's
+    /// offset when it is idle; `cutover` waits for exactly that. Only the applied position is
+    /// written (everything up to it is on the target), so it is exact.
+    pub(super) async fn position_write(&mut self, now: bool) -> anyhow::Result<()> {
+        if !self.exactly_once || self.copying {
             return Ok(());
+        }
+        if !self.cluster && (!self.batch.is_empty() || self.sink.transactions_open() > 0) {
+            return Ok(()); // the next commit carries the position
         }
         let Some((offset, db)) = self.ledger.applied_offset() else {
             return Ok(());
         };
-        if let Some((at, o)) = self.cluster_position
-            && (o == offset || (!now && at.elapsed() < Duration::from_secs(1)))
+        if let Some((at, o)) = self.position_written
+            && (o >= offset || (!now && at.elapsed() < Duration::from_secs(1)))
         {
             return Ok(());
         }
@@ -212,10 +224,10 @@ impl Run<'_> {
             replid: self.stats.master_replid.clone().unwrap_or_default(),
             offset,
             db,
-            replay: None,
+            replay: self.ledger.replay().cloned().filter(|_| !self.cluster),
         };
         self.write_marker(&cp).await?;
-        self.cluster_position = Some((Instant::now(), offset));
+        self.position_written = Some((Instant::now(), offset));
         Ok(())
     }
 

@@ -145,6 +145,30 @@ fn own_key(key: &[u8]) -> bool {
         || key.starts_with(crate::sync::TARGET_CHECKPOINT_PREFIX.as_bytes())
 }
 
+/// The comparison of `verify` with its defaults, for another command (`cutover`): a sample of
+/// about `sample` keys, or all of them; differences re-checked after `recheck_after` seconds
+/// (0: the first pass as is).
+pub async fn compare_endpoints(
+    source: &crate::url::Endpoint,
+    target: &crate::url::Endpoint,
+    sample: Option<u64>,
+    recheck_after: f64,
+) -> anyhow::Result<Report> {
+    let args = VerifyArgs {
+        conn: ConnArgs::default(),
+        json: false,
+        sample,
+        ttl_tolerance: 2000,
+        keys: false,
+        recheck_after,
+        repair: false,
+        show: 10,
+    };
+    let mut src = Side::open(source).await.context("source")?;
+    let mut dst = Side::open(target).await.context("target")?;
+    compare(&mut src, &mut dst, &args).await
+}
+
 async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::Result<Report> {
     let mut report = Report::default();
     if args.sample.is_none()
