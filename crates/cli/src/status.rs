@@ -72,6 +72,8 @@ pub struct Snapshot {
     pub commands_received: u64,
     pub commands_applied: u64,
     pub commands_filtered: u64,
+    /// Cross-slot `RENAME`/`RENAMENX`/`COPY` applied by their effect on a cluster target.
+    pub cross_slot_emulated: u64,
     pub lag_bytes: u64,
     pub lag_secs: f64,
     /// Heartbeat round trip source → target, when `--heartbeat` is on.

@@ -447,7 +447,8 @@ fn a_cluster_target_killed_and_restarted_applies_nothing_twice() {
 
 /// SIGKILLs `redis-sync sync` into a 3-master cluster a few times while a non-idempotent
 /// workload over many slots runs on the source (INCR, RPUSH, cross-slot DEL and MSET that the
-/// sink splits per slot), then checks the cluster holds exactly the source's data.
+/// sink splits per slot, RPUSH then a cross-slot RENAME that is applied by its effect), then
+/// checks the cluster holds exactly the source's data.
 fn cluster_killed_and_restarted(v: &ServerVersion) {
     eprintln!("cluster kill test on {v}");
     let src = source(v);
@@ -475,8 +476,13 @@ fn cluster_killed_and_restarted(v: &ServerVersion) {
                 }
                 let a = format!("x:{}", i % 61);
                 let b = format!("y:{}", i % 67);
-                let r = match i % 5 {
+                let r = match i % 6 {
                     0 => c.call(&["INCR", &format!("n:{}", i % 53)]),
+                    5 => {
+                        let (from, to) = (format!("mvs:{}", i % 29), format!("mvd:{}", i % 29));
+                        c.call(&["RPUSH", &from, &i.to_string()])
+                            .and_then(|_| c.call(&["RENAME", &from, &to]))
+                    }
                     1 => c.call(&["RPUSH", &format!("l:{}", i % 47), &i.to_string()]),
                     2 => c.call(&["MSET", &a, &i.to_string(), &b, &i.to_string()]),
                     3 => c.call(&["DEL", &a, &format!("y:{}", (i + 3) % 67)]),

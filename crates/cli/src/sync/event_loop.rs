@@ -89,6 +89,8 @@ pub(super) struct Run<'a> {
     pub(super) shared: status::Shared,
     /// An unknown command (a module's) was warned about once.
     pub(super) warned_unknown: bool,
+    /// Said once: a cross-slot move split a source transaction.
+    pub(super) warned_split_transaction: bool,
 }
 
 impl<'a> Run<'a> {
@@ -151,6 +153,7 @@ impl<'a> Run<'a> {
             shutdown,
             shared,
             warned_unknown: false,
+            warned_split_transaction: false,
         }
     }
 }

@@ -36,6 +36,7 @@ mod batch;
 mod checkpoint;
 mod connect;
 mod copy;
+mod cross_slot;
 mod event_loop;
 mod keyset;
 mod position;

@@ -89,6 +89,12 @@ impl Run<'_> {
             }
             _ => (db, args),
         };
+        // A cluster refuses a RENAME/COPY across slots: apply its effect instead.
+        if self.cluster
+            && let Some(plan) = redis_sync_commands::cross_slot_move(&args)
+        {
+            return self.emulate_move(plan, db, offset).await;
+        }
         if self.exactly_once {
             // A source transaction stays whole inside one of ours, so its MULTI/EXEC go.
             let name = args.first().map_or(&b""[..], |a| a);
