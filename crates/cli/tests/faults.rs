@@ -447,8 +447,8 @@ fn a_cluster_target_killed_and_restarted_applies_nothing_twice() {
 
 /// SIGKILLs `redis-sync sync` into a 3-master cluster a few times while a non-idempotent
 /// workload over many slots runs on the source (INCR, RPUSH, cross-slot DEL and MSET that the
-/// sink splits per slot, RPUSH then a cross-slot RENAME that is applied by its effect), then
-/// checks the cluster holds exactly the source's data.
+/// sink splits per slot, RPUSH then a cross-slot RENAME or LMOVE, which are applied by their
+/// effect), then checks the cluster holds exactly the source's data.
 fn cluster_killed_and_restarted(v: &ServerVersion) {
     eprintln!("cluster kill test on {v}");
     let src = source(v);
@@ -464,6 +464,12 @@ fn cluster_killed_and_restarted(v: &ServerVersion) {
         (spawn_sync(&s, &t, &state, &log, &[]), log)
     };
 
+    let slot = |k: &str| cluster.masters()[0].cmd(&["CLUSTER", "KEYSLOT", k]).int();
+    assert_ne!(
+        slot("lmv:from"),
+        slot("lmv:to"),
+        "the LMOVE must cross slots"
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
@@ -476,7 +482,10 @@ fn cluster_killed_and_restarted(v: &ServerVersion) {
                 }
                 let a = format!("x:{}", i % 61);
                 let b = format!("y:{}", i % 67);
-                let r = match i % 6 {
+                let r = match i % 7 {
+                    6 => c
+                        .call(&["RPUSH", "lmv:from", &i.to_string()])
+                        .and_then(|_| c.call(&["LMOVE", "lmv:from", "lmv:to", "LEFT", "RIGHT"])),
                     0 => c.call(&["INCR", &format!("n:{}", i % 53)]),
                     5 => {
                         let (from, to) = (format!("mvs:{}", i % 29), format!("mvd:{}", i % 29));

@@ -125,6 +125,11 @@ pub fn slot_checkpoint_key(base: &[u8], slot: u16) -> Bytes {
     slots::key(base, slot)
 }
 
+/// A short hash tag whose slot is `slot` (`{tag}` in a key name puts the key in `slot`).
+pub fn slot_tag(slot: u16) -> &'static str {
+    slots::tag(slot)
+}
+
 /// Hash slots of a Redis cluster.
 pub const CLUSTER_SLOTS: u16 = 16384;
 

@@ -1,6 +1,11 @@
-//! Cross-slot moves on a cluster target: `RENAME`, `RENAMENX` and `COPY` whose two keys hash to
-//! different slots, which a cluster refuses (`CROSSSLOT`) although the source ran them.
+//! Multi-key writes whose keys hash to different slots of a cluster target, which the cluster
+//! refuses (`CROSSSLOT`) although the source ran them. The stream is the truth and redis-sync
+//! the only writer, so each is applied by its effect, as one ordered unit: nothing else is
+//! sent between its steps.
 //!
+//! ## Moves
+//!
+//! `RENAME`, `RENAMENX` and `COPY`.
 //! Their effect is applied instead, as the classifier plans it
 //! ([`MovePlan`](redis_sync_commands::MovePlan)): once everything before the command is on the
 //! target, the source key's value and expiry are read there (`DUMP`, and `PEXPIRETIME` on 7.0+
@@ -20,9 +25,10 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use redis_sync_commands::MovePlan;
+use redis_sync_commands::table::KeySpecFlags;
+use redis_sync_commands::{MovePlan, hash_slot};
 use redis_sync_resp::Frame;
-use redis_sync_sink::{TxCommand, slot_checkpoint_key};
+use redis_sync_sink::{TxCommand, slot_checkpoint_key, slot_tag};
 
 use super::target_checkpoint::{CopyState, TargetCheckpoint};
 use super::{Run, target_checkpoint_key};
@@ -144,6 +150,235 @@ impl Run<'_> {
                 .write(args, Some(offset))
                 .await
                 .context("writing to the target")?;
+        }
+        self.sink.flush().await.context("writing to the target")
+    }
+}
+
+/// The key-spec flags of a key the command writes.
+const WRITTEN: KeySpecFlags = KeySpecFlags::RW
+    .union(KeySpecFlags::OW)
+    .union(KeySpecFlags::RM);
+
+impl Run<'_> {
+    /// Any other write across slots (`SMOVE`, `LMOVE`, `SUNIONSTORE`, `ZUNIONSTORE`, `BITOP`,
+    /// `PFMERGE`, `MSETNX`, …), one way for all, so a new multi-key command needs no new code:
+    ///
+    /// 1. every key of it is copied (`DUMP`, expiry, `RESTORE`) into a temporary key, all of
+    ///    them sharing one hash tag: the slot of the first key it writes;
+    /// 2. the command runs there on the temporary names (the server does the work);
+    /// 3. each key it writes gets the result (`RESTORE … REPLACE`, or `DEL` when the result is
+    ///    no key), one transaction per slot with that slot's checkpoint, the slots of keys it
+    ///    inserts into (`OW`, or `insert`) first, those it takes from last;
+    /// 4. the temporary keys go.
+    ///
+    /// A replay after a crash skips the slots past the command and computes the others again
+    /// from what the target holds: the keys taken from are unchanged until their own part
+    /// commits, and the results of the keys inserted into do not depend on their own old
+    /// value once their part is in (the part is skipped then).
+    pub(super) async fn emulate_cross_slot(
+        &mut self,
+        args: Vec<Bytes>,
+        keys: Vec<(usize, KeySpecFlags)>,
+        db: u32,
+        offset: u64,
+    ) -> anyhow::Result<()> {
+        let name = String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a)).to_uppercase();
+        if self.batch.in_source_transaction() && !self.warned_split_transaction {
+            self.warned_split_transaction = true;
+            tracing::warn!(
+                "a source transaction holds a cross-slot {name}: on a cluster target it is \
+                 applied in parts, each atomic"
+            );
+        }
+        self.flush_batch().await?;
+        self.sink.flush().await.context("writing to the target")?;
+        self.ledger.handle_written(offset, db, Instant::now());
+
+        // The distinct keys, and which of them it writes, the receiving ones first.
+        let mut names: Vec<Bytes> = Vec::new();
+        let mut written: Vec<(Bytes, bool)> = Vec::new();
+        for (index, flags) in &keys {
+            let Some(key) = args.get(*index) else {
+                continue;
+            };
+            if !names.contains(key) {
+                names.push(key.clone());
+            }
+            if flags.intersects(WRITTEN) && !written.iter().any(|(k, _)| k == key) {
+                let receives = flags.intersects(KeySpecFlags::OW.union(KeySpecFlags::INSERT));
+                written.push((key.clone(), receives));
+            }
+        }
+        written.sort_by_key(|(_, receives)| !receives); // stable: receiving keys first
+        let Some((first, _)) = written.first() else {
+            bail!(
+                "{name} at source offset {offset} spans slots of the cluster target and writes \
+                 no key the command table names: it cannot be applied there; use hash tags on \
+                 the source or exclude its keys"
+            );
+        };
+        // One part per slot, in that order.
+        let mut parts: Vec<(u16, Vec<Bytes>)> = Vec::new();
+        for (key, _) in &written {
+            let slot = hash_slot(key);
+            match parts.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, ks)) => ks.push(key.clone()),
+                None => parts.push((slot, vec![key.clone()])),
+            }
+        }
+        let tag = slot_tag(hash_slot(first));
+        let temp = |i: usize| Bytes::from(format!("redis-sync:tmp:{{{tag}}}:{offset}:{i}"));
+        let temps: Vec<Bytes> = (0..names.len()).map(temp).collect();
+        let mut pending = Vec::new();
+        for (slot, ks) in parts {
+            if !(self.exactly_once && self.slot_holds(slot, offset).await?) {
+                pending.push(ks);
+            }
+        }
+        if !pending.is_empty() {
+            // 1. The keys, copied next to each other.
+            for (key, t) in names.iter().zip(&temps) {
+                self.copy_key(key, t).await?;
+            }
+            // 2. The command, on the copies.
+            let mut on_temps = args.clone();
+            for (index, _) in &keys {
+                if let Some(at) = args
+                    .get(*index)
+                    .and_then(|k| names.iter().position(|n| n == k))
+                {
+                    on_temps[*index] = temps[at].clone();
+                }
+            }
+            if let Frame::Error(e) | Frame::BulkError(e) = self.sink.query(0, on_temps).await? {
+                bail!(
+                    "{name} at source offset {offset}, applied on copies of its keys because \
+                     they span slots of the cluster target, failed there: {}: the target \
+                     differs from the source for these keys (was it written to?); repair them \
+                     (`redis-sync verify --repair`) and start the sync again",
+                    String::from_utf8_lossy(&e)
+                );
+            }
+            // 3. The results, slot by slot.
+            for ks in pending {
+                let mut part = Vec::new();
+                for key in ks {
+                    let at = names.iter().position(|n| *n == key).unwrap_or_default();
+                    part.push(self.result_of(&temps[at], &key).await?);
+                }
+                self.apply_parts(part, db, offset).await?;
+            }
+        }
+        // 4. No copy left behind (also after a replay that found every part in).
+        let mut del = vec![Bytes::from_static(b"DEL")];
+        del.extend(temps);
+        self.sink
+            .query(0, del)
+            .await
+            .context("writing to the target")?;
+        self.stats.cross_slot_emulated += 1;
+        Ok(())
+    }
+
+    /// `RESTORE to` with `from`'s value and expiry, or no `to` when there is no `from`.
+    async fn copy_key(&mut self, from: &Bytes, to: &Bytes) -> anyhow::Result<()> {
+        let args = match self.dump(from).await? {
+            Some((payload, expiry)) => self.restore_args(to, expiry, payload),
+            None => vec![Bytes::from_static(b"DEL"), to.clone()],
+        };
+        if let Frame::Error(e) = self.sink.query(0, args).await? {
+            bail!(
+                "copying {from:?} on the target: {}",
+                String::from_utf8_lossy(&e)
+            );
+        }
+        Ok(())
+    }
+
+    /// The command that gives `key` what `temp` holds.
+    async fn result_of(&mut self, temp: &Bytes, key: &Bytes) -> anyhow::Result<Vec<Bytes>> {
+        Ok(match self.dump(temp).await? {
+            Some((payload, expiry)) => self.restore_args(key, expiry, payload),
+            None => vec![Bytes::from_static(b"DEL"), key.clone()],
+        })
+    }
+
+    /// `DUMP` and the expiry (absolute on 7.0+, else relative) of `key`; `None` when missing.
+    async fn dump(&mut self, key: &Bytes) -> anyhow::Result<Option<(Bytes, i64)>> {
+        let payload = match self
+            .sink
+            .query(0, vec![Bytes::from_static(b"DUMP"), key.clone()])
+            .await?
+        {
+            Frame::BulkString(b) => b,
+            Frame::Null | Frame::NullBulkString => return Ok(None),
+            other => bail!("DUMP {key:?} on the target answered {other:?}"),
+        };
+        let ask: &'static [u8] = if self.absolute_expiry() {
+            b"PEXPIRETIME"
+        } else {
+            b"PTTL"
+        };
+        match self
+            .sink
+            .query(0, vec![Bytes::from_static(ask), key.clone()])
+            .await?
+        {
+            Frame::Integer(n) => Ok(Some((payload, n))),
+            other => bail!("reading the expiry of {key:?} on the target answered {other:?}"),
+        }
+    }
+
+    fn absolute_expiry(&self) -> bool {
+        self.sink.target().version >= (7, 0, 0)
+    }
+
+    fn restore_args(&self, key: &Bytes, expiry: i64, payload: Bytes) -> Vec<Bytes> {
+        let mut v = vec![
+            Bytes::from_static(b"RESTORE"),
+            key.clone(),
+            Bytes::from(expiry.max(0).to_string()),
+            payload,
+            Bytes::from_static(b"REPLACE"),
+        ];
+        if self.absolute_expiry() {
+            v.push(Bytes::from_static(b"ABSTTL"));
+        }
+        v
+    }
+
+    /// Several commands of one slot as one step (see [`apply_part`](Self::apply_part)).
+    async fn apply_parts(
+        &mut self,
+        parts: Vec<Vec<Bytes>>,
+        db: u32,
+        offset: u64,
+    ) -> anyhow::Result<()> {
+        if self.exactly_once {
+            let cp = TargetCheckpoint {
+                state: CopyState::Streaming,
+                replid: self.stats.master_replid.clone().unwrap_or_default(),
+                offset,
+                db,
+                replay: None,
+            };
+            let commands = parts
+                .into_iter()
+                .map(|args| TxCommand {
+                    db: 0,
+                    args,
+                    offset,
+                })
+                .collect();
+            self.commit(commands, &cp).await?;
+        } else {
+            for args in parts {
+                self.sink
+                    .write(args, Some(offset))
+                    .await
+                    .context("writing to the target")?;
+            }
         }
         self.sink.flush().await.context("writing to the target")
     }

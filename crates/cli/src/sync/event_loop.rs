@@ -89,8 +89,10 @@ pub(super) struct Run<'a> {
     pub(super) shared: status::Shared,
     /// An unknown command (a module's) was warned about once.
     pub(super) warned_unknown: bool,
-    /// Said once: a cross-slot move split a source transaction.
+    /// Said once: a cross-slot write split a source transaction.
     pub(super) warned_split_transaction: bool,
+    /// Finds the writes whose keys span slots of a cluster target.
+    pub(super) classifier: redis_sync_commands::Classifier,
 }
 
 impl<'a> Run<'a> {
@@ -154,6 +156,7 @@ impl<'a> Run<'a> {
             shared,
             warned_unknown: false,
             warned_split_transaction: false,
+            classifier: redis_sync_commands::Classifier::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use redis_sync_commands::{Decision, DropReason};
+use redis_sync_commands::{Decision, DropReason, Route};
 use redis_sync_replica::Replay;
 use redis_sync_sink::{CLUSTER_SLOTS, TxCommand, slot_checkpoint_key};
 
@@ -89,11 +89,27 @@ impl Run<'_> {
             }
             _ => (db, args),
         };
-        // A cluster refuses a RENAME/COPY across slots: apply its effect instead.
+        // A cluster refuses writes whose keys span slots (but those the sink splits per slot,
+        // `DEL`, `MSET`, …): apply their effect instead.
         if self.cluster
-            && let Some(plan) = redis_sync_commands::cross_slot_move(&args)
+            && let Ok(c) = self.classifier.classify(&args)
+            && c.route == Route::CrossSlot
+            && c.command.is_write()
         {
-            return self.emulate_move(plan, db, offset).await;
+            let keys: Vec<_> = c
+                .keys
+                .iter()
+                .filter(|k| k.is_key())
+                .map(|k| (k.index, k.flags))
+                .collect();
+            if let Some(plan) = redis_sync_commands::cross_slot_move(&args) {
+                return self.emulate_move(plan, db, offset).await;
+            }
+            if let Err(redis_sync_commands::Error::CrossSlot { .. }) =
+                redis_sync_commands::split_for_cluster(&args)
+            {
+                return self.emulate_cross_slot(args, keys, db, offset).await;
+            }
         }
         if self.exactly_once {
             // A source transaction stays whole inside one of ours, so its MULTI/EXEC go.
