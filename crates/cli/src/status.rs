@@ -72,8 +72,10 @@ pub struct Snapshot {
     pub commands_received: u64,
     pub commands_applied: u64,
     pub commands_filtered: u64,
-    /// Cross-slot `RENAME`/`RENAMENX`/`COPY` applied by their effect on a cluster target.
+    /// Writes whose keys span slots of a cluster target, applied by their effect.
     pub cross_slot_emulated: u64,
+    /// Source transactions spanning slots of a cluster target, committed per slot.
+    pub transactions_split: u64,
     pub lag_bytes: u64,
     pub lag_secs: f64,
     /// Heartbeat round trip source → target, when `--heartbeat` is on.
@@ -160,6 +162,14 @@ impl Snapshot {
             " errors={} dead_letter={} swept={} spooled={}",
             self.target_errors, self.skipped_to_dead_letter, self.keys_swept, self.spooled_bytes
         );
+        // Cluster targets only, once there is something to say.
+        if self.cross_slot_emulated > 0 || self.transactions_split > 0 {
+            let _ = write!(
+                s,
+                " cross_slot={} tx_split={}",
+                self.cross_slot_emulated, self.transactions_split
+            );
+        }
         s
     }
 

@@ -82,6 +82,8 @@ fn cross_slot_renames_and_copies_into_a_cluster_end_equal() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{v}: {err}");
         assert!(err.contains("partial resync"), "{err}");
+        // The source transaction with a cross-slot RENAME was committed per slot, and said so.
+        assert!(err.contains("tx_split=1"), "{err}");
         cluster.drop_checkpoints();
         assert_eq!(cluster.dbsize(), src.dbsize(), "{v}");
         // DEBUG DIGEST includes expiry times: equal means the expiries are exact too.

@@ -93,6 +93,9 @@ pub(super) struct Run<'a> {
     pub(super) warned_split_transaction: bool,
     /// Finds the writes whose keys span slots of a cluster target.
     pub(super) classifier: redis_sync_commands::Classifier,
+    /// Inside a source transaction (cluster): the slot of its first keyed command, and
+    /// whether another slot came.
+    pub(super) tx_slots: Option<(Option<u16>, bool)>,
 }
 
 impl<'a> Run<'a> {
@@ -157,6 +160,7 @@ impl<'a> Run<'a> {
             warned_unknown: false,
             warned_split_transaction: false,
             classifier: redis_sync_commands::Classifier::default(),
+            tx_slots: None,
         }
     }
 }

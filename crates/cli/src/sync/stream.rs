@@ -89,6 +89,9 @@ impl Run<'_> {
             }
             _ => (db, args),
         };
+        if self.cluster {
+            self.source_transaction_slots(&args);
+        }
         // A cluster refuses writes whose keys span slots (but those the sink splits per slot,
         // `DEL`, `MSET`, …): apply their effect instead.
         if self.cluster
@@ -217,6 +220,42 @@ impl Run<'_> {
             .await
             .context("writing to the target")?;
         Ok(())
+    }
+
+    /// Cluster: counts the source transactions whose commands span slots. A cluster runs a
+    /// transaction within one slot only, so each is committed as one transaction per slot:
+    /// each part atomic, not the whole (said once, counted in `transactions_split`).
+    fn source_transaction_slots(&mut self, args: &[Bytes]) {
+        let name = args.first().map_or(&b""[..], |a| a);
+        if name.eq_ignore_ascii_case(b"MULTI") {
+            self.tx_slots = Some((None, false));
+            return;
+        }
+        if name.eq_ignore_ascii_case(b"EXEC") {
+            if let Some((_, true)) = self.tx_slots.take() {
+                self.stats.transactions_split += 1;
+                if self.stats.transactions_split == 1 {
+                    tracing::warn!(
+                        "a source transaction spans slots of the cluster target: it is \
+                         committed as one transaction per slot, each atomic but not together \
+                         (counted as transactions_split)"
+                    );
+                }
+            }
+            return;
+        }
+        let Some((first, split)) = &mut self.tx_slots else {
+            return;
+        };
+        match self.classifier.classify(args).map(|c| c.route) {
+            Ok(Route::Slot(s)) => match first {
+                Some(f) if *f != s => *split = true,
+                Some(_) => {}
+                None => *first = Some(s),
+            },
+            Ok(Route::CrossSlot) => *split = true,
+            _ => {}
+        }
     }
 
     /// The position alone, at most once a second, once it moved past the last checkpoint.
