@@ -183,3 +183,66 @@ fn spool_space_and_a_table_for_people() {
         assert!(table.contains(row), "{row} missing:\n{table}");
     }
 }
+
+/// With a cluster target, `check` watches the source's live stream (continuing from its
+/// offset: no snapshot) and names the writes whose keys would span slots and how each is
+/// applied; without a backlog it says it cannot sample.
+#[test]
+fn a_cluster_target_gets_the_source_stream_sampled_for_cross_slot_writes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some(v) = version() else {
+        return;
+    };
+    let src = Server::builder(&v).start();
+    let cluster = redis_sync_testkit::Cluster::builder(&v).masters(3).start();
+    let (s, t) = (
+        format!("redis://{}", src.addr()),
+        format!("redis://{}", cluster.masters()[0].addr()),
+    );
+    let run = |secs: &str| {
+        Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+            .args(["check", "--source", &s, "--target", &t, "--json"])
+            .args(["--allow-nonempty", "--sample-secs", secs])
+            .output()
+            .expect("run redis-sync check")
+    };
+    let report = rows(&run("0.2"));
+    let (lvl, detail) = level(&report, "cross-slot writes");
+    assert_eq!(lvl, "skip", "{detail}");
+    assert!(detail.contains("no replication backlog"), "{detail}");
+
+    // A replica attached once: the source keeps a backlog to continue from.
+    let replica = Server::builder(&v).replica_of(&src).start();
+    replica.wait_replica_synced();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut c = src.client();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                c.call(&["SET", "tmp:pool:1", "v"]).expect("SET");
+                c.call(&["RENAME", "tmp:pool:1", "pool:1"]).expect("RENAME");
+                c.call(&["SADD", "s:1", "a"]).expect("SADD");
+                c.call(&["SUNIONSTORE", "su:1", "s:1", "s:2"])
+                    .expect("SUNIONSTORE");
+                // Pacing the writer, not a synchronisation.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    let report = rows(&run("2"));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let (lvl, detail) = level(&report, "cross-slot writes");
+    assert_eq!(lvl, "ok", "{detail}");
+    assert!(
+        detail.contains("RENAME x") && detail.contains("DUMP/RESTORE"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("SUNIONSTORE x") && detail.contains("copies"),
+        "{detail}"
+    );
+}

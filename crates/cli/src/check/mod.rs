@@ -8,10 +8,12 @@
 //! its `maxmemory` against the source's `used_memory` (+10 %); its eviction policy; the
 //! source's `client-output-buffer-limit replica` against the expected RDB time and write
 //! rate; `repl-backlog-size` against the write rate; `repl-diskless-sync` and where the RDB
-//! would go; `proto-max-bulk-len` on both sides; a cluster target's slot coverage and the
-//! source's use of dbs other than 0.
+//! would go; `proto-max-bulk-len` on both sides; a cluster target's slot coverage, the
+//! source's use of dbs other than 0, and the writes of a few seconds of the source's stream
+//! whose keys would span slots there, with how each is applied (or that it stops the sync).
 
 mod rows;
+mod stream_sample;
 
 use std::process::ExitCode;
 
@@ -36,7 +38,8 @@ pub struct CheckArgs {
     /// default: the system's temporary directory).
     #[arg(long, value_name = "DIR")]
     pub spool_dir: Option<std::path::PathBuf>,
-    /// Seconds to watch the source's replication offset to measure its write rate.
+    /// Seconds to watch the source: its replication offset (the write rate) and, with a
+    /// cluster target, its stream (the writes whose keys span slots).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub sample_secs: f64,
 }

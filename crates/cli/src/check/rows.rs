@@ -10,7 +10,7 @@ use crate::url::Endpoint;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn row(check: &'static str, level: Level, detail: impl Into<String>) -> Row {
+pub(super) fn row(check: &'static str, level: Level, detail: impl Into<String>) -> Row {
     Row {
         check,
         level,
@@ -137,6 +137,18 @@ pub async fn all(source: &Endpoint, target: &Endpoint, args: &CheckArgs) -> Vec<
     rows.extend(replication_settings(&mut src, args.sample_secs).await);
     rows.push(bulk_len(&mut src, &mut dst).await);
     rows.extend(cluster(&mut src, &mut dst).await);
+    if dst.get("cluster_enabled") == Some("1") {
+        rows.push(
+            super::stream_sample::cross_slot_sample(
+                source,
+                src.get("master_replid"),
+                src.num("master_repl_offset"),
+                src.get("repl_backlog_active") == Some("1"),
+                args.sample_secs,
+            )
+            .await,
+        );
+    }
     let dir = args.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
     rows.push(spool_space(&dir).await);
     rows

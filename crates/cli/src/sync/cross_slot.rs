@@ -26,7 +26,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use redis_sync_commands::table::KeySpecFlags;
-use redis_sync_commands::{MovePlan, hash_slot};
+use redis_sync_commands::{Classifier, MovePlan, Route, hash_slot};
 use redis_sync_resp::Frame;
 use redis_sync_sink::{TxCommand, slot_checkpoint_key, slot_tag};
 
@@ -153,6 +153,51 @@ impl Run<'_> {
         }
         self.sink.flush().await.context("writing to the target")
     }
+}
+
+/// How a write whose keys span slots is applied on a cluster target.
+#[derive(Debug)]
+pub enum Way {
+    /// Split per slot by the sink (`DEL`, `UNLINK`, `MSET`): each part means the same.
+    Split,
+    /// A move: `DUMP`/`RESTORE`, then the deletion ([`Run::emulate_move`]).
+    Move(MovePlan),
+    /// Run on copies of its keys in one slot ([`Run::emulate_cross_slot`]); the key positions
+    /// and their key-spec flags.
+    OnCopies(Vec<(usize, KeySpecFlags)>),
+    /// Not applicable across slots (a script, or no key it writes): the cluster's
+    /// `CROSSSLOT` stops the sync, with the advice to use hash tags.
+    Refused,
+}
+
+/// How `args` is applied on a cluster target; `None` when its keys share a slot (or it has
+/// none), so it goes as it is. `sync` and `check` both decide here.
+pub fn way(classifier: &mut Classifier, args: &[Bytes]) -> Option<Way> {
+    let c = classifier.classify(args).ok()?;
+    if c.route != Route::CrossSlot {
+        return None;
+    }
+    if !c.command.is_write() {
+        return Some(Way::Refused);
+    }
+    let keys: Vec<(usize, KeySpecFlags)> = c
+        .keys
+        .iter()
+        .filter(|k| k.is_key())
+        .map(|k| (k.index, k.flags))
+        .collect();
+    if let Some(plan) = redis_sync_commands::cross_slot_move(args) {
+        return Some(Way::Move(plan));
+    }
+    Some(match redis_sync_commands::split_for_cluster(args) {
+        Ok(_) => Way::Split,
+        Err(redis_sync_commands::Error::CrossSlot { .. })
+            if keys.iter().any(|(_, f)| f.intersects(WRITTEN)) =>
+        {
+            Way::OnCopies(keys)
+        }
+        Err(_) => Way::Refused,
+    })
 }
 
 /// The key-spec flags of a key the command writes.

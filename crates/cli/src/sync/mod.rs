@@ -36,7 +36,7 @@ mod batch;
 mod checkpoint;
 mod connect;
 mod copy;
-mod cross_slot;
+pub(crate) mod cross_slot;
 mod event_loop;
 mod keyset;
 mod position;

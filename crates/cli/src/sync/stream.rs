@@ -13,6 +13,7 @@ use redis_sync_commands::{Decision, DropReason, Route};
 use redis_sync_replica::Replay;
 use redis_sync_sink::{CLUSTER_SLOTS, TxCommand, slot_checkpoint_key};
 
+use super::cross_slot::{self, Way};
 use super::target_checkpoint::{CopyState, TargetCheckpoint};
 use super::{Run, target_checkpoint_key};
 use crate::client::Client;
@@ -94,24 +95,13 @@ impl Run<'_> {
         }
         // A cluster refuses writes whose keys span slots (but those the sink splits per slot,
         // `DEL`, `MSET`, …): apply their effect instead.
-        if self.cluster
-            && let Ok(c) = self.classifier.classify(&args)
-            && c.route == Route::CrossSlot
-            && c.command.is_write()
-        {
-            let keys: Vec<_> = c
-                .keys
-                .iter()
-                .filter(|k| k.is_key())
-                .map(|k| (k.index, k.flags))
-                .collect();
-            if let Some(plan) = redis_sync_commands::cross_slot_move(&args) {
-                return self.emulate_move(plan, db, offset).await;
-            }
-            if let Err(redis_sync_commands::Error::CrossSlot { .. }) =
-                redis_sync_commands::split_for_cluster(&args)
-            {
-                return self.emulate_cross_slot(args, keys, db, offset).await;
+        if self.cluster {
+            match cross_slot::way(&mut self.classifier, &args) {
+                Some(Way::Move(plan)) => return self.emulate_move(plan, db, offset).await,
+                Some(Way::OnCopies(keys)) => {
+                    return self.emulate_cross_slot(args, keys, db, offset).await;
+                }
+                _ => {}
             }
         }
         if self.exactly_once {
