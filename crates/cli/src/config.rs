@@ -106,6 +106,10 @@ pub enum OnError {
     Stop,
     /// Write the command to the dead-letter file and go on (needs --dead-letter).
     Skip,
+    /// As skip, and when the target refused it because its copy of the key differs
+    /// (WRONGTYPE, not an integer, an XADD ID not above the top), copy that key afresh from the
+    /// source and skip the stream's commands on it up to that point (standalone targets).
+    Repair,
 }
 
 /// `--log-format`.
@@ -466,6 +470,15 @@ impl Settings {
                     );
                 }
                 ErrorPolicy::Skip
+            }
+            Some(OnError::Repair) => {
+                if dead_letter.is_none() {
+                    bail!(
+                        "--on-error repair needs --dead-letter FILE: the refused commands are \
+                         kept there while their keys are copied afresh"
+                    );
+                }
+                ErrorPolicy::Repair
             }
             _ => ErrorPolicy::Stop,
         };

@@ -76,6 +76,8 @@ pub struct Snapshot {
     pub cross_slot_emulated: u64,
     /// Source transactions spanning slots of a cluster target, committed per slot.
     pub transactions_split: u64,
+    /// Keys copied afresh from the source by `--on-error repair`.
+    pub keys_repaired: u64,
     pub lag_bytes: u64,
     pub lag_secs: f64,
     /// Heartbeat round trip source → target, when `--heartbeat` is on.
@@ -162,6 +164,9 @@ impl Snapshot {
             " errors={} dead_letter={} swept={} spooled={}",
             self.target_errors, self.skipped_to_dead_letter, self.keys_swept, self.spooled_bytes
         );
+        if self.keys_repaired > 0 {
+            let _ = write!(s, " repaired={}", self.keys_repaired);
+        }
         // Cluster targets only, once there is something to say.
         if self.cross_slot_emulated > 0 || self.transactions_split > 0 {
             let _ = write!(

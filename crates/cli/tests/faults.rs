@@ -926,3 +926,122 @@ fn source_paused(v: &ServerVersion) {
     assert_eq!(text.matches("full sync from").count(), 1, "{text}");
     assert_eq!(dst.cmd(&["GET", "n"]).bulk(), Some(b"200".to_vec()));
 }
+
+#[test]
+fn a_target_someone_wrote_to_heals_itself_with_on_error_repair() {
+    for v in matrix() {
+        target_written_to_heals_itself(&v);
+    }
+}
+
+/// While the stream flows (INCR, RPUSH), someone writes to the target: a string where the
+/// source has the counter, a hash where it has the list. With `--on-error repair` the refused
+/// commands go to the dead-letter file, both keys are copied afresh from the source, the
+/// commands already in the copies are not applied again, and after a SIGKILL and a restart
+/// (which must skip the same commands) the target equals the source.
+fn target_written_to_heals_itself(v: &ServerVersion) {
+    eprintln!("on-error repair on {v}");
+    let src = source(v);
+    let dst = Server::builder(v).start();
+    src.cmd(&["SET", "counter", "0"]);
+    src.cmd(&["RPUSH", "list", "start"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json");
+    let dead = dir.path().join("dead.resp");
+    let (s, t) = (url(&src), url(&dst));
+    let log = dir.path().join("run.log");
+    // A slow target, so the stream lags the source and a key read from the source now holds
+    // many commands still to come: those must be skipped.
+    let dead_arg = dead.to_str().expect("utf-8");
+    let extra = [
+        "--on-error",
+        "repair",
+        "--dead-letter",
+        dead_arg,
+        "--max-ops",
+        "400",
+    ];
+    let mut child = spawn_sync(&s, &t, &state, &log, &extra);
+    wait_for_log(&log, "full copy applied");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writer = {
+        let (stop, count) = (stop.clone(), count.clone());
+        let mut c = src.client();
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                c.call(&["INCR", "counter"]).expect("INCR");
+                c.call(&["RPUSH", "list", &n.to_string()]).expect("RPUSH");
+                n += 1;
+                count.store(n, Ordering::Relaxed);
+                // Pacing the writer, not a synchronisation.
+                thread::sleep(Duration::from_millis(1));
+            }
+            n
+        })
+    };
+    poll_until(Duration::from_secs(30), "the stream on the target", || {
+        (dst.cmd(&["LLEN", "list"]).int() > 50).then_some(())
+    });
+    // Someone else writes to the target.
+    dst.cmd(&["SET", "counter", "hello"]);
+    dst.cmd(&["DEL", "list"]);
+    dst.cmd(&["HSET", "list", "f", "v"]);
+    wait_for_log(&log, "repaired key \"counter\"");
+    wait_for_log(&log, "repaired key \"list\"");
+    let at_repair = count.load(Ordering::Relaxed);
+    poll_until(
+        Duration::from_secs(30),
+        "more writes after the repairs",
+        || (count.load(Ordering::Relaxed) > at_repair + 300).then_some(()),
+    );
+    // A crash after the repairs: the restart must skip the same commands.
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().expect("writer");
+    assert!(written > 50, "{written}");
+
+    let dead2 = dir.path().join("dead2.resp");
+    let out = redis_sync(&[
+        "sync",
+        "--until-caught-up",
+        "--source",
+        &s,
+        "--target",
+        &t,
+        "--state-file",
+        state.to_str().expect("utf-8"),
+        "--on-error",
+        "repair",
+        "--dead-letter",
+        dead2.to_str().expect("utf-8"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{v}: {err}");
+    assert!(err.contains("partial resync"), "{err}");
+    let show = |s: &Server| {
+        format!(
+            "counter {:?}, list of type {:?} and length {:?}",
+            s.cmd(&["GET", "counter"]),
+            s.cmd(&["TYPE", "list"]),
+            s.cmd(&["LLEN", "list"])
+        )
+    };
+    assert_eq!(
+        data_digest(&dst),
+        src.digest(),
+        "{v}: source {}, target {}\n{err}\nfirst run:\n{}",
+        show(&src),
+        show(&dst),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let refused = std::fs::read(&dead).expect("dead-letter file");
+    assert!(
+        !refused.is_empty(),
+        "the refused commands are in the dead-letter file"
+    );
+    eprintln!("ok {v}: {written} writes, both keys repaired, equal after a restart");
+}

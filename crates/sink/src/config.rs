@@ -18,6 +18,12 @@ pub enum ErrorPolicy {
     /// Write the command to the dead-letter file, count it in [`Metrics::skipped`](crate::Metrics)
     /// and go on. Requires a dead-letter path: nothing is dropped silently.
     Skip,
+    /// As [`Skip`](Self::Skip), and each command refused because the target's copy of its key
+    /// differs (`WRONGTYPE`, not an integer or a float, an `XADD` ID not above the top item:
+    /// class [`Data`](crate::ErrorClass::Data)) is also handed to the caller as a
+    /// [`Repair`](crate::Repair) (see [`Sink::take_repairs`](crate::Sink::take_repairs)), to
+    /// copy that key afresh from the source.
+    Repair,
 }
 
 /// What a full sync does with keys that already exist on the target.
@@ -168,7 +174,8 @@ impl SinkBuilder {
         self
     }
 
-    /// Where skipped commands go (RESP format; required by [`ErrorPolicy::Skip`]).
+    /// Where skipped commands go (RESP format; required by [`ErrorPolicy::Skip`] and
+    /// [`ErrorPolicy::Repair`]).
     pub fn dead_letter(mut self, path: impl Into<PathBuf>) -> Self {
         self.s.dead_letter = Some((path.into(), DeadLetterFormat::Resp));
         self

@@ -96,7 +96,11 @@ impl DeadLetter {
                 writeln!(self.file, "{obj}")
             }
         };
-        result.map_err(|e| Error::file(&self.path, e))
+        // Out of the buffer at once: a record still in memory when the process is killed is
+        // a command lost silently. Refused commands are rare, so this costs nothing.
+        result
+            .and_then(|()| self.file.flush())
+            .map_err(|e| Error::file(&self.path, e))
     }
 
     pub(crate) fn flush(&mut self) -> Result<(), Error> {

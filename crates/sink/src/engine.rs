@@ -353,6 +353,8 @@ pub(crate) struct Engine {
     acked: watch::Sender<u64>,
     counters: std::sync::Arc<Counters>,
     dead_letter: Option<DeadLetter>,
+    /// Under [`ErrorPolicy::Repair`]: where the refused commands' keys go to be repaired.
+    pub(crate) repairs: Option<mpsc::UnboundedSender<crate::Repair>>,
     limiter: Limiter,
     fatal: Option<Error>,
     /// The command that caused `fatal`.
@@ -424,6 +426,7 @@ impl Engine {
             acked,
             counters,
             dead_letter,
+            repairs: None,
             limiter,
             fatal: None,
             stop_seq: None,
@@ -1357,7 +1360,7 @@ impl Engine {
         };
         match self.settings.policy {
             ErrorPolicy::Stop => self.fail(e.seq, err),
-            ErrorPolicy::Skip => {
+            ErrorPolicy::Skip | ErrorPolicy::Repair => {
                 let msg = err.to_string();
                 self.skip(&e, ErrorClass::Data, &msg, &e.args);
                 // The temporary key stays behind: delete it.
@@ -1395,6 +1398,16 @@ impl Engine {
             && let Err(err) = dl.record(db, offset, class, msg, args)
         {
             self.fail(seq, err);
+        }
+        if class == ErrorClass::Data
+            && let Some(tx) = &self.repairs
+        {
+            let _ = tx.send(crate::Repair {
+                db,
+                args: args.to_vec(),
+                offset,
+                error: msg.to_string(),
+            });
         }
     }
 
@@ -1453,7 +1466,7 @@ impl Engine {
                 }
                 self.fail(e.seq, err);
             }
-            ErrorPolicy::Skip => {
+            ErrorPolicy::Skip | ErrorPolicy::Repair => {
                 for (k, msg) in &failures {
                     let (db, args, offset) = member(*k);
                     let class = classify(msg, self.info.cluster);
@@ -1473,8 +1486,10 @@ impl Engine {
             // A command of a checkpointed transaction refused when queued (the server then
             // discards the whole transaction at EXEC), or the EXEC itself refused.
             let resend = matches!(class, ErrorClass::Routing | ErrorClass::Retryable)
-                || (self.settings.policy == ErrorPolicy::Skip
-                    && !matches!(class, ErrorClass::Fatal)
+                || (matches!(
+                    self.settings.policy,
+                    ErrorPolicy::Skip | ErrorPolicy::Repair
+                ) && !matches!(class, ErrorClass::Fatal)
                     && !matches!(e.kind, Kind::Exec(_) | Kind::Multi));
             if resend {
                 if !matches!(class, ErrorClass::Routing | ErrorClass::Retryable) {
@@ -1588,7 +1603,7 @@ impl Engine {
                         let err = self.rejected(i, &e, &failed_args, class, &text, msg);
                         self.fail(e.seq, err);
                     }
-                    ErrorPolicy::Skip => {
+                    ErrorPolicy::Skip | ErrorPolicy::Repair => {
                         self.skip(&e, class, &text, &failed_args);
                         self.group_done(&e, true);
                     }

@@ -178,12 +178,35 @@ pub struct Sink {
     /// gives them back as it sends commands.
     room: Arc<Semaphore>,
     queue_bytes: usize,
+    repairs: Option<mpsc::UnboundedReceiver<Repair>>,
+}
+
+/// A command the target refused because its copy of the key differs, under
+/// [`ErrorPolicy::Repair`]: it is in the dead-letter file, and its key wants copying afresh.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Repair {
+    /// The target db it was sent to.
+    pub db: u32,
+    /// The command.
+    pub args: Vec<Bytes>,
+    /// Its source offset, when it had one.
+    pub offset: Option<u64>,
+    /// The target's error.
+    pub error: String,
 }
 
 impl Sink {
     /// A builder with the defaults.
     pub fn builder() -> SinkBuilder {
         SinkBuilder::default()
+    }
+
+    /// Under [`ErrorPolicy::Repair`], the commands refused because the target's copy of their
+    /// key differs, as they happen (once: later calls return `None`). The channel holds one
+    /// entry per refused command until read.
+    pub fn take_repairs(&mut self) -> Option<mpsc::UnboundedReceiver<Repair>> {
+        self.repairs.take()
     }
 
     fn stopped(&self) -> Error {
@@ -378,9 +401,11 @@ impl SinkBuilder {
         if s.seeds.is_empty() {
             return Err(Error::Config("no target address given".into()));
         }
-        if s.policy == ErrorPolicy::Skip && s.dead_letter.is_none() {
+        if matches!(s.policy, ErrorPolicy::Skip | ErrorPolicy::Repair) && s.dead_letter.is_none() {
             return Err(Error::Config(
-                "error policy skip needs a dead-letter file (nothing is dropped silently)".into(),
+                "error policies skip and repair need a dead-letter file (nothing is dropped \
+                 silently)"
+                    .into(),
             ));
         }
         let mut first = None;
@@ -432,7 +457,8 @@ impl SinkBuilder {
         let (acked_tx, acked) = watch::channel(0);
         let counters = Arc::new(Counters::default());
         let stopped = Arc::new(OnceLock::new());
-        let engine = Engine::new(
+        let repair_policy = s.policy == ErrorPolicy::Repair;
+        let mut engine = Engine::new(
             s,
             info.clone(),
             (addr, conn),
@@ -443,6 +469,11 @@ impl SinkBuilder {
             dead_letter,
             room.clone(),
         );
+        let repairs = repair_policy.then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            engine.repairs = Some(tx);
+            rx
+        });
         let stop = stopped.clone();
         let task = tokio::spawn(async move {
             if let Err(e) = engine.run(stop).await {
@@ -458,6 +489,7 @@ impl SinkBuilder {
             task,
             room,
             queue_bytes,
+            repairs,
         })
     }
 }

@@ -32,6 +32,7 @@ impl Run<'_> {
             offset,
             db: 0,
             replay: None,
+            repairs: Default::default(),
         };
         self.write_marker(&marker).await?;
         self.sink
@@ -198,6 +199,7 @@ impl Run<'_> {
                 offset,
                 db: 0,
                 replay: None,
+                repairs: Default::default(),
             };
             self.write_marker(&done).await?;
             self.sink

@@ -138,6 +138,7 @@ impl Run<'_> {
                 offset,
                 db,
                 replay: None,
+                repairs: Default::default(),
             };
             let part = TxCommand {
                 db: 0,
@@ -407,6 +408,7 @@ impl Run<'_> {
                 offset,
                 db,
                 replay: None,
+                repairs: Default::default(),
             };
             let commands = parts
                 .into_iter()

@@ -96,6 +96,14 @@ pub(super) struct Run<'a> {
     /// Inside a source transaction (cluster): the slot of its first keyed command, and
     /// whether another slot came.
     pub(super) tx_slots: Option<(Option<u16>, bool)>,
+    /// `--on-error repair`: keys copied afresh from the source, and the refused commands
+    /// whose keys want it (see `repair`).
+    pub(super) repairs: super::repair::Repairs,
+    pub(super) repairs_rx: Option<tokio::sync::mpsc::UnboundedReceiver<redis_sync_sink::Repair>>,
+    /// A connection to the source for repairs, opened on the first.
+    pub(super) source_client: Option<crate::client::Client>,
+    /// The position of the last batch committed (exactly-once).
+    pub(super) last_commit: Option<(u64, u32)>,
 }
 
 impl<'a> Run<'a> {
@@ -111,6 +119,8 @@ impl<'a> Run<'a> {
     ) -> Self {
         let exactly_once = s.transactions;
         let resume = start.resume;
+        let mut sink = sink;
+        let repairs_rx = sink.take_repairs();
         Run {
             s,
             filter,
@@ -161,6 +171,10 @@ impl<'a> Run<'a> {
             warned_split_transaction: false,
             classifier: redis_sync_commands::Classifier::default(),
             tx_slots: None,
+            repairs: start.repairs,
+            repairs_rx,
+            source_client: None,
+            last_commit: None,
         }
     }
 }
@@ -202,6 +216,10 @@ impl Run<'_> {
                     if self.caught_up() {
                         return Ok(Stop::CaughtUp);
                     }
+                }
+                // `--on-error repair`: a key the target refused a command on.
+                Some(r) = recv(self.repairs_rx.as_mut()), if self.repairs_rx.is_some() => {
+                    self.repair(r).await?;
                 }
                 goal = answer(self.goal_rx.as_mut()), if self.goal_rx.is_some() => {
                     self.goal_rx = None;
@@ -283,6 +301,11 @@ impl Run<'_> {
     pub(super) fn advance(&mut self) {
         let acked = *self.sink.acked_offset().borrow();
         self.ledger.handle_acked(acked);
+        if !self.repairs.is_empty()
+            && let Some((o, _)) = self.ledger.applied_offset()
+        {
+            self.repairs.retire(o);
+        }
         self.stats.commands_applied = self.ledger.applied_commands();
         if let Some(p) = self.ledger.applied_offset()
             && self.last_applied != Some(p)
@@ -311,6 +334,8 @@ impl Run<'_> {
         };
         self.stats.state == State::Streaming
             && self.replica.acked_offset().is_some_and(|o| o >= goal)
+            // A key refused on the way is repaired before the run ends.
+            && self.repairs_rx.as_ref().is_none_or(|rx| rx.is_empty())
     }
 
     /// `--until-caught-up`: asks the source for its `master_repl_offset` (what it has
@@ -350,7 +375,24 @@ impl Run<'_> {
             // A source transaction cut by the stop is not committed half: it comes again.
             self.flush_batch().await.ok();
         }
-        let drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
+        let mut drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
+        // `--on-error repair`: the keys refused on the way are copied afresh before the run
+        // ends (a few rounds: a repair's own write could be refused too).
+        for _ in 0..3 {
+            let mut pending = Vec::new();
+            if let Some(rx) = self.repairs_rx.as_mut() {
+                while let Ok(r) = rx.try_recv() {
+                    pending.push(r);
+                }
+            }
+            if pending.is_empty() || self.sink.error().is_some() {
+                break;
+            }
+            for r in pending {
+                self.repair(r).await?;
+            }
+            drained = tokio::time::timeout(Duration::from_secs(60), self.sink.flush()).await;
+        }
         self.advance();
         if self.sink.error().is_none() {
             self.position_write(true).await.ok();
@@ -386,6 +428,14 @@ async fn answer<T>(
 ) -> Result<T, tokio::sync::oneshot::error::RecvError> {
     match rx {
         Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next item of an optional channel (pending for ever without one).
+async fn recv<T>(rx: Option<&mut tokio::sync::mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -22,6 +22,8 @@ pub(super) struct Start {
     pub(super) resume: Option<ResumePoint>,
     /// Commands after `resume` the target holds already (a stop inside a transaction).
     pub(super) replay: Option<Replay>,
+    /// Keys copied afresh by `--on-error repair` whose commands are still to be skipped.
+    pub(super) repairs: super::repair::Repairs,
     /// An earlier run completed a full copy into this target (so a new copy sweeps).
     pub(super) had_checkpoint: bool,
 }
@@ -60,6 +62,7 @@ pub(super) async fn read(
     cp.source = s.source.to_string();
     cp.target = s.target.to_string();
     let mut replay = None;
+    let mut repairs = super::repair::Repairs::default();
     let mut had_checkpoint = saved.as_ref().is_some_and(|c| c.synced);
     let resume = if exactly_once {
         // The target holds the truth: data and position committed together.
@@ -91,6 +94,7 @@ pub(super) async fn read(
                     );
                 }
                 replay = tc.replay.clone();
+                repairs = tc.repairs.clone();
                 tc.resume_point()
             }
             Some(_) => {
@@ -119,12 +123,14 @@ pub(super) async fn read(
     let resume = resume.filter(|_| s.resume && s.mode != Mode::Full);
     if resume.is_none() {
         replay = None;
+        repairs = super::repair::Repairs::default();
     }
     Ok(Start {
         state_file,
         cp,
         resume,
         replay,
+        repairs,
         had_checkpoint,
     })
 }

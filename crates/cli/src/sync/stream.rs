@@ -90,6 +90,12 @@ impl Run<'_> {
             }
             _ => (db, args),
         };
+        if !self.repairs.is_empty() && self.repaired(db, &args, offset) {
+            // `--on-error repair` copied this key afresh from the source after this command.
+            self.stats.commands_filtered += 1;
+            self.ledger.handle_settled(offset, db);
+            return Ok(());
+        }
         if self.cluster {
             self.source_transaction_slots(&args);
         }
@@ -169,10 +175,12 @@ impl Run<'_> {
             offset,
             db,
             replay,
+            repairs: self.repairs.clone(),
         };
         if !self.cluster {
             self.position_written = Some((Instant::now(), offset));
         }
+        self.last_commit = Some((offset, db));
         self.commit(commands, &cp).await
     }
 
@@ -276,6 +284,7 @@ impl Run<'_> {
             offset,
             db,
             replay: self.ledger.replay().cloned().filter(|_| !self.cluster),
+            repairs: self.repairs.clone(),
         };
         self.write_marker(&cp).await?;
         self.position_written = Some((Instant::now(), offset));
@@ -339,6 +348,7 @@ impl Run<'_> {
             offset,
             db,
             replay: Some(Replay { through, retry }),
+            repairs: self.repairs.clone(),
         };
         let key = target_checkpoint_key(self.s);
         let w = cp.write(&key, &self.s.source.to_string());

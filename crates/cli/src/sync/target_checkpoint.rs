@@ -5,7 +5,8 @@
 //! Fields: `offset`, `replid`, `db` (where `PSYNC` continues), `state` (`copying` while a full
 //! copy is under way: a restart redoes the copy and sweeps; `streaming` after), `replay`
 //! (`through:o1,o2`, after a stop on a command that failed inside a transaction that committed:
-//! the commands up to `through` are on the target except those ending at `o1,o2`), `txn` (which
+//! the commands up to `through` are on the target except those ending at `o1,o2`), `repairs`
+//! (`db:hexkey:offset;…`, keys copied afresh from the source by `--on-error repair`), `txn` (which
 //! transaction wrote it; see `redis_sync_sink::CheckpointWrite`), `updated_ms`, `source`.
 
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub struct TargetCheckpoint {
     pub offset: u64,
     pub db: u32,
     pub replay: Option<Replay>,
+    /// Keys copied afresh from the source by `--on-error repair` (see `super::repair`).
+    pub repairs: super::repair::Repairs,
 }
 
 impl TargetCheckpoint {
@@ -68,6 +71,7 @@ impl TargetCheckpoint {
                 f("db", self.db.to_string()),
                 f("state", state.to_string()),
                 f("replay", replay),
+                f("repairs", self.repairs.encode()),
                 f("updated_ms", super::unix_ms().to_string()),
                 f("source", source.to_string()),
             ],
@@ -109,6 +113,7 @@ impl TargetCheckpoint {
             offset: num("offset")?,
             db: u32::try_from(num("db")?).context("field db")?,
             replay,
+            repairs: super::repair::Repairs::decode(get("repairs").unwrap_or_default())?,
         })
     }
 }
@@ -164,6 +169,7 @@ pub async fn read(s: &Settings) -> anyhow::Result<Option<TargetCheckpoint>> {
                 offset: p.offset,
                 db: p.db,
                 replay: None,
+                repairs: Default::default(),
             }))
         }
         other => anyhow::bail!(
@@ -357,6 +363,7 @@ mod tests {
                 through: 2000,
                 retry: vec![1300, 1500],
             }),
+            repairs: super::super::repair::Repairs::decode("0:6b6579:1500").expect("repairs"),
         };
         let back = TargetCheckpoint::parse(&pairs(&cp.write("k", "src"))).expect("parse");
         assert_eq!(back, cp);
