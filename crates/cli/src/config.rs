@@ -214,6 +214,11 @@ pub struct SyncArgs {
     /// memory never follows the biggest key.
     #[arg(long = "value-budget", value_name = "BYTES")]
     pub value_budget: Option<u64>,
+    /// Also write each snapshot the source sends to this RDB file, as received: a backup on
+    /// the side that `redis-server` loads as its dbfilename (written as FILE.part, renamed
+    /// once whole).
+    #[arg(long = "tee-rdb", value_name = "FILE")]
+    pub tee_rdb: Option<PathBuf>,
 
     /// Checkpoint file (replication ID and applied offset); default derived from the source
     /// and target addresses under ~/.local/state/redis-sync/.
@@ -364,6 +369,7 @@ pub struct Settings {
     pub resume: bool,
     pub transactions: bool,
     pub value_budget: usize,
+    pub tee_rdb: Option<PathBuf>,
     pub source_timeout: Duration,
     pub flush_target: bool,
     pub sweep: bool,
@@ -563,6 +569,7 @@ impl Settings {
             value_budget: usize::try_from(a.value_budget.or(f.value_budget).unwrap_or(8 << 20))
                 .unwrap_or(usize::MAX)
                 .max(4096),
+            tee_rdb: a.tee_rdb.clone(),
             flush_target: a.flush_target || f.flush_target.unwrap_or(false),
             sweep: a.sweep || f.sweep.unwrap_or(false),
             status_interval,

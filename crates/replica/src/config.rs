@@ -149,6 +149,7 @@ pub struct Config {
     pub(crate) event_capacity: usize,
     pub(crate) rdb_restore_payloads: bool,
     pub(crate) rdb_restore_limit: Option<usize>,
+    pub(crate) rdb_tee: Option<std::path::PathBuf>,
 }
 
 /// Builds a [`Replica`](crate::Replica).
@@ -187,6 +188,7 @@ impl ReplicaBuilder {
                 event_capacity: 1024,
                 rdb_restore_payloads: false,
                 rdb_restore_limit: None,
+                rdb_tee: None,
             },
         }
     }
@@ -294,6 +296,15 @@ impl ReplicaBuilder {
     /// follow the biggest key; the consumer writes those keys with native commands.
     pub fn rdb_restore_limit(mut self, bytes: usize) -> Self {
         self.config.rdb_restore_limit = Some(bytes);
+        self
+    }
+
+    /// Also writes each snapshot the source sends, as received, to the RDB file `path` (a
+    /// backup taken on the side: `redis-server` loads it as its `dbfilename`). It is written
+    /// as `path.part` and renamed to `path` once complete, so a file at `path` is always a
+    /// whole snapshot. A write error stops the copy to the file (logged), not the replica.
+    pub fn tee_rdb(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.rdb_tee = Some(path.into());
         self
     }
 

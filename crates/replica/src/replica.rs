@@ -586,6 +586,7 @@ async fn payload(
         source,
     };
     let mut replid = Some(replid);
+    let mut tee = None;
     loop {
         loop {
             let item = match framer.poll(buf) {
@@ -610,6 +611,7 @@ async fn payload(
             match item {
                 PayloadItem::Start { size } => {
                     metrics.rdb_start(size);
+                    tee = config.rdb_tee.as_deref().and_then(RdbTee::create);
                     let replid = replid.take().unwrap_or_default();
                     send(
                         tx,
@@ -623,6 +625,11 @@ async fn payload(
                     .await?;
                 }
                 PayloadItem::Data(data) => {
+                    if let Some(t) = &mut tee
+                        && !t.write(&data)
+                    {
+                        tee = None;
+                    }
                     rdb.handle_bytes(&data);
                     metrics.set_rdb_bytes(framer.rdb_bytes());
                     drain_rdb(&mut rdb, tx, metrics, learn_offset.then_some(&mut offset))
@@ -656,6 +663,9 @@ async fn payload(
                         .into());
                     }
                     metrics.rdb_end();
+                    if let Some(t) = tee.take() {
+                        t.finish();
+                    }
                     send(
                         tx,
                         ReplicaEvent::RdbDone {
@@ -833,6 +843,71 @@ async fn writer(
             Ok(Ok(())) => last_sent = Some(tokio::time::Instant::now()),
             // The reader notices a dead link; nothing more to do here.
             _ => return,
+        }
+    }
+}
+
+/// `tee_rdb`: the snapshot copied to a file as it is received (see
+/// [`ReplicaBuilder::tee_rdb`](crate::ReplicaBuilder::tee_rdb)).
+struct RdbTee {
+    path: std::path::PathBuf,
+    part: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl RdbTee {
+    fn create(path: &std::path::Path) -> Option<RdbTee> {
+        let mut part = path.as_os_str().to_owned();
+        part.push(".part");
+        let part = std::path::PathBuf::from(part);
+        match std::fs::File::create(&part) {
+            Ok(f) => Some(RdbTee {
+                path: path.to_path_buf(),
+                part,
+                file: std::io::BufWriter::with_capacity(1 << 20, f),
+            }),
+            Err(e) => {
+                tracing::error!(
+                    "cannot create {}: {e}; the snapshot is not copied",
+                    part.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// False (and the partial file removed) when the write failed.
+    fn write(&mut self, data: &[u8]) -> bool {
+        use std::io::Write;
+        match self.file.write_all(data) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(
+                    "writing {}: {e}; the snapshot is not copied further",
+                    self.part.display()
+                );
+                let _ = std::fs::remove_file(&self.part);
+                false
+            }
+        }
+    }
+
+    fn finish(mut self) {
+        use std::io::Write;
+        let done = self
+            .file
+            .flush()
+            .and_then(|()| self.file.get_ref().sync_all())
+            .and_then(|()| std::fs::rename(&self.part, &self.path));
+        match done {
+            Ok(()) => tracing::info!("snapshot copied to {}", self.path.display()),
+            Err(e) => {
+                tracing::error!(
+                    "finishing {}: {e}; the snapshot is not copied",
+                    self.path.display()
+                );
+                let _ = std::fs::remove_file(&self.part);
+            }
         }
     }
 }

@@ -88,6 +88,9 @@ pub(super) fn start_replica(
     if let Some(tls) = &s.tls {
         builder = builder.tls(tls.clone());
     }
+    if let Some(path) = &s.tee_rdb {
+        builder = builder.tee_rdb(path);
+    }
     match resume {
         Some(p) => {
             tracing::info!(
