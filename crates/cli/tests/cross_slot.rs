@@ -5,7 +5,7 @@
 
 use redis_sync_testkit::{Cluster, Flavor, Server, ServerVersion, versions_where};
 
-use crate::util::redis_sync;
+use crate::util::sync_until_caught_up;
 
 fn matrix() -> Vec<ServerVersion> {
     let redis = versions_where("Redis 7+", |v| {
@@ -16,31 +16,40 @@ fn matrix() -> Vec<ServerVersion> {
     redis.into_iter().chain(valkey).collect()
 }
 
+/// A standalone source (no diskless delay), a 3-master cluster target and a directory for the
+/// state file.
+struct Pair {
+    src: Server,
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+}
+
+impl Pair {
+    fn start(v: &ServerVersion) -> Pair {
+        let src = Server::builder(v).start();
+        src.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+        let cluster = Cluster::builder(v).masters(3).start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        Pair { src, cluster, dir }
+    }
+
+    /// `sync --until-caught-up` from the source into the cluster.
+    fn sync(&self) -> std::process::Output {
+        let s = format!("redis://{}", self.src.addr());
+        let t = format!("redis://{}", self.cluster.masters()[0].addr());
+        sync_until_caught_up(&s, &t, &self.dir.path().join("state.json"), &[])
+    }
+}
+
 #[test]
 fn cross_slot_renames_and_copies_into_a_cluster_end_equal() {
     for v in matrix() {
         eprintln!("cross-slot moves into a cluster on {v}");
-        let src = Server::builder(&v).start();
-        src.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
-        let cluster = Cluster::builder(&v).masters(3).start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = dir.path().join("state.json");
-        let (s, t) = (
-            format!("redis://{}", src.addr()),
-            format!("redis://{}", cluster.masters()[0].addr()),
-        );
-        let args = [
-            "sync",
-            "--until-caught-up",
-            "--source",
-            &s,
-            "--target",
-            &t,
-            "--state-file",
-            state.to_str().expect("utf-8"),
-        ];
+        let pair = Pair::start(&v);
+        let (src, cluster) = (&pair.src, &pair.cluster);
+        let sync = || pair.sync();
         src.cmd(&["SET", "before", "1"]);
-        let first = redis_sync(&args);
+        let first = sync();
         assert!(
             first.status.success(),
             "{}",
@@ -78,7 +87,7 @@ fn cross_slot_renames_and_copies_into_a_cluster_end_equal() {
         c.call(&["EXEC"]).expect("EXEC");
         assert!(crossing > 20, "only {crossing} renames cross slots");
 
-        let out = redis_sync(&args);
+        let out = sync();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{v}: {err}");
         assert!(err.contains("partial resync"), "{err}");
@@ -100,25 +109,9 @@ fn cross_slot_renames_and_copies_into_a_cluster_end_equal() {
 fn every_kind_of_cross_slot_write_into_a_cluster_ends_equal() {
     for v in matrix() {
         eprintln!("cross-slot writes of every kind into a cluster on {v}");
-        let src = Server::builder(&v).start();
-        src.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
-        let cluster = Cluster::builder(&v).masters(3).start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = dir.path().join("state.json");
-        let (s, t) = (
-            format!("redis://{}", src.addr()),
-            format!("redis://{}", cluster.masters()[0].addr()),
-        );
-        let args = [
-            "sync",
-            "--until-caught-up",
-            "--source",
-            &s,
-            "--target",
-            &t,
-            "--state-file",
-            state.to_str().expect("utf-8"),
-        ];
+        let pair = Pair::start(&v);
+        let (src, cluster) = (&pair.src, &pair.cluster);
+        let sync = || pair.sync();
         let mut c = src.client();
         for (i, m) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
             c.call(&["SADD", "set:1", m]).expect("SADD");
@@ -137,7 +130,7 @@ fn every_kind_of_cross_slot_write_into_a_cluster_ends_equal() {
             .expect("GEOADD");
         c.call(&["GEOADD", "geo:1", "15.087269", "37.502669", "Catania"])
             .expect("GEOADD");
-        let first = redis_sync(&args);
+        let first = sync();
         assert!(
             first.status.success(),
             "{}",
@@ -201,7 +194,7 @@ fn every_kind_of_cross_slot_write_into_a_cluster_ends_equal() {
             "only {crossing} writes cross slots"
         );
 
-        let out = redis_sync(&args);
+        let out = sync();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{v}: {err}");
         assert!(err.contains("partial resync"), "{err}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use redis_sync_testkit::{Flavor, Server, ServerVersion, poll_until, versions_where};
 
-use crate::util::redis_sync;
+use crate::util::{redis_sync, sync_until_caught_up};
 
 /// The newest Redis and the newest Valkey (CLIENT PAUSE … WRITE needs Redis 6.2+).
 fn matrix() -> Vec<ServerVersion> {
@@ -148,16 +148,7 @@ fn without_a_running_sync_cutover_says_so_and_pauses_nothing() {
     // A sync that ran and stopped: the source moved on, the target stays behind.
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
-    let first = redis_sync(&[
-        "sync",
-        "--until-caught-up",
-        "--source",
-        &s,
-        "--target",
-        &t,
-        "--state-file",
-        state.to_str().expect("utf-8"),
-    ]);
+    let first = sync_until_caught_up(&s, &t, &state, &[]);
     assert!(first.status.success());
     let big = "x".repeat(10_000);
     for i in 0..50 {

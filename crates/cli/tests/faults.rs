@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use redis_sync_testkit::{Flavor, Server, ServerVersion, data_digest, poll_until, versions_where};
 
-use crate::util::redis_sync;
+use crate::util::{redis_sync, sync_until_caught_up};
 
 /// The versions each fault runs on: the oldest Redis (5.0), 7.0, 7.4, the newest Redis and
 /// the newest Valkey (each fault takes a second or two).
@@ -1005,20 +1005,13 @@ fn target_written_to_heals_itself(v: &ServerVersion) {
     assert!(written > 50, "{written}");
 
     let dead2 = dir.path().join("dead2.resp");
-    let out = redis_sync(&[
-        "sync",
-        "--until-caught-up",
-        "--source",
+    let dead2 = dead2.to_str().expect("utf-8");
+    let out = sync_until_caught_up(
         &s,
-        "--target",
         &t,
-        "--state-file",
-        state.to_str().expect("utf-8"),
-        "--on-error",
-        "repair",
-        "--dead-letter",
-        dead2.to_str().expect("utf-8"),
-    ]);
+        &state,
+        &["--on-error", "repair", "--dead-letter", dead2],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{v}: {err}");
     assert!(err.contains("partial resync"), "{err}");

@@ -12,6 +12,25 @@ pub fn redis_sync(args: &[&str]) -> Output {
     run_bounded(Command::new(env!("CARGO_BIN_EXE_redis-sync")).args(args))
 }
 
+/// `redis-sync sync --until-caught-up` from `source` into `target` (URLs) with the state file
+/// `state` and `extra` flags.
+pub fn sync_until_caught_up(source: &str, target: &str, state: &Path, extra: &[&str]) -> Output {
+    run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+            .args([
+                "sync",
+                "--until-caught-up",
+                "--source",
+                source,
+                "--target",
+                target,
+            ])
+            .arg("--state-file")
+            .arg(state)
+            .args(extra),
+    )
+}
+
 /// How long one run of the binary may take before the test fails instead of hanging CI.
 const RUN_DEADLINE: Duration = Duration::from_secs(300);
 

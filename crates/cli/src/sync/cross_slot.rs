@@ -131,28 +131,7 @@ impl Run<'_> {
     /// One step of an emulation, on the target and acknowledged: with its slot's checkpoint
     /// at `offset` (exactly-once), or alone.
     async fn apply_part(&mut self, args: Vec<Bytes>, db: u32, offset: u64) -> anyhow::Result<()> {
-        if self.exactly_once {
-            let cp = TargetCheckpoint {
-                state: CopyState::Streaming,
-                replid: self.stats.master_replid.clone().unwrap_or_default(),
-                offset,
-                db,
-                replay: None,
-                repairs: Default::default(),
-            };
-            let part = TxCommand {
-                db: 0,
-                args,
-                offset,
-            };
-            self.commit(vec![part], &cp).await?;
-        } else {
-            self.sink
-                .write(args, Some(offset))
-                .await
-                .context("writing to the target")?;
-        }
-        self.sink.flush().await.context("writing to the target")
+        self.apply_parts(vec![args], db, offset).await
     }
 }
 
