@@ -1,19 +1,22 @@
 //! A standalone source whose application renames and copies keys across what are different
-//! slots of a cluster target (`RENAME tmp:pool:1 pool:1`), which the cluster refuses
-//! (`CROSSSLOT`): the sync applies their effect and ends equal, expiries to the millisecond,
-//! with the checkpoints in place, on the newest Redis and Valkey.
+//! slots of a cluster target (`RENAME tmp:pool:1 pool:1`), runs scripts and transactions over
+//! several slots and every kind of multi-key write, which the cluster refuses (`CROSSSLOT`):
+//! the sync applies their effect and ends equal, expiries to the millisecond,
+//! with the checkpoints in place, on Redis 7.0, the newest Redis and the newest Valkey.
 
 use redis_sync_testkit::{Cluster, Flavor, Server, ServerVersion, versions_where};
 
 use crate::util::sync_until_caught_up;
 
+/// Redis 7.0 and the newest Redis and Valkey (the commands below need 7.0+).
 fn matrix() -> Vec<ServerVersion> {
-    let redis = versions_where("Redis 7+", |v| {
+    let mut redis = versions_where("Redis 7+", |v| {
         v.flavor() == Flavor::Redis && v.at_least(7, 0)
-    })
-    .pop();
+    });
+    let newest = redis.pop();
+    let seven = redis.into_iter().find(|v| !v.at_least(7, 1));
     let valkey = versions_where("Valkey", |v| v.flavor() == Flavor::Valkey).pop();
-    redis.into_iter().chain(valkey).collect()
+    seven.into_iter().chain(newest).chain(valkey).collect()
 }
 
 /// A standalone source (no diskless delay), a 3-master cluster target and a directory for the
@@ -79,6 +82,15 @@ fn cross_slot_renames_and_copies_into_a_cluster_end_equal() {
             c.call(&["COPY", &pool, &format!("copy:{i}"), "REPLACE"])
                 .expect("COPY REPLACE");
         }
+        // A script over several slots: replicated as its effects, in MULTI … EXEC.
+        let script = "redis.call('SET', KEYS[1], ARGV[1]) redis.call('INCR', KEYS[2]) \
+                      redis.call('RPUSH', KEYS[3], ARGV[1]) \
+                      redis.call('LMOVE', KEYS[3], KEYS[4], 'LEFT', 'RIGHT') return 1";
+        for i in 0..5 {
+            let v = i.to_string();
+            c.call(&["EVAL", script, "4", "lua:a", "lua:b", "lua:c", "lua:d", &v])
+                .expect("EVAL");
+        }
         // Inside a source transaction too.
         c.call(&["MULTI"]).expect("MULTI");
         c.call(&["SET", "m:1", "x"]).expect("queued");
@@ -91,8 +103,8 @@ fn cross_slot_renames_and_copies_into_a_cluster_end_equal() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{v}: {err}");
         assert!(err.contains("partial resync"), "{err}");
-        // The source transaction with a cross-slot RENAME was committed per slot, and said so.
-        assert!(err.contains("tx_split=1"), "{err}");
+        // The five scripts and the transaction were committed per slot, and said so.
+        assert!(err.contains("tx_split=6"), "{err}");
         cluster.drop_checkpoints();
         assert_eq!(cluster.dbsize(), src.dbsize(), "{v}");
         // DEBUG DIGEST includes expiry times: equal means the expiries are exact too.
@@ -124,6 +136,9 @@ fn every_kind_of_cross_slot_write_into_a_cluster_ends_equal() {
                 .expect("ZADD");
             c.call(&["PFADD", "hll:1", m]).expect("PFADD");
         }
+        // Seven pops a round take from list:1: enough for the first.
+        c.call(&["RPUSH", "list:1", "g", "h", "i", "j", "k"])
+            .expect("RPUSH");
         c.call(&["SET", "bits:1", "abc"]).expect("SET");
         c.call(&["SET", "bits:2", "xyz"]).expect("SET");
         c.call(&["GEOADD", "geo:1", "13.361389", "38.115556", "Palermo"])
@@ -172,6 +187,35 @@ fn every_kind_of_cross_slot_write_into_a_cluster_ends_equal() {
                 "200",
                 "km",
             ],
+            &[
+                "GEORADIUS",
+                "geo:1",
+                "15",
+                "37",
+                "200",
+                "km",
+                "STORE",
+                "geo:r",
+            ],
+            &[
+                "GEORADIUSBYMEMBER",
+                "geo:1",
+                "Palermo",
+                "300",
+                "km",
+                "STOREDIST",
+                "geo:m",
+            ],
+            // Blocking and multi-key pops: the source replicates them as one-key pops, but
+            // they run here as an application would.
+            &["BLMOVE", "list:1", "list:4", "RIGHT", "LEFT", "0"],
+            &["BRPOPLPUSH", "list:1", "list:5", "0"],
+            &["LMPOP", "2", "list:6", "list:1", "LEFT"],
+            &["BLMPOP", "0", "2", "list:7", "list:1", "RIGHT"],
+            &["ZMPOP", "2", "zset:9", "zset:2", "MIN"],
+            &["BZMPOP", "0", "2", "zset:8", "zset:2", "MAX"],
+            &["BLPOP", "list:9", "list:1", "0"],
+            &["BZPOPMIN", "zset:7", "zset:2", "0"],
         ];
         let mut crossing = 0;
         for round in 0..3 {
@@ -185,8 +229,11 @@ fn every_kind_of_cross_slot_write_into_a_cluster_ends_equal() {
             // New members for the next round's moves.
             c.call(&["SADD", "set:1", "a", &format!("r{round}")])
                 .expect("SADD");
-            c.call(&["RPUSH", "list:1", &format!("r{round}"), "x", "y"])
+            let (r, z) = (format!("r{round}"), format!("z{round}"));
+            c.call(&["RPUSH", "list:1", &r, "x", "y", "z", "w", "v", "u", "t"])
                 .expect("RPUSH");
+            c.call(&["ZADD", "zset:2", "50", &r, "51", &z])
+                .expect("ZADD");
             c.call(&["DEL", "nx:1", "nx:2"]).expect("DEL");
         }
         assert!(
