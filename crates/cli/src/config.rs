@@ -108,7 +108,7 @@ pub enum OnError {
     Skip,
     /// As skip, and when the target refused it because its copy of the key differs
     /// (WRONGTYPE, not an integer, an XADD ID not above the top), copy that key afresh from the
-    /// source and skip the stream's commands on it up to that point (standalone targets).
+    /// source and skip the stream's commands on it up to that point.
     Repair,
 }
 

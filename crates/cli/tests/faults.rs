@@ -930,7 +930,57 @@ fn source_paused(v: &ServerVersion) {
 #[test]
 fn a_target_someone_wrote_to_heals_itself_with_on_error_repair() {
     for v in matrix() {
-        target_written_to_heals_itself(&v);
+        let dst = Server::builder(&v).start();
+        target_written_to_heals_itself(&v, Target::Standalone(&dst));
+    }
+}
+
+#[test]
+fn a_cluster_target_someone_wrote_to_heals_itself_with_on_error_repair() {
+    let redis = versions_where("Redis 7+", |v| {
+        v.flavor() == Flavor::Redis && v.at_least(7, 0)
+    });
+    let valkey = versions_where("Valkey", |v| v.flavor() == Flavor::Valkey);
+    for v in redis.last().into_iter().chain(valkey.last()) {
+        let cluster = redis_sync_testkit::Cluster::builder(v).masters(3).start();
+        target_written_to_heals_itself(v, Target::Cluster(&cluster));
+    }
+}
+
+/// A target for [`target_written_to_heals_itself`].
+enum Target<'a> {
+    Standalone(&'a Server),
+    Cluster(&'a redis_sync_testkit::Cluster),
+}
+
+impl Target<'_> {
+    /// The node that holds `key`.
+    fn node(&self, key: &str) -> &Server {
+        match self {
+            Target::Standalone(s) => s,
+            Target::Cluster(c) => {
+                let slot = c.masters()[0].cmd(&["CLUSTER", "KEYSLOT", key]).int();
+                c.master_for_slot(u16::try_from(slot).expect("a slot"))
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Target::Standalone(s) => url(s),
+            Target::Cluster(c) => url(&c.masters()[0]),
+        }
+    }
+
+    /// What it holds, checkpoints and repair markers aside, as a digest.
+    fn digest(&self) -> String {
+        match self {
+            Target::Standalone(s) => data_digest(s),
+            Target::Cluster(c) => {
+                c.drop_checkpoints();
+                c.xor_digest()
+            }
+        }
     }
 }
 
@@ -939,16 +989,19 @@ fn a_target_someone_wrote_to_heals_itself_with_on_error_repair() {
 /// commands go to the dead-letter file, both keys are copied afresh from the source, the
 /// commands already in the copies are not applied again, and after a SIGKILL and a restart
 /// (which must skip the same commands) the target equals the source.
-fn target_written_to_heals_itself(v: &ServerVersion) {
+fn target_written_to_heals_itself(v: &ServerVersion, dst: Target<'_>) {
     eprintln!("on-error repair on {v}");
     let src = source(v);
-    let dst = Server::builder(v).start();
+    // Keys on every master of a cluster target: its XORed digest then equals the source's.
+    for i in 0..30 {
+        src.cmd(&["SET", &format!("filler:{i}"), "v"]);
+    }
     src.cmd(&["SET", "counter", "0"]);
     src.cmd(&["RPUSH", "list", "start"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.json");
     let dead = dir.path().join("dead.resp");
-    let (s, t) = (url(&src), url(&dst));
+    let (s, t) = (url(&src), dst.url());
     let log = dir.path().join("run.log");
     // A slow target, so the stream lags the source and a key read from the source now holds
     // many commands still to come: those must be skipped.
@@ -983,12 +1036,12 @@ fn target_written_to_heals_itself(v: &ServerVersion) {
         })
     };
     poll_until(Duration::from_secs(30), "the stream on the target", || {
-        (dst.cmd(&["LLEN", "list"]).int() > 50).then_some(())
+        (dst.node("list").cmd(&["LLEN", "list"]).int() > 50).then_some(())
     });
     // Someone else writes to the target.
-    dst.cmd(&["SET", "counter", "hello"]);
-    dst.cmd(&["DEL", "list"]);
-    dst.cmd(&["HSET", "list", "f", "v"]);
+    dst.node("counter").cmd(&["SET", "counter", "hello"]);
+    dst.node("list").cmd(&["DEL", "list"]);
+    dst.node("list").cmd(&["HSET", "list", "f", "v"]);
     wait_for_log(&log, "repaired key \"counter\"");
     wait_for_log(&log, "repaired key \"list\"");
     let at_repair = count.load(Ordering::Relaxed);
@@ -1023,12 +1076,21 @@ fn target_written_to_heals_itself(v: &ServerVersion) {
             s.cmd(&["LLEN", "list"])
         )
     };
+    let a = src.cmd(&["LRANGE", "list", "0", "-1"]).array();
+    let b = dst.node("list").cmd(&["LRANGE", "list", "0", "-1"]).array();
+    let first_diff = a.iter().zip(&b).position(|(x, y)| x != y);
+    let target = format!(
+        "{} / {}; lists differ first at {first_diff:?}: {:?} vs {:?}",
+        show(dst.node("counter")),
+        show(dst.node("list")),
+        first_diff.map(|i| a[i.saturating_sub(2)..(i + 3).min(a.len())].to_vec()),
+        first_diff.map(|i| b[i.saturating_sub(2)..(i + 3).min(b.len())].to_vec()),
+    );
     assert_eq!(
-        data_digest(&dst),
+        dst.digest(),
         src.digest(),
-        "{v}: source {}, target {}\n{err}\nfirst run:\n{}",
+        "{v}: source {}, target {target}\n{err}\nfirst run:\n{}",
         show(&src),
-        show(&dst),
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     let refused = std::fs::read(&dead).expect("dead-letter file");

@@ -104,6 +104,8 @@ pub(super) struct Run<'a> {
     pub(super) source_client: Option<crate::client::Client>,
     /// The position of the last batch committed (exactly-once).
     pub(super) last_commit: Option<(u64, u32)>,
+    /// Cluster: marker keys of repairs the stream has passed, to delete.
+    pub(super) stale_markers: Vec<bytes::Bytes>,
 }
 
 impl<'a> Run<'a> {
@@ -175,6 +177,7 @@ impl<'a> Run<'a> {
             repairs_rx,
             source_client: None,
             last_commit: None,
+            stale_markers: Vec::new(),
         }
     }
 }
@@ -304,7 +307,15 @@ impl Run<'_> {
         if !self.repairs.is_empty()
             && let Some((o, _)) = self.ledger.applied_offset()
         {
-            self.repairs.retire(o);
+            let passed = self.repairs.retire(o);
+            if self.cluster {
+                let base = super::target_checkpoint_key(self.s);
+                self.stale_markers.extend(
+                    passed
+                        .iter()
+                        .map(|(_, key)| super::repair::Repairs::marker(&base, key)),
+                );
+            }
         }
         self.stats.commands_applied = self.ledger.applied_commands();
         if let Some(p) = self.ledger.applied_offset()

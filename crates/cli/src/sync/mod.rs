@@ -94,13 +94,6 @@ async fn sync(
     }
 
     let sink = connect_sink(&s).await?;
-    if s.policy == redis_sync_sink::ErrorPolicy::Repair && sink.target().cluster {
-        anyhow::bail!(
-            "--on-error repair is for standalone targets for now (a cluster's checkpoints are \
-             per slot); use --on-error skip with a cluster target and `redis-sync verify \
-             --repair` afterwards"
-        );
-    }
     let start = position::read(&s, &sink, state_file, saved).await?;
     connect::log_target(&s, &sink);
     // The filter knows the target's mode (a cluster has only db 0), detected or given.

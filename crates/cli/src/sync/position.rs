@@ -94,7 +94,13 @@ pub(super) async fn read(
                     );
                 }
                 replay = tc.replay.clone();
-                repairs = tc.repairs.clone();
+                repairs = if cluster {
+                    super::repair::Repairs::read_markers(s)
+                        .await
+                        .context("reading the repairs recorded in the target")?
+                } else {
+                    tc.repairs.clone()
+                };
                 tc.resume_point()
             }
             Some(_) => {

@@ -10,8 +10,11 @@
 //!
 //! Exactly-once: the target's write commits together with the checkpoint, which carries the
 //! repaired keys and their offsets (field `repairs`) until the stream has passed them, so a
-//! restart skips the same commands. Commands already on their way to the target when the
-//! repair is made are applied before the copy overwrites the key.
+//! restart skips the same commands. On a cluster target, whose checkpoints are per slot, the
+//! copy commits with a marker key in the repaired key's slot
+//! (`<checkpoint key>:repair:{tag}:<hex key>`, value `db:offset`), read back on a restart and
+//! deleted once passed. Commands already on their way to the target when the repair is made
+//! are applied before the copy overwrites the key.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,8 +22,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use redis_sync_commands::hash_slot;
 use redis_sync_resp::Frame;
-use redis_sync_sink::{Repair, TxCommand};
+use redis_sync_sink::{Repair, TxCommand, slot_tag};
 
 use super::Run;
 use super::target_checkpoint::{CopyState, TargetCheckpoint};
@@ -48,9 +52,18 @@ impl Repairs {
         *e = (*e).max(at);
     }
 
-    /// Forgets the copies the stream has passed (applied up to `offset`).
-    pub fn retire(&mut self, offset: u64) {
-        self.0.retain(|_, at| *at > offset);
+    /// Forgets the copies the stream has passed (applied up to `offset`); returns them.
+    pub fn retire(&mut self, offset: u64) -> Vec<(u32, Bytes)> {
+        let passed: Vec<(u32, Bytes)> = self
+            .0
+            .iter()
+            .filter(|(_, at)| **at <= offset)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &passed {
+            self.0.remove(k);
+        }
+        passed
     }
 
     /// The checkpoint field: `db:hexkey:offset` joined by `;`.
@@ -67,6 +80,57 @@ impl Repairs {
             let _ = write!(out, ":{at}");
         }
         out
+    }
+
+    /// Cluster: the marker key of `key`'s copy (in `key`'s slot), under checkpoint key `base`.
+    pub fn marker(base: &str, key: &[u8]) -> Bytes {
+        let tag = slot_tag(hash_slot(key));
+        let mut m = format!("{base}:repair:{{{tag}}}:");
+        for b in key {
+            let _ = write!(m, "{b:02x}");
+        }
+        Bytes::from(m)
+    }
+
+    /// Cluster: the copies recorded in marker keys on the masters of the target.
+    pub async fn read_markers(s: &crate::config::Settings) -> anyhow::Result<Repairs> {
+        let base = super::target_checkpoint_key(s);
+        let mut first = Client::connect(&s.target, Duration::from_secs(10)).await?;
+        let masters = crate::client::cluster_masters(&mut first).await?;
+        let pattern = format!("{base}:repair:*");
+        let mut r = Repairs::default();
+        for addr in masters {
+            let mut c = Client::connect_addr(&s.target, &addr, Duration::from_secs(10)).await?;
+            let mut cursor = "0".to_string();
+            for _ in 0..100_000 {
+                let page = c
+                    .ok(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"])
+                    .await?;
+                let parts = page.as_slice().unwrap_or(&[]);
+                for k in parts.get(1).and_then(Frame::as_slice).unwrap_or(&[]) {
+                    let Some(name) = k.as_bytes() else { continue };
+                    let name = String::from_utf8_lossy(name).into_owned();
+                    let Some(hex) = name.rsplit(':').next() else {
+                        continue;
+                    };
+                    let value = c.call(&["GET", name.as_str()]).await?;
+                    let value = text(&value).unwrap_or_default();
+                    let item = format!(
+                        "{}:{hex}:{}",
+                        value.split(':').next().unwrap_or("0"),
+                        value.split(':').nth(1).unwrap_or("0")
+                    );
+                    for ((db, key), at) in Repairs::decode(&item)?.0 {
+                        r.insert(db, key, at);
+                    }
+                }
+                cursor = parts.first().and_then(text).unwrap_or_else(|| "0".into());
+                if cursor == "0" {
+                    break;
+                }
+            }
+        }
+        Ok(r)
     }
 
     pub fn decode(text: &str) -> anyhow::Result<Repairs> {
@@ -155,7 +219,32 @@ impl Run<'_> {
                 None => vec![Bytes::from_static(b"DEL"), key.clone()],
             };
             self.repairs.insert(sdb, key.clone(), at);
-            if self.exactly_once {
+            if self.exactly_once && self.cluster {
+                // The copy and its marker, in the key's slot, with that slot's checkpoint.
+                let (offset, db) = self
+                    .last_commit
+                    .or(self.ledger.applied_offset())
+                    .unwrap_or((0, 0));
+                let marker = vec![
+                    Bytes::from_static(b"SET"),
+                    Repairs::marker(&super::target_checkpoint_key(self.s), &key),
+                    Bytes::from(format!("{sdb}:{at}")),
+                ];
+                let cp = TargetCheckpoint {
+                    state: CopyState::Streaming,
+                    replid: self.stats.master_replid.clone().unwrap_or_default(),
+                    offset,
+                    db,
+                    replay: None,
+                    repairs: Default::default(),
+                };
+                let parts = [write, marker].map(|args| TxCommand {
+                    db: 0,
+                    args,
+                    offset,
+                });
+                self.commit(parts.into(), &cp).await?;
+            } else if self.exactly_once {
                 let (offset, db) = self
                     .last_commit
                     .or(self.ledger.applied_offset())

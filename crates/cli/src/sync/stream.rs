@@ -267,6 +267,12 @@ impl Run<'_> {
         if !self.exactly_once || self.copying {
             return Ok(());
         }
+        for marker in std::mem::take(&mut self.stale_markers) {
+            self.sink
+                .write(vec![Bytes::from_static(b"DEL"), marker], None)
+                .await
+                .context("writing to the target")?;
+        }
         if !self.cluster && (!self.batch.is_empty() || self.sink.transactions_open() > 0) {
             return Ok(()); // the next commit carries the position
         }
