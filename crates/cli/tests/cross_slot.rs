@@ -136,8 +136,8 @@ fn every_kind_of_cross_slot_write_into_a_cluster_ends_equal() {
                 .expect("ZADD");
             c.call(&["PFADD", "hll:1", m]).expect("PFADD");
         }
-        // Seven pops a round take from list:1: enough for the first.
-        c.call(&["RPUSH", "list:1", "g", "h", "i", "j", "k"])
+        // Eight pops a round take from list:1 and four from zset:2: enough for the first.
+        c.call(&["RPUSH", "list:1", "g", "h", "i", "j", "k", "l"])
             .expect("RPUSH");
         c.call(&["SET", "bits:1", "abc"]).expect("SET");
         c.call(&["SET", "bits:2", "xyz"]).expect("SET");
@@ -216,23 +216,37 @@ fn every_kind_of_cross_slot_write_into_a_cluster_ends_equal() {
             &["BZMPOP", "0", "2", "zset:8", "zset:2", "MAX"],
             &["BLPOP", "list:9", "list:1", "0"],
             &["BZPOPMIN", "zset:7", "zset:2", "0"],
+            &["BRPOP", "list:8", "list:1", "0"],
+            &["BZPOPMAX", "zset:6", "zset:2", "0"],
         ];
+        // MSETEX is Redis 8.4+.
+        let msetex: &[&[&str]] = &[&["MSETEX", "2", "ex:1", "a", "ex:2", "b", "PX", "3600000"]];
+        let writes: Vec<&[&str]> = if v.flavor() == Flavor::Redis && v.at_least(8, 4) {
+            writes.iter().chain(msetex).copied().collect()
+        } else {
+            writes.to_vec()
+        };
         let mut crossing = 0;
         for round in 0..3 {
-            for w in writes {
+            for w in &writes {
                 let keys: Vec<&str> = w.iter().filter(|a| a.contains(':')).copied().collect();
                 let slot = |k: &str| cluster.masters()[0].cmd(&["CLUSTER", "KEYSLOT", k]).int();
                 crossing += usize::from(keys.iter().any(|k| slot(k) != slot(keys[0])));
-                let r = c.call(w).expect("write");
+                let r = c
+                    .call(w)
+                    .unwrap_or_else(|e| panic!("{w:?} in round {round}: {e}"));
                 assert!(!r.is_error(), "{w:?}: {r:?}");
             }
             // New members for the next round's moves.
             c.call(&["SADD", "set:1", "a", &format!("r{round}")])
                 .expect("SADD");
             let (r, z) = (format!("r{round}"), format!("z{round}"));
-            c.call(&["RPUSH", "list:1", &r, "x", "y", "z", "w", "v", "u", "t"])
-                .expect("RPUSH");
-            c.call(&["ZADD", "zset:2", "50", &r, "51", &z])
+            c.call(&[
+                "RPUSH", "list:1", &r, "x", "y", "z", "w", "v", "u", "t", "s",
+            ])
+            .expect("RPUSH");
+            let y = format!("y{round}");
+            c.call(&["ZADD", "zset:2", "50", &r, "51", &z, "52", &y])
                 .expect("ZADD");
             c.call(&["DEL", "nx:1", "nx:2"]).expect("DEL");
         }
@@ -359,6 +373,13 @@ fn every_multi_key_write_in_the_table_is_applied_or_refused_with_a_reason() {
             "{name}: {seen:?}"
         );
     }
+    eprintln!(
+        "on copies: {:?}",
+        seen.iter()
+            .filter(|(_, v)| *v == Applied::OnCopies)
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+    );
     eprintln!(
         "{} multi-key writes: {} split, {} moves, {} on copies, {} refused",
         seen.len(),
