@@ -353,7 +353,6 @@ async fn cutover(
 }
 
 /// With the writes paused: the final offset, then the comparison, within the pause.
-#[allow(clippy::too_many_arguments)]
 async fn paused_phase(
     src: &mut Client,
     source: &Endpoint,

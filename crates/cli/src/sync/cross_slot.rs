@@ -42,14 +42,8 @@ impl Run<'_> {
         db: u32,
         offset: u64,
     ) -> anyhow::Result<()> {
-        // Everything before it on the target first: its value is read there.
-        if self.batch.in_source_transaction() && !self.warned_split_transaction {
-            self.warned_split_transaction = true;
-            tracing::warn!(
-                "a source transaction holds a cross-slot RENAME/COPY: on a cluster target it is \
-                 applied in parts, each atomic"
-            );
-        }
+        // Everything before it on the target first: its value is read there. (Inside a source
+        // transaction that splits it: counted as `transactions_split`.)
         self.flush_batch().await?;
         self.sink.flush().await.context("writing to the target")?;
         self.ledger.handle_written(offset, db, Instant::now());
@@ -209,13 +203,6 @@ impl Run<'_> {
         offset: u64,
     ) -> anyhow::Result<()> {
         let name = String::from_utf8_lossy(args.first().map_or(&b""[..], |a| a)).to_uppercase();
-        if self.batch.in_source_transaction() && !self.warned_split_transaction {
-            self.warned_split_transaction = true;
-            tracing::warn!(
-                "a source transaction holds a cross-slot {name}: on a cluster target it is \
-                 applied in parts, each atomic"
-            );
-        }
         self.flush_batch().await?;
         self.sink.flush().await.context("writing to the target")?;
         self.ledger.handle_written(offset, db, Instant::now());

@@ -89,8 +89,6 @@ pub(super) struct Run<'a> {
     pub(super) shared: status::Shared,
     /// An unknown command (a module's) was warned about once.
     pub(super) warned_unknown: bool,
-    /// Said once: a cross-slot write split a source transaction.
-    pub(super) warned_split_transaction: bool,
     /// Finds the writes whose keys span slots of a cluster target.
     pub(super) classifier: redis_sync_commands::Classifier,
     /// Inside a source transaction (cluster): the slot of its first keyed command, and
@@ -170,7 +168,6 @@ impl<'a> Run<'a> {
             shutdown,
             shared,
             warned_unknown: false,
-            warned_split_transaction: false,
             classifier: redis_sync_commands::Classifier::default(),
             tx_slots: None,
             repairs: start.repairs,
