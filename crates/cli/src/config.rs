@@ -185,10 +185,11 @@ pub struct SyncArgs {
     /// block (stop and name the key).
     #[arg(long, value_enum)]
     pub conflict: Option<ConflictArg>,
-    /// A command the target rejects: stop (default) or skip (into --dead-letter).
+    /// A command the target rejects: stop (default), skip (into --dead-letter), or repair (skip,
+    /// and copy the key afresh from the source when the target's copy differs).
     #[arg(long = "on-error", value_enum)]
     pub on_error: Option<OnError>,
-    /// File that receives the commands skipped under --on-error skip (RESP).
+    /// File that receives the commands skipped under --on-error skip or repair (RESP).
     #[arg(long = "dead-letter", value_name = "FILE")]
     pub dead_letter: Option<PathBuf>,
     /// At most this many commands per second to the target.

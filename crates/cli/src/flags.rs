@@ -25,8 +25,9 @@ pub fn parse() -> Cli {
                   in step: a full copy from the source's RDB snapshot, then the live stream of \
                   write commands a replica receives.\n\n\
                   `redis-sync check` runs the prechecks, `redis-sync sync` copies and keeps \
-                  in step, `redis-sync verify` compares source and target, `redis-sync rdb` \
-                  decodes RDB files; see `redis-sync help <command>`."
+                  in step, `redis-sync verify` compares source and target, `redis-sync cutover` \
+                  switches an application over, `redis-sync rdb` decodes RDB files; see \
+                  `redis-sync help <command>`."
 )]
 pub struct Cli {
     /// What to do.
