@@ -28,9 +28,8 @@ use bytes::Bytes;
 use redis_sync_commands::table::KeySpecFlags;
 use redis_sync_commands::{Classifier, MovePlan, Route, hash_slot};
 use redis_sync_resp::Frame;
-use redis_sync_sink::{TxCommand, slot_checkpoint_key, slot_tag};
+use redis_sync_sink::{slot_checkpoint_key, slot_tag};
 
-use super::target_checkpoint::{CopyState, TargetCheckpoint};
 use super::{Run, target_checkpoint_key};
 
 impl Run<'_> {
@@ -368,23 +367,7 @@ impl Run<'_> {
         offset: u64,
     ) -> anyhow::Result<()> {
         if self.exactly_once {
-            let cp = TargetCheckpoint {
-                state: CopyState::Streaming,
-                replid: self.stats.master_replid.clone().unwrap_or_default(),
-                offset,
-                db,
-                replay: None,
-                repairs: Default::default(),
-            };
-            let commands = parts
-                .into_iter()
-                .map(|args| TxCommand {
-                    db: 0,
-                    args,
-                    offset,
-                })
-                .collect();
-            self.commit(commands, &cp).await?;
+            self.commit_step(parts, 0, (offset, db)).await?;
         } else {
             for args in parts {
                 self.sink

@@ -24,10 +24,9 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use redis_sync_commands::hash_slot;
 use redis_sync_resp::Frame;
-use redis_sync_sink::{Repair, TxCommand, slot_tag};
+use redis_sync_sink::{Repair, slot_tag};
 
 use super::Run;
-use super::target_checkpoint::{CopyState, TargetCheckpoint};
 use crate::client::{Client, text};
 
 /// Keys copied afresh from the source: `(source db, key)` → the source offset at which the copy
@@ -219,50 +218,22 @@ impl Run<'_> {
                 None => vec![Bytes::from_static(b"DEL"), key.clone()],
             };
             self.repairs.insert(sdb, key.clone(), at);
-            if self.exactly_once && self.cluster {
-                // The copy and its marker, in the key's slot, with that slot's checkpoint.
-                let (offset, db) = self
+            if self.exactly_once {
+                // With the checkpoint, which carries the repairs (standalone); on a cluster,
+                // whose checkpoints are per slot, with a marker in the key's slot.
+                let mut parts = vec![write];
+                if self.cluster {
+                    parts.push(vec![
+                        Bytes::from_static(b"SET"),
+                        Repairs::marker(&super::target_checkpoint_key(self.s), &key),
+                        Bytes::from(format!("{sdb}:{at}")),
+                    ]);
+                }
+                let position = self
                     .last_commit
                     .or(self.ledger.applied_offset())
                     .unwrap_or((0, 0));
-                let marker = vec![
-                    Bytes::from_static(b"SET"),
-                    Repairs::marker(&super::target_checkpoint_key(self.s), &key),
-                    Bytes::from(format!("{sdb}:{at}")),
-                ];
-                let cp = TargetCheckpoint {
-                    state: CopyState::Streaming,
-                    replid: self.stats.master_replid.clone().unwrap_or_default(),
-                    offset,
-                    db,
-                    replay: None,
-                    repairs: Default::default(),
-                };
-                let parts = [write, marker].map(|args| TxCommand {
-                    db: 0,
-                    args,
-                    offset,
-                });
-                self.commit(parts.into(), &cp).await?;
-            } else if self.exactly_once {
-                let (offset, db) = self
-                    .last_commit
-                    .or(self.ledger.applied_offset())
-                    .unwrap_or((0, 0));
-                let cp = TargetCheckpoint {
-                    state: CopyState::Streaming,
-                    replid: self.stats.master_replid.clone().unwrap_or_default(),
-                    offset,
-                    db,
-                    replay: self.ledger.replay().cloned(),
-                    repairs: self.repairs.clone(),
-                };
-                let part = TxCommand {
-                    db: r.db,
-                    args: write,
-                    offset,
-                };
-                self.commit(vec![part], &cp).await?;
+                self.commit_step(parts, r.db, position).await?;
             } else {
                 let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(r.db.to_string())];
                 self.sink.write(select, None).await?;

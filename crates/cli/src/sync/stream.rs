@@ -297,6 +297,34 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Queues `commands` (in target db `target_db`) as one transaction with the checkpoint at
+    /// `(offset, db)` and what it carries now (replay, repairs): a step outside the stream's
+    /// batches (an emulated cross-slot write, a repaired key) that moves no position.
+    pub(super) async fn commit_step(
+        &mut self,
+        commands: Vec<Vec<Bytes>>,
+        target_db: u32,
+        (offset, db): (u64, u32),
+    ) -> anyhow::Result<()> {
+        let cp = TargetCheckpoint {
+            state: CopyState::Streaming,
+            replid: self.stats.master_replid.clone().unwrap_or_default(),
+            offset,
+            db,
+            replay: self.ledger.replay().cloned().filter(|_| !self.cluster),
+            repairs: self.repairs.clone(),
+        };
+        let commands = commands
+            .into_iter()
+            .map(|args| TxCommand {
+                db: target_db,
+                args,
+                offset,
+            })
+            .collect();
+        self.commit(commands, &cp).await
+    }
+
     /// Queues `commands` and the checkpoint `cp` as one transaction.
     pub(super) async fn commit(
         &mut self,
