@@ -252,6 +252,10 @@ pub struct SyncArgs {
     /// Status lines as JSON objects (on stderr).
     #[arg(long = "status-json")]
     pub status_json: bool,
+    /// No progress bar during the full copy, even on a terminal (status lines instead; they
+    /// are the default when stderr is not a terminal).
+    #[arg(long = "no-progress")]
+    pub no_progress: bool,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9121).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
@@ -376,6 +380,8 @@ pub struct Settings {
     pub sweep: bool,
     pub status_interval: Duration,
     pub status_json: bool,
+    /// Draw the full copy's bar on a terminal.
+    pub progress: bool,
     pub metrics: Option<SocketAddr>,
     pub heartbeat: Option<Duration>,
     pub log_format: LogFormat,
@@ -575,6 +581,7 @@ impl Settings {
             sweep: a.sweep || f.sweep.unwrap_or(false),
             status_interval,
             status_json: a.status_json || f.status_json.unwrap_or(false),
+            progress: !a.no_progress,
             metrics,
             heartbeat,
             log_format: a.log_format.or(f.log_format).unwrap_or_default(),

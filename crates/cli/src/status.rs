@@ -56,6 +56,9 @@ pub struct Snapshot {
     pub master_replid: Option<String>,
     /// RDB payload size when the source said it (disk-based replication).
     pub rdb_size: Option<u64>,
+    /// The RDB's estimated size on a diskless sync (from the bytes per key so far and the
+    /// source's `INFO keyspace`, or its dataset memory).
+    pub rdb_size_estimate: Option<u64>,
     pub rdb_bytes_received: u64,
     pub rdb_keys_parsed: u64,
     pub rdb_keys_written: u64,
@@ -107,13 +110,17 @@ impl Snapshot {
     pub fn progress_line(&self) -> String {
         let mut s = String::new();
         let _ = write!(s, "full sync: received {}", mib(self.rdb_bytes_received));
-        if let Some(size) = self.rdb_size {
+        let size = self
+            .rdb_size
+            .map(|s| (s, ""))
+            .or(self.rdb_size_estimate.map(|s| (s, "~")));
+        if let Some((size, about)) = size {
             let pct = if size > 0 {
-                100.0 * self.rdb_bytes_received as f64 / size as f64
+                (100.0 * self.rdb_bytes_received as f64 / size as f64).min(100.0)
             } else {
                 100.0
             };
-            let _ = write!(s, " of {} ({pct:.0}%)", mib(size));
+            let _ = write!(s, " of {about}{} ({about}{pct:.0}%)", mib(size));
         }
         let _ = write!(
             s,
@@ -130,7 +137,7 @@ impl Snapshot {
     pub fn status_line(&self) -> String {
         let mut s = format!(
             "state={} sync={} delivery={} replid={} offset={} applied={} lag={}B/{:.1}s \
-             cmds={}/{} filtered={} rdb={} keys={}",
+             cmds={}/{} filtered={} rdb={} keys_parsed={} keys_applied={}",
             self.state.name(),
             self.sync_kind.unwrap_or("-"),
             if self.delivery.is_empty() {
@@ -148,6 +155,7 @@ impl Snapshot {
             self.commands_filtered,
             self.rdb_size
                 .map_or_else(|| mib(self.rdb_bytes_received), mib),
+            self.rdb_keys_parsed,
             self.rdb_keys_written,
         );
         if let Some(h) = self.heartbeat_lag_secs {

@@ -821,3 +821,85 @@ fn the_snapshot_teed_to_a_file_loads_into_a_server_equal_to_the_source() {
         eprintln!("ok {v}: teed snapshot loads equal");
     }
 }
+
+/// The full copy draws a bar when stderr is a terminal (here a pty made by `script`), and
+/// plain status lines, with no terminal escapes, when it is not. `--max-ops` holds the copy
+/// open for a few seconds, so the bar is drawn whatever the machine's speed.
+#[test]
+fn the_full_copy_draws_a_progress_bar_on_a_terminal_and_status_lines_elsewhere() {
+    let Some(v) = usual_version() else { return };
+    let script = Command::new("script").arg("--version").output();
+    if script.is_err() {
+        assert!(
+            !redis_sync_testkit::in_ci(),
+            "`script` (util-linux) is needed to run redis-sync in a pty: apt-get install bsdutils"
+        );
+        eprintln!("skipped: no `script` command");
+        return;
+    }
+    let src = source(&v);
+    src.cmd(&["DEBUG", "POPULATE", "40000", "pb", "64"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = env!("CARGO_BIN_EXE_redis-sync");
+    for terminal in [true, false] {
+        let dst = Server::builder(&v).start();
+        let state = dir.path().join(format!("state-{terminal}.json"));
+        let args = [
+            "sync",
+            "--mode",
+            "full",
+            "--max-ops",
+            "15000",
+            "--status-interval",
+            "0.5",
+            "--source",
+            &url(&src),
+            "--target",
+            &url(&dst),
+            "--state-file",
+            state.to_str().expect("utf-8"),
+        ];
+        let (out, shown) = if terminal {
+            // `script -qfec CMD /dev/null`: CMD runs with a pty as its stdin/stdout/stderr;
+            // what it draws comes out on script's stdout.
+            let cmd = std::iter::once(bin)
+                .chain(args.iter().copied())
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let out = run_bounded(
+                Command::new("script")
+                    .args(["-qfec", &cmd, "/dev/null"])
+                    .env("COLUMNS", "120")
+                    .stdin(std::process::Stdio::null()),
+            );
+            let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+            (out, shown)
+        } else {
+            let out = sync_bin(&args);
+            let shown = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out, shown)
+        };
+        assert!(out.status.success(), "terminal={terminal}: {shown}");
+        assert_eq!(
+            data_digest(&dst),
+            src.digest(),
+            "terminal={terminal}: {shown}"
+        );
+        if terminal {
+            assert!(shown.contains("full copy ["), "no bar drawn: {shown}");
+            assert!(shown.contains("keys parsed"), "{shown}");
+            // Drawn in place: cursor movements and line erasures.
+            assert!(shown.contains("\x1b[2K"), "no redraw: {shown}");
+            // The logs still came through, above the bar.
+            assert!(shown.contains("full copy applied"), "{shown}");
+        } else {
+            assert!(!shown.contains('\x1b'), "escapes off a terminal: {shown}");
+            assert!(!shown.contains("full copy ["), "{shown}");
+            assert!(
+                shown.contains("full sync: received"),
+                "no status lines: {shown}"
+            );
+        }
+    }
+}

@@ -126,6 +126,14 @@ impl Run<'_> {
         self.stats.rdb_keys_skipped = 0;
         self.rdb_started = Some(Instant::now());
         self.copying = true;
+        // What the source holds, for the size of a diskless RDB (asked aside: never a wait).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let source = self.s.source.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(super::progress::SourceSize::read(&source).await);
+        });
+        self.source_size = None;
+        self.source_size_rx = Some(rx);
         Ok(())
     }
 

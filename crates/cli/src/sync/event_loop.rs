@@ -104,6 +104,13 @@ pub(super) struct Run<'a> {
     pub(super) last_commit: Option<(u64, u32)>,
     /// Cluster: marker keys of repairs the stream has passed, to delete.
     pub(super) stale_markers: Vec<bytes::Bytes>,
+    /// The full copy's bar on a terminal.
+    pub(super) progress: super::progress::Progress,
+    /// What the source holds, asked when a full copy begins (for a diskless size estimate).
+    pub(super) source_size: Option<super::progress::SourceSize>,
+    /// The answer to that question, on its way.
+    pub(super) source_size_rx:
+        Option<tokio::sync::oneshot::Receiver<Option<super::progress::SourceSize>>>,
 }
 
 impl<'a> Run<'a> {
@@ -175,6 +182,9 @@ impl<'a> Run<'a> {
             source_client: None,
             last_commit: None,
             stale_markers: Vec::new(),
+            progress: super::progress::Progress::new(s.progress && !s.status_json),
+            source_size: None,
+            source_size_rx: None,
         }
     }
 }
@@ -193,6 +203,7 @@ impl Run<'_> {
                 _ = tick.tick() => {
                     self.advance();
                     self.refresh_stats();
+                    self.show_progress();
                     if last_status.elapsed() >= self.s.status_interval {
                         last_status = Instant::now();
                         self.print_status();
@@ -415,6 +426,7 @@ impl Run<'_> {
         }
         self.checkpoint_if_moved()?;
         self.stats.state = State::Stopped;
+        self.progress.clear();
         self.refresh_stats();
         self.print_status();
         if self.copying {

@@ -40,6 +40,7 @@ pub(crate) mod cross_slot;
 mod event_loop;
 mod keyset;
 mod position;
+mod progress;
 mod repair;
 mod report;
 mod stream;

@@ -19,6 +19,9 @@ impl Run<'_> {
         let sm = self.sink.metrics();
         let st = &mut self.stats;
         st.rdb_size = m.rdb_size();
+        st.rdb_size_estimate = super::progress::rdb_total(st, self.source_size)
+            .filter(|&(_, estimated)| estimated)
+            .map(|(size, _)| size);
         st.rdb_bytes_received = m.rdb_bytes();
         st.rdb_keys_parsed = m.rdb_keys();
         st.received_offset = m.received_offset();
@@ -62,12 +65,30 @@ impl Run<'_> {
         *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = st.clone();
     }
 
-    /// Prints the status on stderr: a progress line during the full copy, one JSON line with
-    /// `--status-json`.
+    /// Draws the full copy's bar (on a terminal), and removes it once the copy is over.
+    pub(super) fn show_progress(&mut self) {
+        if let Some(rx) = &mut self.source_size_rx
+            && let Ok(size) = rx.try_recv()
+        {
+            self.source_size = size;
+            self.source_size_rx = None;
+        }
+        if self.stats.state == State::FullSync {
+            self.progress.update(&self.stats, self.source_size);
+        } else {
+            self.progress.clear();
+        }
+    }
+
+    /// Prints the status on stderr: a progress line during the full copy (unless the bar
+    /// shows it), one JSON line with `--status-json`.
     pub(super) fn print_status(&self) {
         if self.s.status_json {
             eprintln!("{}", self.stats.json_line());
         } else if self.stats.state == State::FullSync {
+            if self.progress.is_drawn() {
+                return;
+            }
             eprintln!("redis-sync: {}", self.stats.progress_line());
         } else {
             eprintln!("redis-sync: {}", self.stats.status_line());
