@@ -220,6 +220,12 @@ pub struct SyncArgs {
     /// once whole).
     #[arg(long = "tee-rdb", value_name = "FILE")]
     pub tee_rdb: Option<PathBuf>,
+    /// Also append the source's command stream to this AOF file (every command, whatever the
+    /// filters keep). With --tee-rdb it makes a restorable backup: the snapshot, then each
+    /// write after it, each once even across restarts (FILE.idx beside it says where a
+    /// restart continues). A new full copy starts the file anew.
+    #[arg(long = "tee-aof", value_name = "FILE")]
+    pub tee_aof: Option<PathBuf>,
 
     /// Checkpoint file (replication ID and applied offset); default derived from the source
     /// and target addresses under ~/.local/state/redis-sync/.
@@ -375,6 +381,7 @@ pub struct Settings {
     pub transactions: bool,
     pub value_budget: usize,
     pub tee_rdb: Option<PathBuf>,
+    pub tee_aof: Option<PathBuf>,
     pub source_timeout: Duration,
     pub flush_target: bool,
     pub sweep: bool,
@@ -577,6 +584,7 @@ impl Settings {
                 .unwrap_or(usize::MAX)
                 .max(4096),
             tee_rdb: a.tee_rdb.clone(),
+            tee_aof: a.tee_aof.clone(),
             flush_target: a.flush_target || f.flush_target.unwrap_or(false),
             sweep: a.sweep || f.sweep.unwrap_or(false),
             status_interval,

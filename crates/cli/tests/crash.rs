@@ -234,6 +234,22 @@ fn killed_and_restarted(v: &ServerVersion) {
         state_file.to_str().expect("UTF-8 temp path").into(),
         "--status-interval".into(),
         "1".into(),
+        // A backup on the side, killed and restarted with the rest: at the end the snapshot
+        // and the stream after it must load into a server equal to the native replica too.
+        "--tee-rdb".into(),
+        h.dir
+            .path()
+            .join("backup.rdb")
+            .to_str()
+            .expect("UTF-8")
+            .into(),
+        "--tee-aof".into(),
+        h.dir
+            .path()
+            .join("backup.aof")
+            .to_str()
+            .expect("UTF-8")
+            .into(),
     ];
 
     let mut writer = Some(spawn_writer(
@@ -455,6 +471,30 @@ fn killed_and_restarted(v: &ServerVersion) {
             diffs.join("\n")
         );
     }
+    // The backup: the tee'd snapshot and stream, loaded by the server itself.
+    let restored = restore_backup(v, h.dir.path());
+    let result = compare_data(&replica, &restored, &info).and_then(|()| {
+        for (db, key) in &streams {
+            let (a, b) = (
+                stream_view(&replica, *db, key, unreplicated),
+                stream_view(&restored, *db, key, unreplicated),
+            );
+            if a != b {
+                return Err(format!("stream {key} (db {db}) differs"));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        let diffs = differing_keys(&replica, &restored);
+        panic!(
+            "{v}: the backup written by --tee-rdb and --tee-aof across {} SIGKILLs loads into a \
+             server that differs from a native replica of the source: {e}\n\nkey by key \
+             (replica | restored):\n{}",
+            PLAN.len(),
+            diffs.join("\n")
+        );
+    }
     eprintln!(
         "crash test on {v}: equal to the native replica after {} kills ({}), {written} workload \
          operations, {:.1}s",
@@ -462,6 +502,50 @@ fn killed_and_restarted(v: &ServerVersion) {
         phases.join(", "),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A server of version `v` started on the backup in `dir` (`backup.rdb`, `backup.aof`), as
+/// Redis loads one: 7.0+ a multi-part AOF directory (the RDB as its base, the AOF as its one
+/// increment, a manifest naming them); before 7.0 an RDB-preamble AOF (the two files one after
+/// the other).
+fn restore_backup(v: &ServerVersion, dir: &std::path::Path) -> Server {
+    let rdb = fs::read(dir.join("backup.rdb")).expect("the --tee-rdb file");
+    let aof = fs::read(dir.join("backup.aof")).expect("the --tee-aof file");
+    eprintln!("backup: {} RDB bytes, {} AOF bytes", rdb.len(), aof.len());
+    let restore = dir.join("restore");
+    fs::create_dir_all(&restore).expect("mkdir");
+    let builder = Server::builder(v)
+        .arg("--dir")
+        .arg(&restore)
+        .arg("--appendonly")
+        .arg("yes");
+    if v.at_least(7, 0) {
+        let aofdir = restore.join("appendonlydir");
+        fs::create_dir_all(&aofdir).expect("mkdir");
+        fs::write(aofdir.join("backup.aof.1.base.rdb"), rdb).expect("write");
+        fs::write(aofdir.join("backup.aof.1.incr.aof"), aof).expect("write");
+        fs::write(
+            aofdir.join("backup.aof.manifest"),
+            "file backup.aof.1.base.rdb seq 1 type b\nfile backup.aof.1.incr.aof seq 1 type i\n",
+        )
+        .expect("write");
+        builder
+            .arg("--appendfilename")
+            .arg("backup.aof")
+            .arg("--appenddirname")
+            .arg("appendonlydir")
+            .start()
+    } else {
+        let mut both = rdb;
+        both.extend_from_slice(&aof);
+        fs::write(restore.join("backup.aof"), both).expect("write");
+        builder
+            .arg("--appendfilename")
+            .arg("backup.aof")
+            .arg("--aof-use-rdb-preamble")
+            .arg("yes")
+            .start()
+    }
 }
 
 /// Asserts the run's first decision (full copy or partial resync) fits what the previous kill

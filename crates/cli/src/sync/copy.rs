@@ -52,6 +52,10 @@ impl Run<'_> {
         forced: bool,
     ) -> anyhow::Result<()> {
         self.full_syncs += 1;
+        if let Some(path) = &self.s.tee_aof {
+            // A new snapshot: the stream after it starts a new file.
+            self.tee_aof = Some(super::tee_aof::TeeAof::create(path, &replid, offset)?);
+        }
         if forced || self.resume_asked {
             tracing::warn!(
                 "full resync: the source refused a partial resync (its backlog no longer \

@@ -108,6 +108,10 @@ pub(super) struct Run<'a> {
     pub(super) progress: super::progress::Progress,
     /// What the source holds, asked when a full copy begins (for a diskless size estimate).
     pub(super) source_size: Option<super::progress::SourceSize>,
+    /// `--tee-aof`: the stream appended to an AOF (open once a full copy or a resume began).
+    pub(super) tee_aof: Option<super::tee_aof::TeeAof>,
+    /// When `tee_aof` was last fsynced.
+    pub(super) tee_synced: Instant,
     /// The answer to that question, on its way.
     pub(super) source_size_rx:
         Option<tokio::sync::oneshot::Receiver<Option<super::progress::SourceSize>>>,
@@ -185,6 +189,8 @@ impl<'a> Run<'a> {
             progress: super::progress::Progress::new(s.progress && !s.status_json),
             source_size: None,
             source_size_rx: None,
+            tee_aof: None,
+            tee_synced: Instant::now(),
         }
     }
 }
@@ -201,6 +207,7 @@ impl Run<'_> {
                 biased;
                 _ = self.shutdown.changed() => return Ok(Stop::Signal),
                 _ = tick.tick() => {
+                    self.tee_flush()?;
                     self.advance();
                     self.refresh_stats();
                     self.show_progress();
@@ -297,7 +304,12 @@ impl Run<'_> {
                 db, args, offset, ..
             } => self.command(db, args, offset).await?,
             // PINGs and the like: applied once everything before them is.
-            ReplicaEvent::Position { offset, db } => self.ledger.handle_position(offset, db),
+            ReplicaEvent::Position { offset, db } => {
+                if let Some(t) = &mut self.tee_aof {
+                    t.position(offset)?;
+                }
+                self.ledger.handle_position(offset, db)
+            }
             ReplicaEvent::LinkLost { reason } => {
                 tracing::warn!("link to the source lost: {reason}; reconnecting");
                 self.stats.state = State::Reconnecting;
@@ -427,6 +439,9 @@ impl Run<'_> {
         self.checkpoint_if_moved()?;
         self.stats.state = State::Stopped;
         self.progress.clear();
+        if let Some(t) = &mut self.tee_aof {
+            t.sync()?;
+        }
         self.refresh_stats();
         self.print_status();
         if self.copying {

@@ -46,6 +46,7 @@ mod report;
 mod stream;
 mod sweep;
 mod target_checkpoint;
+mod tee_aof;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -24,6 +24,7 @@ impl Run<'_> {
     /// resynchronisation), so the stream starts with no full copy.
     pub(super) fn continued(&mut self, replid: String, offset: u64) {
         tracing::info!("partial resync: continuing {replid} after offset {offset} (no full copy)");
+        self.tee_continue(offset);
         self.stats.sync_kind = Some("partial");
         self.stats.master_replid = Some(replid.clone());
         self.stats.state = State::Streaming;
@@ -44,6 +45,9 @@ impl Run<'_> {
         offset: u64,
     ) -> anyhow::Result<()> {
         self.stats.commands_received += 1;
+        if let Some(t) = &mut self.tee_aof {
+            t.command(db, &args, offset)?;
+        }
         if self.ledger.is_replayed(offset) {
             // The target committed it before the last stop (see `TargetCheckpoint::replay`).
             self.replayed += 1;
@@ -188,6 +192,7 @@ impl Run<'_> {
     /// full copy, and on a cluster the cluster-wide position every second (an offset every
     /// slot has reached, so slots the stream does not touch do not hold a restart back).
     pub(super) async fn write_marker(&mut self, cp: &TargetCheckpoint) -> anyhow::Result<()> {
+        self.tee_flush()?;
         if !self.cluster {
             return self.commit(Vec::new(), cp).await;
         }
@@ -331,6 +336,8 @@ impl Run<'_> {
         commands: Vec<TxCommand>,
         cp: &TargetCheckpoint,
     ) -> anyhow::Result<()> {
+        // The backup holds what the target is told it has (a restart resumes from there).
+        self.tee_flush()?;
         let write = cp.write(&target_checkpoint_key(self.s), &self.s.source.to_string());
         self.sink
             .write_transaction(commands, write)
@@ -413,6 +420,64 @@ impl Run<'_> {
                 "could not write the checkpoint of the failed command into the target ({e:#}): \
                  the next run resumes after it"
             ),
+        }
+    }
+}
+
+impl Run<'_> {
+    /// `--tee-aof` on a partial resync at `offset`: the file (of this run, or an earlier one)
+    /// is cut back to there. When it cannot be continued exactly, it is set aside and a new
+    /// one starts, which pairs with no snapshot: said loudly.
+    fn tee_continue(&mut self, offset: u64) {
+        let Some(path) = self.s.tee_aof.clone() else {
+            return;
+        };
+        if let Some(t) = &mut self.tee_aof
+            && t.end() == offset
+        {
+            return;
+        }
+        if let Some(mut t) = self.tee_aof.take() {
+            let _ = t.flush();
+        }
+        match super::tee_aof::TeeAof::resume(&path, offset) {
+            Ok(t) => {
+                tracing::info!(
+                    "--tee-aof: appending to {} from offset {offset}",
+                    path.display()
+                );
+                self.tee_aof = Some(t);
+            }
+            Err(e) => {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(format!(".before-{offset}"));
+                let _ = std::fs::rename(&path, &aside);
+                tracing::warn!(
+                    "--tee-aof: {} cannot be continued at offset {offset} ({e:#}); set aside as \
+                     {} and a new file starts here. It pairs with no snapshot: for a \
+                     restorable backup, run once with --mode full --tee-rdb",
+                    path.display(),
+                    std::path::Path::new(&aside).display()
+                );
+                let replid = self.stats.master_replid.clone().unwrap_or_default();
+                match super::tee_aof::TeeAof::create(&path, &replid, offset) {
+                    Ok(t) => self.tee_aof = Some(t),
+                    Err(e) => tracing::error!("{e:#}; no AOF is written"),
+                }
+            }
+        }
+    }
+
+    /// Hands the AOF's buffer to the OS (before any commit); fsyncs it once a second.
+    pub(super) fn tee_flush(&mut self) -> anyhow::Result<()> {
+        let Some(t) = &mut self.tee_aof else {
+            return Ok(());
+        };
+        if self.tee_synced.elapsed() >= Duration::from_secs(1) {
+            self.tee_synced = Instant::now();
+            t.sync()
+        } else {
+            t.flush()
         }
     }
 }
