@@ -226,6 +226,15 @@ pub struct SyncArgs {
     /// restart continues). A new full copy starts the file anew.
     #[arg(long = "tee-aof", value_name = "FILE")]
     pub tee_aof: Option<PathBuf>,
+    /// Read a backup instead of a server (no --source): this RDB file, then the writes of
+    /// --source-aof if given. Restores what --tee-rdb/--tee-aof wrote, or any dump.rdb.
+    /// Exactly-once like a live sync: a restore stopped half-way continues in the AOF.
+    #[arg(long = "source-rdb", value_name = "FILE", conflicts_with = "source")]
+    pub source_rdb: Option<PathBuf>,
+    /// Read an AOF instead of a server (no --source): its commands, after --source-rdb or
+    /// its own RDB preamble (one AOF file; annotations like `#TS:` are skipped).
+    #[arg(long = "source-aof", value_name = "FILE", conflicts_with = "source")]
+    pub source_aof: Option<PathBuf>,
 
     /// Checkpoint file (replication ID and applied offset); default derived from the source
     /// and target addresses under ~/.local/state/redis-sync/.
@@ -382,6 +391,8 @@ pub struct Settings {
     pub value_budget: usize,
     pub tee_rdb: Option<PathBuf>,
     pub tee_aof: Option<PathBuf>,
+    /// `--source-rdb` / `--source-aof`: a backup is the source (`source` then only names it).
+    pub files: Option<(Option<PathBuf>, Option<PathBuf>)>,
     pub source_timeout: Duration,
     pub flush_target: bool,
     pub sweep: bool,
@@ -410,7 +421,33 @@ impl Settings {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
-        let (source, target) = a.conn.endpoints(&f)?;
+        let files = (a.source_rdb.is_some() || a.source_aof.is_some())
+            .then(|| (a.source_rdb.clone(), a.source_aof.clone()));
+        let (source, target) = match &files {
+            None => a.conn.endpoints(&f)?,
+            Some((rdb, aof)) => {
+                // The backup names the source in logs and in the target's checkpoint key.
+                let path = rdb.as_ref().or(aof.as_ref()).context("no file")?;
+                for p in [rdb, aof].into_iter().flatten() {
+                    if !p.is_file() {
+                        bail!("{}: no such file", p.display());
+                    }
+                }
+                let mut conn = a.conn.clone();
+                conn.source = Some("127.0.0.1:1".into());
+                let (mut source, target) = conn.endpoints(&f)?;
+                source.host = path
+                    .file_name()
+                    .map_or_else(|| "backup".into(), |n| n.to_string_lossy().into_owned());
+                source.port = 0;
+                source.password = None;
+                source.user = None;
+                if a.heartbeat.is_some() || f.heartbeat.is_some() {
+                    bail!("--heartbeat needs a server as the source, not a file");
+                }
+                (source, target)
+            }
+        };
         if target.tls {
             bail!(
                 "{target}: TLS to the target is not supported yet (the sink writes plain TCP); \
@@ -492,6 +529,12 @@ impl Settings {
                 ErrorPolicy::Skip
             }
             Some(OnError::Repair) => {
+                if files.is_some() {
+                    bail!(
+                        "--on-error repair copies keys afresh from a source server; a backup \
+                         file cannot give them: use --on-error skip --dead-letter FILE"
+                    );
+                }
                 if dead_letter.is_none() {
                     bail!(
                         "--on-error repair needs --dead-letter FILE: the refused commands are \
@@ -585,6 +628,7 @@ impl Settings {
                 .max(4096),
             tee_rdb: a.tee_rdb.clone(),
             tee_aof: a.tee_aof.clone(),
+            files,
             flush_target: a.flush_target || f.flush_target.unwrap_or(false),
             sweep: a.sweep || f.sweep.unwrap_or(false),
             status_interval,

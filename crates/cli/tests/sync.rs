@@ -903,3 +903,155 @@ fn the_full_copy_draws_a_progress_bar_on_a_terminal_and_status_lines_elsewhere()
         }
     }
 }
+
+/// A backup written by `--tee-rdb` and `--tee-aof` over a full copy and a resumed stream
+/// restores with `sync --source-rdb --source-aof` into an empty server equal to the source;
+/// run again, the restore resumes at the end of the AOF and applies nothing twice (the
+/// workload is INCR/LPUSH/MULTI, so a duplicate shows). Then an AOF Redis wrote itself (7.0+:
+/// the base RDB and the increment of its multi-part AOF, with `#TS:` annotations) restores
+/// equal too.
+#[test]
+fn a_backup_restores_with_source_rdb_and_source_aof_exactly_once() {
+    let Some(v) = usual_version() else { return };
+    let src = source(&v);
+    let mut opts = DatasetOptions::default();
+    opts.other_db = 2;
+    write_dataset(&src, &opts);
+    let dst = Server::builder(&v).start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let (rdb, aof, state) = (path("b.rdb"), path("b.aof"), path("state.json"));
+    let run = |extra: &[&str]| {
+        let (s, d) = (url(&src), url(&dst));
+        let mut args = vec![
+            "sync",
+            "--until-caught-up",
+            "--source",
+            &s,
+            "--target",
+            &d,
+            "--state-file",
+            &state,
+        ];
+        args.extend_from_slice(extra);
+        assert_ok(&sync_bin(&args), "sync with the tees")
+    };
+    let workload = |round: usize| {
+        let mut c = src.client();
+        for i in 0..300 {
+            c.call(&["INCR", "b:counter"]).expect("INCR");
+            c.call(&["LPUSH", "b:list", &format!("{round}:{i}")])
+                .expect("LPUSH");
+            if i % 50 == 0 {
+                c.call(&["MULTI"]).expect("MULTI");
+                c.call(&["SELECT", "1"]).expect("SELECT");
+                c.call(&["INCRBY", "b:db1", "7"]).expect("INCRBY");
+                c.call(&["SELECT", "0"]).expect("SELECT");
+                c.call(&["EXEC"]).expect("EXEC");
+            }
+        }
+    };
+    run(&["--tee-rdb", &rdb, "--tee-aof", &aof]);
+    workload(1);
+    let err = run(&["--tee-rdb", &rdb, "--tee-aof", &aof]);
+    assert!(err.contains("partial resync"), "{err}");
+    workload(2);
+    run(&["--tee-rdb", &rdb, "--tee-aof", &aof]);
+
+    // The restore, twice into the same server.
+    let restored = Server::builder(&v).start();
+    let restore_state = path("restore.json");
+    for attempt in 0..2 {
+        let out = sync_bin(&[
+            "sync",
+            "--source-rdb",
+            &rdb,
+            "--source-aof",
+            &aof,
+            "--target",
+            &url(&restored),
+            "--state-file",
+            &restore_state,
+        ]);
+        let err = assert_ok(&out, "sync --source-rdb --source-aof");
+        if attempt == 1 {
+            assert!(
+                err.contains("partial resync"),
+                "the second restore copied again: {err}"
+            );
+        }
+        assert_eq!(
+            data_digest(&restored),
+            src.digest(),
+            "restore {attempt}: {err}"
+        );
+    }
+
+    // An AOF of Redis's own (multi-part, 7.0+).
+    if !v.at_least(7, 0) {
+        return;
+    }
+    let own = Server::builder(&v)
+        .arg("--appendonly")
+        .arg("yes")
+        .arg("--aof-timestamp-enabled")
+        .arg("yes")
+        .start();
+    write_dataset(&own, &DatasetOptions::default());
+    own.cmd(&["BGREWRITEAOF"]);
+    let aof_dir = own.dir().join("appendonlydir");
+    redis_sync_testkit::poll_until(Duration::from_secs(20), "the AOF rewrite", || {
+        let info = own.info("persistence");
+        (info.get("aof_rewrite_in_progress").map(String::as_str) == Some("0")
+            && info.get("aof_rewrite_scheduled").map(String::as_str) == Some("0"))
+        .then_some(())
+    });
+    let mut c = own.client();
+    for i in 0..200 {
+        c.call(&["INCR", "own:counter"]).expect("INCR");
+        c.call(&["RPUSH", "own:list", &i.to_string()])
+            .expect("RPUSH");
+    }
+    // The manifest names the current base and increment (old ones may linger as history).
+    let manifest = std::fs::read_dir(&aof_dir)
+        .expect("appendonlydir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".manifest"))
+        .expect("a manifest in appendonlydir");
+    let manifest = std::fs::read_to_string(manifest).expect("read the manifest");
+    let find = |kind: &str| {
+        let line = manifest
+            .lines()
+            .find(|l| l.ends_with(&format!("type {kind}")))
+            .unwrap_or_else(|| panic!("no type {kind} file in the manifest: {manifest}"));
+        let name = line.split_whitespace().nth(1).expect("a file name");
+        aof_dir.join(name).to_str().expect("utf-8").to_owned()
+    };
+    let (base, incr) = (find("b"), find("i"));
+    // Redis annotates at most once a second: write until one is in the file.
+    redis_sync_testkit::poll_until(
+        Duration::from_secs(10),
+        "a #TS: annotation in the AOF increment",
+        || {
+            c.call(&["INCR", "own:ticks"]).expect("INCR");
+            let text = std::fs::read(&incr).expect("read the increment");
+            text.windows(4).any(|w| w == b"#TS:").then_some(())
+        },
+    );
+    c.call(&["RPUSH", "own:list", "after"]).expect("RPUSH");
+    let target = Server::builder(&v).start();
+    let out = sync_bin(&[
+        "sync",
+        "--source-rdb",
+        &base,
+        "--source-aof",
+        &incr,
+        "--target",
+        &url(&target),
+        "--state-file",
+        &path("own.json"),
+    ]);
+    let err = assert_ok(&out, "sync from Redis's own AOF");
+    assert_eq!(data_digest(&target), own.digest(), "{err}");
+}

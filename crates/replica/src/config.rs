@@ -150,6 +150,8 @@ pub struct Config {
     pub(crate) rdb_restore_payloads: bool,
     pub(crate) rdb_restore_limit: Option<usize>,
     pub(crate) rdb_tee: Option<std::path::PathBuf>,
+    /// Read a backup (RDB and/or AOF files) instead of a server.
+    pub(crate) files: Option<crate::files::Files>,
 }
 
 /// Builds a [`Replica`](crate::Replica).
@@ -189,6 +191,7 @@ impl ReplicaBuilder {
                 rdb_restore_payloads: false,
                 rdb_restore_limit: None,
                 rdb_tee: None,
+                files: None,
             },
         }
     }
@@ -296,6 +299,25 @@ impl ReplicaBuilder {
     /// follow the biggest key; the consumer writes those keys with native commands.
     pub fn rdb_restore_limit(mut self, bytes: usize) -> Self {
         self.config.rdb_restore_limit = Some(bytes);
+        self
+    }
+
+    /// Reads a backup instead of a server: an RDB file, an AOF (with or without an RDB
+    /// preamble), or an RDB and the AOF of the writes after it (what `--tee-rdb` and
+    /// `--tee-aof` of `redis-sync sync` write). The events are a live source's: a
+    /// `FullResync`, the snapshot, `RdbDone`, then each AOF command with its byte position in
+    /// the AOF as its offset, and the stream ends at the end of the AOF. A
+    /// [`resume_from`](Self::resume_from) point of the same files (its replication ID is made
+    /// from their contents) continues in the AOF with a `Continued`, no snapshot.
+    pub fn from_files(
+        mut self,
+        rdb: Option<impl Into<std::path::PathBuf>>,
+        aof: Option<impl Into<std::path::PathBuf>>,
+    ) -> Self {
+        self.config.files = Some(crate::files::Files {
+            rdb: rdb.map(Into::into),
+            aof: aof.map(Into::into),
+        });
         self
     }
 

@@ -84,6 +84,7 @@
 mod config;
 mod error;
 mod event;
+mod files;
 mod handshake;
 mod ledger;
 mod metrics;

@@ -46,9 +46,9 @@ pub struct Replica {
 }
 
 #[derive(Debug, Clone)]
-struct Shared {
-    metrics: Arc<Metrics>,
-    progress: Progress,
+pub(crate) struct Shared {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) progress: Progress,
     applied: AppliedOffset,
 }
 
@@ -190,9 +190,9 @@ impl Drop for TaskGuard {
 }
 
 /// The consumer dropped the replica: stop quietly.
-struct Gone;
+pub(crate) struct Gone;
 
-async fn send(tx: &Out, event: ReplicaEvent) -> Result<(), Gone> {
+pub(crate) async fn send(tx: &Out, event: ReplicaEvent) -> Result<(), Gone> {
     tx.push(Ok(event)).await
 }
 
@@ -202,7 +202,7 @@ const BATCH: usize = 256;
 
 /// The sending side of the event channel, batching events.
 #[derive(Debug)]
-struct Out {
+pub(crate) struct Out {
     tx: mpsc::Sender<Vec<Item>>,
     batch: std::sync::Mutex<Vec<Item>>,
 }
@@ -222,7 +222,7 @@ impl Out {
     }
 
     /// Hands the pending events to the consumer; called before every wait for input.
-    async fn flush(&self) -> Result<(), Gone> {
+    pub(crate) async fn flush(&self) -> Result<(), Gone> {
         let batch = self.take();
         if batch.is_empty() {
             return Ok(());
@@ -232,7 +232,7 @@ impl Out {
 }
 
 /// Why a session ended.
-enum End {
+pub(crate) enum End {
     Gone,
     Failed(Error),
 }
@@ -251,6 +251,9 @@ impl From<Gone> for End {
 
 /// Sessions with reconnection and backoff.
 async fn drive(config: &Config, tx: &Out, shared: &Shared) -> Result<(), Error> {
+    if let Some(files) = &config.files {
+        return crate::files::drive(config, files, tx, shared).await;
+    }
     let mut resume = config.resume.clone();
     let mut connected_once = false;
     let mut attempts = 0u32;
@@ -689,7 +692,7 @@ async fn payload(
 /// from the snapshot's `repl-offset` aux field: the source's replication offset at the fork,
 /// where the stream that follows begins (Redis 4.0+ writes it into the RDBs it makes for
 /// replicas, `rdbPopulateSaveInfo`), so `--until-caught-up` can compare with the source.
-async fn drain_rdb(
+pub(crate) async fn drain_rdb(
     rdb: &mut redis_sync_rdb::Decoder,
     tx: &Out,
     metrics: &Metrics,

@@ -91,6 +91,9 @@ pub(super) fn start_replica(
     if let Some(path) = &s.tee_rdb {
         builder = builder.tee_rdb(path);
     }
+    if let Some((rdb, aof)) = &s.files {
+        builder = builder.from_files(rdb.as_ref(), aof.as_ref());
+    }
     match resume {
         Some(p) => {
             tracing::info!(

@@ -131,10 +131,17 @@ impl Run<'_> {
         self.rdb_started = Some(Instant::now());
         self.copying = true;
         // What the source holds, for the size of a diskless RDB (asked aside: never a wait).
+        // A backup's size is known.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let source = self.s.source.clone();
+        let file = self.s.files.is_some();
         tokio::spawn(async move {
-            let _ = tx.send(super::progress::SourceSize::read(&source).await);
+            let size = if file {
+                None
+            } else {
+                super::progress::SourceSize::read(&source).await
+            };
+            let _ = tx.send(size);
         });
         self.source_size = None;
         self.source_size_rx = Some(rx);

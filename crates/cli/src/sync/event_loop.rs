@@ -374,6 +374,10 @@ impl Run<'_> {
     /// the answer (at least `floor`) becomes the goal. When the source does not answer, the
     /// offset received by then is the goal.
     pub(super) fn ask_goal(&mut self, floor: u64) {
+        if self.s.files.is_some() {
+            // A backup's stream ends at the end of its AOF: the run stops there anyway.
+            return;
+        }
         let source = self.s.source.clone();
         let metrics = self.replica.metrics();
         let (tx, rx) = tokio::sync::oneshot::channel();

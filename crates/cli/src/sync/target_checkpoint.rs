@@ -181,6 +181,9 @@ pub async fn read(s: &Settings) -> anyhow::Result<Option<TargetCheckpoint>> {
 /// After a failover the source has a new address: finds a checkpoint of an earlier address
 /// whose replication ID is one this source continues, and renames it to `key`.
 async fn adopt(s: &Settings, target: &mut Client, key: &str) -> anyhow::Result<()> {
+    if s.files.is_some() {
+        return Ok(()); // a backup has no other address
+    }
     let pattern = format!("{}*", super::TARGET_CHECKPOINT_PREFIX);
     let mut cursor = "0".to_string();
     let mut others = Vec::new();
