@@ -20,6 +20,10 @@ pub const SOURCE_PASSWORD_ENV: &str = "REDIS_SYNC_SOURCE_PASSWORD";
 /// Environment variable with the target's password (when the URL has none).
 pub const TARGET_PASSWORD_ENV: &str = "REDIS_SYNC_TARGET_PASSWORD";
 
+/// `--value-budget`'s default: the largest key held in memory to go as one `RESTORE` (8 MiB).
+/// `check` judges the biggest keys against the same number.
+pub const DEFAULT_VALUE_BUDGET: u64 = 8 << 20;
+
 /// Where to connect: shared by `sync`, `check` and `verify`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConnArgs {
@@ -623,9 +627,13 @@ impl Settings {
                     .unwrap_or(60.0)
                     .min(86_400.0),
             ),
-            value_budget: usize::try_from(a.value_budget.or(f.value_budget).unwrap_or(8 << 20))
-                .unwrap_or(usize::MAX)
-                .max(4096),
+            value_budget: usize::try_from(
+                a.value_budget
+                    .or(f.value_budget)
+                    .unwrap_or(DEFAULT_VALUE_BUDGET),
+            )
+            .unwrap_or(usize::MAX)
+            .max(4096),
             tee_rdb: a.tee_rdb.clone(),
             tee_aof: a.tee_aof.clone(),
             files,

@@ -44,7 +44,9 @@ pub enum Command {
     /// Copy the source into the target, then keep it in step (full copy + live stream).
     #[command(long_about = SYNC_LONG_ABOUT, after_long_help = crate::sync::EXAMPLES)]
     Sync(Box<crate::config::SyncArgs>),
-    /// Prechecks before a sync: connectivity, PSYNC permission, versions, memory, settings.
+    /// Prechecks before a sync: connectivity, PSYNC permission, versions, memory, settings,
+    /// the full copy's estimated time and RDB size, the biggest keys.
+    #[command(after_long_help = crate::check::EXAMPLES)]
     Check(crate::check::CheckArgs),
     /// Compare the source and the target: digests, or key by key (type, TTL, value).
     Verify(crate::verify::VerifyArgs),

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use redis_sync_testkit::{Server, ServerVersion, find, versions};
+use redis_sync_testkit::{Server, ServerVersion, find, versions_where};
 
 fn check(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redis-sync"))
@@ -13,8 +13,14 @@ fn check(args: &[&str]) -> Output {
         .expect("run redis-sync check")
 }
 
+/// Redis 7.0.15, else any 7.0+ server; none fails under `CI=true` (the test kit panics) and
+/// skips outside it.
 fn version() -> Option<ServerVersion> {
-    find("redis-7.0.15").or_else(|| versions().into_iter().find(|v| v.at_least(7, 0)))
+    find("redis-7.0.15").or_else(|| {
+        versions_where("7.0 or newer", |v| v.at_least(7, 0))
+            .into_iter()
+            .next()
+    })
 }
 
 fn rows(out: &Output) -> serde_json::Value {
@@ -48,6 +54,8 @@ fn a_good_pair_passes_and_bad_targets_fail_with_the_fix() {
     };
     let src = Server::builder(&v).start();
     src.cmd(&["SET", "k", "v"]);
+    // 300 KB of data: more than a target at maxmemory 1mb has left beside its own ~0.9 MB.
+    src.cmd(&["SET", "pad", &"p".repeat(300_000)]);
     let s_url = format!("redis://{}", src.addr());
 
     let good = Server::builder(&v).start();
@@ -209,6 +217,13 @@ fn a_cluster_target_gets_the_source_stream_sampled_for_cross_slot_writes() {
             .expect("run redis-sync check")
     };
     let report = rows(&run("0.2"));
+    // The target's command rate is measured on a cluster too (PINGs: no key to redirect).
+    let (_, detail) = level(&report, "full-copy estimate");
+    assert!(detail.contains("send to the target"), "{detail}");
+    assert!(
+        level(&report, "target memory").1.contains("/ 3 masters"),
+        "{report:#}"
+    );
     let (lvl, detail) = level(&report, "cross-slot writes");
     assert_eq!(lvl, "skip", "{detail}");
     assert!(detail.contains("no replication backlog"), "{detail}");
@@ -245,4 +260,96 @@ fn a_cluster_target_gets_the_source_stream_sampled_for_cross_slot_writes() {
         detail.contains("SUNIONSTORE x") && detail.contains("copies"),
         "{detail}"
     );
+}
+
+/// The seconds of the estimate's "ESTIMATE ~<n> ms|s" (the row is text, as every row).
+fn estimated_secs(detail: &str) -> f64 {
+    let rest = detail
+        .strip_prefix("ESTIMATE ~")
+        .unwrap_or_else(|| panic!("no estimate in {detail}"));
+    let mut words = rest.split_whitespace();
+    let n: f64 = words
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {detail}"));
+    match words.next() {
+        Some("ms") => n / 1e3,
+        Some("s") => n,
+        other => panic!("unit {other:?} in {detail}"),
+    }
+}
+
+/// A 3 MB string on the source and a target whose proto-max-bulk-len is 1 MB: the target
+/// cannot hold that string however it is sent, and the biggest-keys row fails naming it and
+/// the CONFIG SET that fixes it, found by sampling the live source and by reading its RDB.
+/// The estimate row is there with a positive duration and the rates it used.
+#[test]
+fn a_string_longer_than_the_targets_proto_max_bulk_len_fails_sampled_and_from_the_rdb() {
+    let Some(v) = version() else {
+        return;
+    };
+    let src = Server::builder(&v)
+        .arg("--repl-diskless-sync-delay")
+        .arg("0")
+        .start();
+    src.cmd(&["SET", "huge", &"h".repeat(3_000_000)]);
+    for i in 0..50 {
+        src.cmd(&["RPUSH", &format!("list:{i}"), "a", "b", "c"]);
+    }
+    let dst = Server::builder(&v)
+        .arg("--proto-max-bulk-len")
+        .arg("1mb")
+        .start();
+    let (s, t) = (
+        format!("redis://{}", src.addr()),
+        format!("redis://{}", dst.addr()),
+    );
+
+    let out = check(&["--source", &s, "--target", &t]);
+    let report = rows(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let (l, d) = level(&report, "biggest keys");
+    assert_eq!(l, "fail", "{d}");
+    for part in [
+        "huge (db 0, string)",
+        "3000000 bytes long",
+        "CONFIG SET proto-max-bulk-len 3mb",
+        "all 51 keys measured",
+    ] {
+        assert!(d.contains(part), "{part:?} missing: {d}");
+    }
+    let (l, d) = level(&report, "full-copy estimate");
+    assert_eq!(l, "ok", "{d}");
+    assert!(estimated_secs(d) > 0.0, "{d}");
+    for part in ["for 51 keys", "keys/s", "cmds/s", "MB/s", "DUMP"] {
+        assert!(d.contains(part), "{part:?} missing: {d}");
+    }
+    assert!(!d.contains("repl-diskless-sync-delay"), "{d}");
+
+    // From the RDB: every key read, the same verdict, and the file's size as the RDB's.
+    let rdb = src.save();
+    let rdb = rdb.to_str().expect("a UTF-8 temporary path");
+    let out = check(&["--source", &s, "--target", &t, "--rdb", rdb]);
+    let report = rows(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let (l, d) = level(&report, "biggest keys");
+    assert_eq!(l, "fail", "{d}");
+    for part in [
+        "huge (db 0, string)",
+        "3000000 bytes long",
+        "CONFIG SET proto-max-bulk-len 3mb",
+        &format!("all 51 keys of {rdb}"),
+    ] {
+        assert!(d.contains(part), "{part:?} missing: {d}");
+    }
+    let (_, d) = level(&report, "full-copy estimate");
+    assert!(d.contains(&format!("the size of {rdb}")), "{d}");
+    assert!(estimated_secs(d) > 0.0, "{d}");
+
+    // Raised as the row says: the row passes.
+    dst.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "3mb"]);
+    let report = rows(&check(&["--source", &s, "--target", &t, "--rdb", rdb]));
+    let (l, d) = level(&report, "biggest keys");
+    assert_eq!(l, "ok", "{d}");
+    assert!(d.contains("biggest huge (db 0, string)"), "{d}");
 }

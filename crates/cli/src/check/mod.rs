@@ -5,13 +5,24 @@
 //! The rows: connectivity and auth on both sides; the source lets this user replicate
 //! (`ACL DRYRUN … PSYNC` on 7.0+); versions (an older target means the command-rewrite path)
 //! and features the target lacks (functions, modules, hash field TTLs); the target is empty;
-//! its `maxmemory` against the source's `used_memory` (+10 %); its eviction policy; the
-//! source's `client-output-buffer-limit replica` against the expected RDB time and write
-//! rate; `repl-backlog-size` against the write rate; `repl-diskless-sync` and where the RDB
-//! would go; `proto-max-bulk-len` on both sides; a cluster target's slot coverage, the
+//! the full-copy estimate (duration and RDB size, from rates measured on this machine and
+//! both links: [`estimate`]); the target's `maxmemory` against what the copy needs (the
+//! source's `used_memory_dataset` + 10 %, what the target holds already, and the stream's
+//! writes during the copy); its eviction policy; the source's `client-output-buffer-limit
+//! replica` against the estimated copy time and the write rate; `repl-backlog-size` against
+//! the write rate; `repl-diskless-sync` and where the RDB would go; `proto-max-bulk-len` on
+//! both sides; the biggest keys (sampled, or every key of `--rdb FILE`: [`keys`]) against the
+//! target's `proto-max-bulk-len` and `--value-budget`; a cluster target's slot coverage, the
 //! source's use of dbs other than 0, and the writes of a few seconds of the source's stream
 //! whose keys would span slots there, with how each is applied (or that it stops the sync).
+//!
+//! The measurements (the write rate over `--sample-secs`, this machine's decode rate, the
+//! key sample, the pipelined rates of both links) cost the source a few thousand read-only
+//! commands (`SCAN`, `MEMORY USAGE`, `TYPE`, `STRLEN`, `DUMP` of small keys, `ECHO`) and the
+//! target 20,000 `EXISTS` and a few `ECHO`s.
 
+mod estimate;
+mod keys;
 mod rows;
 mod stream_sample;
 
@@ -20,7 +31,25 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use crate::config::{ConnArgs, FileConfig};
+use crate::config::{ConnArgs, DEFAULT_VALUE_BUDGET, FileConfig};
+
+/// `redis-sync help check`'s examples.
+pub const EXAMPLES: &str = "\
+Examples:
+  Before a sync (exit status 1 when a row fails; each failing row says what to change):
+    redis-sync check --source redis://10.0.0.1:6379 --target redis://10.0.0.2:6379
+
+  Every key's size from the source's latest dump instead of a sample, as JSON for a script:
+    redis-sync check --source redis://10.0.0.1:6379 --target redis://10.0.0.2:6379 \\
+        --rdb /var/lib/redis/dump.rdb --json
+
+  A longer look at the write rate and a bigger sample of keys, for a sync with a bigger
+  --value-budget:
+    redis-sync check --source redis://10.0.0.1:6379 --target redis://10.0.0.2:6379 \\
+        --sample-secs 10 --sample-keys 10000 --value-budget 67108864
+
+The full-copy estimate is an estimate: it shows the rates it was made of (this machine's
+decoder, the pipelined rates of both links, the target's RESTORE cost when it has one).";
 
 /// Arguments of `redis-sync check`.
 #[derive(Debug, Args, Clone)]
@@ -42,6 +71,22 @@ pub struct CheckArgs {
     /// cluster target, its stream (the writes whose keys span slots).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub sample_secs: f64,
+    /// How many of the source's keys to measure for the biggest keys and the RDB size: SCAN
+    /// pages, each key's MEMORY USAGE and TYPE pipelined (STRLEN for big strings, DUMP for
+    /// small keys), spread over the dbs; 0 measures none. A big key outside the sample goes
+    /// unseen: --rdb reads every key.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub sample_keys: u64,
+    /// An RDB file of the source (its dump.rdb, or one written by `sync --tee-rdb`): the
+    /// biggest keys are read from it, every key with its exact length, instead of sampled
+    /// live, and its size is the full copy's RDB size in the estimate. The older the file,
+    /// the less it says about today's data.
+    #[arg(long, value_name = "FILE")]
+    pub rdb: Option<std::path::PathBuf>,
+    /// The --value-budget the sync will run with: keys bigger than this go as chunked
+    /// commands instead of one RESTORE, and a module value bigger than this cannot go at all.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_VALUE_BUDGET)]
+    pub value_budget: u64,
 }
 
 /// The outcome of one row.

@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use redis_sync_resp::Frame;
 
+use super::estimate::{
+    Estimate, Inputs, RdbSize, estimate, link_rate, measure_decode, pipelined_rate, usec_per_call,
+};
+use super::keys::{self, KeySizes, Origin};
 use super::{CheckArgs, Level, Row};
 use crate::client::{self, Client, field, server_version, text};
 use crate::url::Endpoint;
@@ -133,9 +137,14 @@ pub async fn all(source: &Endpoint, target: &Endpoint, args: &CheckArgs) -> Vec<
     rows.push(psync_permission(&mut src, source).await);
     rows.extend(versions(&mut src, &mut dst).await);
     rows.push(target_empty(&dst, args.allow_nonempty));
-    rows.extend(memory(&mut src, &mut dst).await);
-    rows.extend(replication_settings(&mut src, args.sample_secs).await);
+    let m = measure(source, &mut src, &mut dst, args).await;
+    let (est, est_row) = estimate(&m.inputs);
+    rows.push(est_row);
+    rows.extend(memory(&mut src, &mut dst, m.inputs.keys, m.write_rate, est.secs).await);
+    rows.extend(replication_settings(&mut src, m.write_rate, est).await);
     rows.push(bulk_len(&mut src, &mut dst).await);
+    let target_bulk = max_bulk(&mut dst.client).await;
+    rows.push(keys::row_for(&m.sizes, target_bulk, args.value_budget));
     rows.extend(cluster(&mut src, &mut dst).await);
     if dst.get("cluster_enabled") == Some("1") {
         rows.push(
@@ -152,6 +161,119 @@ pub async fn all(source: &Endpoint, target: &Endpoint, args: &CheckArgs) -> Vec<
     let dir = args.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
     rows.push(spool_space(&dir).await);
     rows
+}
+
+/// What `check` measures rather than reads.
+struct Measured {
+    /// The source's replication offset growth, bytes per second.
+    write_rate: f64,
+    sizes: KeySizes,
+    inputs: Inputs,
+}
+
+/// The measurements: the write rate over `--sample-secs` (meanwhile, on blocking threads,
+/// this machine's decode rate and the `--rdb` file's biggest keys), then the source's keys
+/// (on a connection of their own, which `SELECT`s each db) and the pipelined rates of both
+/// links.
+async fn measure(ep: &Endpoint, src: &mut Side, dst: &mut Side, args: &CheckArgs) -> Measured {
+    let budget = usize::try_from(args.value_budget)
+        .unwrap_or(usize::MAX)
+        .max(4096);
+    let rdb = args.rdb.clone();
+    let (write_rate, decode, from_rdb) = tokio::join!(
+        write_rate(src, args.sample_secs),
+        tokio::task::spawn_blocking(move || measure_decode(budget)),
+        tokio::task::spawn_blocking(move || rdb.map(|p| (keys::from_rdb(&p), p))),
+    );
+    let mut sampler = Client::connect(ep, TIMEOUT).await;
+    let sizes = match (from_rdb, &mut sampler) {
+        (Ok(Some((Ok(sizes), _))), _) => sizes,
+        (Ok(Some((Err(e), p))), _) => KeySizes::none(format!(
+            "cannot read {}: {e:#}; give a readable RDB of the source, or leave --rdb out to \
+             sample the live source",
+            p.display()
+        )),
+        (Err(e), _) => KeySizes::none(format!("reading --rdb failed: {e}")),
+        (Ok(None), Ok(c)) => keys::sample(c, &src.keyspace(), args.sample_keys).await,
+        (Ok(None), Err(e)) => KeySizes::none(format!("cannot connect to sample keys: {e:#}")),
+    };
+    let source_bytes = match &mut sampler {
+        Ok(c) => link_rate(c).await,
+        Err(_) => None,
+    };
+    let cluster = dst.get("cluster_enabled") == Some("1");
+    let target_ops = pipelined_rate(&mut dst.client, cluster).await;
+    let target_bytes = link_rate(&mut dst.client).await;
+    let dataset = src
+        .num("used_memory_dataset")
+        .or_else(|| src.num("used_memory"))
+        .unwrap_or(0);
+    let rdb = match (&sizes.origin, sizes.rdb_per_memory) {
+        (Origin::Rdb { path, size, .. }, _) => RdbSize::File {
+            path: path.clone(),
+            bytes: *size,
+        },
+        (_, Some(ratio)) => RdbSize::Ratio { dataset, ratio },
+        (_, None) => RdbSize::Dataset { dataset },
+    };
+    let diskless = src
+        .client
+        .config_get("repl-diskless-sync")
+        .await
+        .ok()
+        .flatten();
+    let delay = src
+        .client
+        .config_get("repl-diskless-sync-delay")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| d.parse::<f64>().ok());
+    let inputs = Inputs {
+        keys: src.keyspace().iter().map(|(_, n)| n).sum(),
+        rdb,
+        decode: decode.ok().flatten(),
+        target_ops,
+        target_bytes,
+        source_bytes,
+        restore_usec: dst.get("cmdstat_restore").and_then(usec_per_call),
+        fork_secs: src
+            .num("latest_fork_usec")
+            .filter(|u| *u > 0)
+            .map(|u| u as f64 / 1e6),
+        diskless_delay: match diskless.as_deref() {
+            Some("no") => None,
+            _ => Some(delay.unwrap_or(0.0)),
+        },
+    };
+    Measured {
+        write_rate,
+        sizes,
+        inputs,
+    }
+}
+
+/// The source's write rate: its replication offset's growth over `secs` (bytes per second;
+/// 0 when `INFO` does not say).
+async fn write_rate(src: &mut Side, secs: f64) -> f64 {
+    let o1 = src
+        .client
+        .info("replication")
+        .await
+        .ok()
+        .and_then(|i| field(&i, "master_repl_offset").and_then(|v| v.parse::<u64>().ok()));
+    let t = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs.clamp(0.0, 60.0))).await;
+    let o2 = src
+        .client
+        .info("replication")
+        .await
+        .ok()
+        .and_then(|i| field(&i, "master_repl_offset").and_then(|v| v.parse::<u64>().ok()));
+    match (o1, o2) {
+        (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 / t.elapsed().as_secs_f64().max(0.001),
+        _ => 0.0,
+    }
 }
 
 /// Free space where the spool would go (`df -Pk`: no libc here).
@@ -410,9 +532,50 @@ fn target_empty(dst: &Side, allow: bool) -> Row {
     )
 }
 
-async fn memory(src: &mut Side, dst: &mut Side) -> Vec<Row> {
+/// The target's `maxmemory` against what the copy needs: the source's data
+/// (`used_memory_dataset`, not `used_memory`, which counts the source's own buffers and
+/// overhead) plus 10 % for encoding and allocator differences between the two servers, what
+/// the target already uses (its start-up memory and any keys it holds), and the stream's
+/// writes during the copy (`write_rate` × `copy_secs`: an upper bound, as if every written
+/// byte were kept). A cluster target's masters share the data and the writes: each needs its
+/// share (as if the keys spread evenly over the slots) beside what it holds itself.
+async fn memory(
+    src: &mut Side,
+    dst: &mut Side,
+    keys: u64,
+    write_rate: f64,
+    copy_secs: f64,
+) -> Vec<Row> {
+    const NAME: &str = "target memory";
     let mut rows = Vec::new();
-    let used = src.num("used_memory").unwrap_or(0);
+    let (dataset, what) = match src.num("used_memory_dataset") {
+        Some(d) => (d, "used_memory_dataset"),
+        None => (src.num("used_memory").unwrap_or(0), "used_memory"),
+    };
+    let masters = if dst.get("cluster_enabled") == Some("1") {
+        client::cluster_masters(&mut dst.client)
+            .await
+            .map_or(1, |m| m.len().max(1) as u64)
+    } else {
+        1
+    };
+    let target_now = dst.num("used_memory").unwrap_or(0);
+    let stream = (write_rate * copy_secs) as u64 / masters;
+    let share = dataset / masters;
+    let need = share + share / 10 + target_now + stream;
+    let parts = format!(
+        "the source's {keys} keys ({what} {}{}) + 10 % for encoding differences + the target's \
+         own {} (used_memory now) + {} of stream headroom (the writes of the ~{copy_secs:.0} s \
+         copy at {write_rate:.0} B/s)",
+        mb(dataset),
+        if masters > 1 {
+            format!(", / {masters} masters: {} per master", mb(share))
+        } else {
+            String::new()
+        },
+        mb(target_now),
+        mb(stream)
+    );
     let max = dst
         .client
         .config_get("maxmemory")
@@ -420,34 +583,27 @@ async fn memory(src: &mut Side, dst: &mut Side) -> Vec<Row> {
         .ok()
         .flatten()
         .and_then(|v| v.parse::<u64>().ok());
-    let need = used + used / 10;
     rows.push(match max {
-        None => row("target memory", Level::Skip, "CONFIG GET maxmemory refused"),
+        None => row(NAME, Level::Skip, "CONFIG GET maxmemory refused"),
         Some(0) => row(
-            "target memory",
+            NAME,
             Level::Ok,
             format!(
-                "no maxmemory limit (source uses {}; make sure the host has it)",
-                mb(used)
+                "no maxmemory limit; the copy needs ~{}: {parts}; make sure the host has it",
+                mb(need)
             ),
         ),
         Some(m) if m >= need => row(
-            "target memory",
+            NAME,
             Level::Ok,
-            format!(
-                "maxmemory {} >= 1.1 x source used_memory {}",
-                mb(m),
-                mb(used)
-            ),
+            format!("maxmemory {} >= ~{} needed: {parts}", mb(m), mb(need)),
         ),
         Some(m) => row(
-            "target memory",
+            NAME,
             Level::Fail,
             format!(
-                "maxmemory {} < 1.1 x source used_memory {} (need {}): raise it, e.g. CONFIG \
-                 SET maxmemory {need}",
+                "maxmemory {} < ~{} needed: {parts}; raise it, e.g. CONFIG SET maxmemory {need}",
                 mb(m),
-                mb(used),
                 mb(need)
             ),
         ),
@@ -509,30 +665,12 @@ fn parse_size(s: &str) -> Option<u64> {
     l.parse().ok()
 }
 
-async fn replication_settings(src: &mut Side, sample_secs: f64) -> Vec<Row> {
+/// The output buffer and the backlog against the write rate (`rate`, bytes/s), and diskless
+/// sync. The source buffers its writes for the replica while the RDB streams, that is for the
+/// whole copy (the estimate): the RDB goes only as fast as redis-sync and the target take it.
+async fn replication_settings(src: &mut Side, rate: f64, copy: Estimate) -> Vec<Row> {
     let mut rows = Vec::new();
-    // Write rate: the replication offset over a short window.
-    let o1 = src
-        .client
-        .info("replication")
-        .await
-        .ok()
-        .and_then(|i| field(&i, "master_repl_offset").and_then(|v| v.parse::<u64>().ok()));
-    let t = std::time::Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(sample_secs.clamp(0.0, 60.0))).await;
-    let o2 = src
-        .client
-        .info("replication")
-        .await
-        .ok()
-        .and_then(|i| field(&i, "master_repl_offset").and_then(|v| v.parse::<u64>().ok()));
-    let rate = match (o1, o2) {
-        (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 / t.elapsed().as_secs_f64().max(0.001),
-        _ => 0.0,
-    };
-    // The RDB: about half of used_memory, sent at ~100 MB/s, plus the fork.
-    let used = src.num("used_memory").unwrap_or(0) as f64;
-    let rdb_secs = 1.0 + used * 0.5 / 100e6;
+    let rdb_secs = copy.secs;
     let buffered = rate * rdb_secs;
     let limit = src
         .client
@@ -556,9 +694,9 @@ async fn replication_settings(src: &mut Side, sample_secs: f64) -> Vec<Row> {
                     Level::Warn,
                     format!(
                         "client-output-buffer-limit replica {hard} {soft} {secs}: at {:.0} B/s of \
-                         writes for ~{rdb_secs:.0}s of RDB transfer the source buffers ~{}; the \
-                         source cuts the replica past the limit. Raise it: CONFIG SET \
-                         client-output-buffer-limit \"replica 1gb 512mb 120\"",
+                         writes for the ~{rdb_secs:.0} s full copy (the estimate) the source \
+                         buffers ~{}; the source cuts the replica past the limit. Raise it: \
+                         CONFIG SET client-output-buffer-limit \"replica 1gb 512mb 120\"",
                         rate,
                         mb(buffered as u64)
                     ),
@@ -632,8 +770,9 @@ async fn replication_settings(src: &mut Side, sample_secs: f64) -> Vec<Row> {
             "diskless sync",
             Level::Warn,
             format!(
-                "the source writes the RDB to disk first (in {}); if that disk is full or slow \
-                 the sync fails: CONFIG SET repl-diskless-sync yes",
+                "the source writes the RDB (~{}, the estimate) to disk first (in {}); if that \
+                 disk is full or slow the sync fails: CONFIG SET repl-diskless-sync yes",
+                mb(copy.rdb_bytes),
                 dir.as_deref().unwrap_or("its dir")
             ),
         ),

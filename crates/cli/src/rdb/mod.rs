@@ -9,8 +9,11 @@ mod commands;
 mod json;
 mod report;
 
+pub(crate) use report::{Big, Biggest};
+
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -153,6 +156,34 @@ pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
         .filter(|&s| s >= PROGRESS_MIN && !args.no_progress && io::stderr().is_terminal())
         .map(progress_bar);
 
+    decode(
+        &mut input,
+        &name,
+        &mut decoder,
+        skim,
+        &filter,
+        output.as_mut(),
+        progress.as_ref(),
+    )?;
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    output.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads `input` to its end through `decoder` and gives `output` the events of the keys that
+/// `filter` keeps (with `skim`, whole keys through [`Decoder::skim_keys`] too). An input that
+/// ends before the RDB's end marker is an error naming the offset.
+fn decode(
+    input: &mut dyn Read,
+    name: &str,
+    decoder: &mut Decoder,
+    skim: bool,
+    filter: &Filter,
+    output: &mut dyn Output,
+    progress: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<()> {
     let mut buf = vec![0u8; if skim { SKIM_READ_SIZE } else { READ_SIZE }];
     let mut skipping = false;
     loop {
@@ -203,15 +234,12 @@ pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
                 output.event(&ev)?;
             }
         }
-        if let Some(p) = &progress {
+        if let Some(p) = progress {
             p.set_position(decoder.offset());
         }
         if n == 0 || decoder.is_done() {
             break;
         }
-    }
-    if let Some(p) = progress {
-        p.finish_and_clear();
     }
     if !decoder.is_done() {
         bail!(
@@ -219,8 +247,33 @@ pub fn run(args: &RdbArgs) -> anyhow::Result<ExitCode> {
             decoder.offset()
         );
     }
-    output.finish()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// The biggest keys of the RDB file at `path` (the `top` biggest, and the `top` with the
+/// largest single argument; see [`report::Biggest`]), and the file's size: what `check --rdb`
+/// compares with the target.
+pub(crate) fn biggest_keys(path: &Path, top: usize) -> anyhow::Result<(Biggest, u64)> {
+    let name = path.display().to_string();
+    let mut f = File::open(path).with_context(|| format!("cannot open {name}"))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut decoder = Decoder::builder().chunk_budget(CHUNK_BUDGET).build();
+    let mut biggest = Biggest::new(top);
+    let filter = Filter {
+        dbs: Vec::new(),
+        glob: None,
+        types: Vec::new(),
+    };
+    decode(
+        &mut f,
+        &name,
+        &mut decoder,
+        false,
+        &filter,
+        &mut biggest,
+        None,
+    )?;
+    Ok((biggest, size))
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {

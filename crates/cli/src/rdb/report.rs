@@ -15,7 +15,8 @@ use redis_sync_rdb::{Event, ValueChunk};
 
 use super::{Output, type_name, write_line};
 
-/// The type name of the key being read: Redis's `TYPE` name, or the module's type name.
+/// The key being read: its name, type (Redis's `TYPE` name, or the module's type name) and
+/// sizes so far.
 #[derive(Default)]
 struct Current {
     db: u64,
@@ -23,6 +24,7 @@ struct Current {
     kind: String,
     bytes: u64,
     elements: u64,
+    largest: u64,
 }
 
 impl Current {
@@ -32,21 +34,31 @@ impl Current {
         self.kind = type_name(k.value_type).to_string();
         self.bytes = k.key.len() as u64;
         self.elements = 0;
+        self.largest = 0;
     }
 
-    /// Adds a chunk's decoded size.
+    /// Adds a chunk's decoded size, and keeps the largest single argument a copy by commands
+    /// needs: a string's whole length (`SET` then `APPEND`s build one string), a collection's
+    /// largest element, a module value's raw bytes (it only travels as one `RESTORE`).
     fn add(&mut self, c: &ValueChunk) {
-        let (bytes, elements): (usize, usize) = match c {
-            ValueChunk::String(s) => (s.len(), 0),
-            ValueChunk::ListItems(v) | ValueChunk::SetMembers(v) => {
-                (v.iter().map(|i| i.len()).sum(), v.len())
-            }
-            ValueChunk::SortedSetMembers(v) => (v.iter().map(|(m, _)| m.len() + 8).sum(), v.len()),
+        let (bytes, elements, widest): (usize, usize, u64) = match c {
+            ValueChunk::String(s) => (s.len(), 0, self.largest + s.len() as u64),
+            ValueChunk::ListItems(v) | ValueChunk::SetMembers(v) => (
+                v.iter().map(|i| i.len()).sum(),
+                v.len(),
+                widest(v.iter().map(|i| i.len())),
+            ),
+            ValueChunk::SortedSetMembers(v) => (
+                v.iter().map(|(m, _)| m.len() + 8).sum(),
+                v.len(),
+                widest(v.iter().map(|(m, _)| m.len())),
+            ),
             ValueChunk::HashFields(v) => (
                 v.iter()
                     .map(|f| f.field.len() + f.value.len() + f.expire_ms.map_or(0, |_| 8))
                     .sum(),
                 v.len(),
+                widest(v.iter().map(|f| f.field.len().max(f.value.len()))),
             ),
             ValueChunk::StreamEntries(v) => (
                 v.iter()
@@ -59,20 +71,30 @@ impl Current {
                     })
                     .sum(),
                 v.len(),
+                widest(
+                    v.iter()
+                        .flat_map(|e| e.fields.iter().map(|(f, x)| f.len().max(x.len()))),
+                ),
             ),
-            ValueChunk::StreamPending(v) => (v.len() * 32, 0),
-            ValueChunk::StreamConsumerPending(v) => (v.len() * 16, 0),
-            ValueChunk::StreamGroup(g) => (g.name.len() + 24, 0),
-            ValueChunk::StreamConsumer(c) => (c.name.len() + 16, 0),
+            ValueChunk::StreamPending(v) => (v.len() * 32, 0, 0),
+            ValueChunk::StreamConsumerPending(v) => (v.len() * 16, 0, 0),
+            ValueChunk::StreamGroup(g) => (g.name.len() + 24, 0, 0),
+            ValueChunk::StreamConsumer(c) => (c.name.len() + 16, 0, 0),
             ValueChunk::Module { module, raw } => {
                 self.kind = module.name.clone();
-                (raw.len(), 0)
+                (raw.len(), 0, raw.len() as u64)
             }
-            _ => (0, 0),
+            _ => (0, 0, 0),
         };
         self.bytes += bytes as u64;
         self.elements += elements as u64;
+        self.largest = self.largest.max(widest);
     }
+}
+
+/// The largest of some element sizes.
+fn widest(sizes: impl Iterator<Item = usize>) -> u64 {
+    sizes.max().unwrap_or(0) as u64
 }
 
 /// `--format keys`.
@@ -190,40 +212,47 @@ impl<W: Write> Output for CountOutput<W> {
     }
 }
 
-/// One key of the top-N list.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Big {
-    bytes: u64,
-    elements: u64,
-    db: u64,
-    kind: String,
-    key: Vec<u8>,
+/// One key of a top-N list, with its approximate decoded size.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Big {
+    /// Decoded bytes: key name, members, fields, values (see the module docs).
+    pub(crate) bytes: u64,
+    pub(crate) elements: u64,
+    pub(crate) db: u64,
+    /// `TYPE`'s name, or the module type's name.
+    pub(crate) kind: String,
+    pub(crate) key: Vec<u8>,
+    /// The largest single argument a copy by commands needs (see [`Current::add`]): what
+    /// must fit the target's `proto-max-bulk-len`.
+    pub(crate) largest: u64,
 }
 
-/// `--format memory`: the `top` biggest keys (a bounded min-heap) and per-type totals.
-pub(crate) struct MemoryOutput<W: Write> {
-    out: W,
+/// The biggest keys of a file, fed its decoder events: the `top` biggest by size and,
+/// separately, the `top` with the largest single argument (a 2 MB string can matter more to
+/// a target than a 100 MB hash of small fields, and need not rank among the biggest), both
+/// bounded min-heaps, plus totals per type. Shared by `rdb --format memory` and `check --rdb`.
+pub(crate) struct Biggest {
     top: usize,
     cur: Current,
-    heap: BinaryHeap<Reverse<Big>>,
+    by_bytes: BinaryHeap<Reverse<Big>>,
+    by_largest: BinaryHeap<Reverse<(u64, Big)>>,
     /// type → (keys, bytes, elements)
     totals: BTreeMap<String, (u64, u64, u64)>,
 }
 
-impl<W: Write> MemoryOutput<W> {
-    pub(crate) fn new(out: W, top: usize) -> Self {
-        MemoryOutput {
-            out,
+impl Biggest {
+    pub(crate) fn new(top: usize) -> Self {
+        Biggest {
             top,
             cur: Current::default(),
-            heap: BinaryHeap::new(),
+            by_bytes: BinaryHeap::new(),
+            by_largest: BinaryHeap::new(),
             totals: BTreeMap::new(),
         }
     }
-}
 
-impl<W: Write> Output for MemoryOutput<W> {
-    fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
+    /// Takes one decoder event (every event of a key, in order).
+    pub(crate) fn event(&mut self, ev: &Event) {
         match ev {
             Event::Key(k) => self.cur.start(k),
             Event::Value(c) => self.cur.add(c),
@@ -233,28 +262,91 @@ impl<W: Write> Output for MemoryOutput<W> {
                 t.0 += 1;
                 t.1 += c.bytes;
                 t.2 += c.elements;
-                if self.top > 0 {
-                    let big = Big {
-                        bytes: c.bytes,
-                        elements: c.elements,
-                        db: c.db,
-                        kind: c.kind,
-                        key: c.key,
-                    };
-                    if self.heap.len() < self.top {
-                        self.heap.push(Reverse(big));
-                    } else if self
-                        .heap
+                if self.top == 0 {
+                    return;
+                }
+                let big = Big {
+                    bytes: c.bytes,
+                    elements: c.elements,
+                    db: c.db,
+                    kind: c.kind,
+                    key: c.key,
+                    largest: c.largest,
+                };
+                let wide = self.by_largest.len() < self.top
+                    || self
+                        .by_largest
                         .peek()
-                        .is_some_and(|Reverse(min)| big.bytes > min.bytes)
-                    {
-                        self.heap.pop();
-                        self.heap.push(Reverse(big));
+                        .is_some_and(|Reverse((min, _))| big.largest > *min);
+                if wide {
+                    if self.by_largest.len() >= self.top {
+                        self.by_largest.pop();
                     }
+                    self.by_largest.push(Reverse((big.largest, big.clone())));
+                }
+                if self.by_bytes.len() < self.top {
+                    self.by_bytes.push(Reverse(big));
+                } else if self
+                    .by_bytes
+                    .peek()
+                    .is_some_and(|Reverse(min)| big.bytes > min.bytes)
+                {
+                    self.by_bytes.pop();
+                    self.by_bytes.push(Reverse(big));
                 }
             }
             _ => {}
         }
+    }
+
+    /// Keys seen so far.
+    pub(crate) fn keys(&self) -> u64 {
+        self.totals.values().map(|t| t.0).sum()
+    }
+
+    /// The biggest keys by size, biggest first.
+    pub(crate) fn by_bytes(&self) -> Vec<Big> {
+        let mut v: Vec<Big> = self.by_bytes.iter().map(|r| r.0.clone()).collect();
+        v.sort_by(|a, b| b.cmp(a));
+        v
+    }
+
+    /// The keys with the largest single argument, largest first.
+    pub(crate) fn by_largest(&self) -> Vec<Big> {
+        let mut v: Vec<(u64, Big)> = self.by_largest.iter().map(|r| r.0.clone()).collect();
+        v.sort_by(|a, b| b.cmp(a));
+        v.into_iter().map(|(_, b)| b).collect()
+    }
+}
+
+impl Output for Biggest {
+    fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
+        Biggest::event(self, ev);
+        Ok(())
+    }
+    fn finish(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// `--format memory`: the `top` biggest keys and per-type totals.
+pub(crate) struct MemoryOutput<W: Write> {
+    out: W,
+    biggest: Biggest,
+}
+
+impl<W: Write> MemoryOutput<W> {
+    pub(crate) fn new(out: W, top: usize) -> Self {
+        MemoryOutput {
+            out,
+            biggest: Biggest::new(top),
+        }
+    }
+}
+
+impl<W: Write> Output for MemoryOutput<W> {
+    fn event(&mut self, ev: &Event) -> anyhow::Result<()> {
+        self.biggest.event(ev);
         Ok(())
     }
 
@@ -264,14 +356,9 @@ impl<W: Write> Output for MemoryOutput<W> {
             b"# sizes are APPROXIMATE: bytes of the decoded data (key, members, fields, values),\n\
               # not the memory a server allocates for them\n",
         );
-        o.extend_from_slice(format!("# the {} biggest keys\n", self.top).as_bytes());
+        o.extend_from_slice(format!("# the {} biggest keys\n", self.biggest.top).as_bytes());
         o.extend_from_slice(b"bytes\telements\tdb\ttype\tkey\n");
-        let mut top: Vec<Big> = std::mem::take(&mut self.heap)
-            .into_iter()
-            .map(|r| r.0)
-            .collect();
-        top.sort_by(|a, b| b.cmp(a));
-        for b in top {
+        for b in self.biggest.by_bytes() {
             o.extend_from_slice(
                 format!("{}\t{}\t{}\t{}\t", b.bytes, b.elements, b.db, b.kind).as_bytes(),
             );
@@ -280,7 +367,7 @@ impl<W: Write> Output for MemoryOutput<W> {
         }
         o.extend_from_slice(b"# per type\ntype\tkeys\tbytes\telements\n");
         let (mut k, mut by, mut el) = (0, 0, 0);
-        for (kind, (keys, bytes, elements)) in &self.totals {
+        for (kind, (keys, bytes, elements)) in &self.biggest.totals {
             o.extend_from_slice(format!("{kind}\t{keys}\t{bytes}\t{elements}\n").as_bytes());
             k += keys;
             by += bytes;
@@ -334,7 +421,7 @@ mod tests {
                 m.event(&e).unwrap();
             }
         }
-        assert!(m.heap.len() <= 2);
+        assert!(m.biggest.by_bytes.len() <= 2);
         m.finish().unwrap();
         let text = String::from_utf8(m.out).unwrap();
         let rows: Vec<&str> = text
@@ -348,6 +435,33 @@ mod tests {
         );
         assert!(text.contains("list\t4\t"), "{text}");
         assert!(text.contains("APPROXIMATE"));
+    }
+
+    /// A long string that is not among the biggest keys is still found by its largest
+    /// argument (what `check --rdb` compares with the target's `proto-max-bulk-len`).
+    #[test]
+    fn the_longest_argument_is_kept_apart_from_the_biggest_keys() {
+        let mut b = Biggest::new(1);
+        let string = |n| Event::Value(ValueChunk::String(Bytes::from(vec![b'x'; n])));
+        for e in [
+            key("list", ValueType::List, 0),
+            list(50),
+            END,
+            key("s", ValueType::String, 1),
+            string(200),
+            string(100),
+            END,
+        ] {
+            b.event(&e);
+        }
+        let names = |v: Vec<Big>| {
+            v.into_iter()
+                .map(|b| (b.key, b.largest))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(b.by_bytes()), [(b"list".to_vec(), 10)]);
+        assert_eq!(names(b.by_largest()), [(b"s".to_vec(), 300)]);
+        assert_eq!(b.keys(), 2);
     }
 
     #[test]
