@@ -996,6 +996,10 @@ fn a_backup_restores_with_source_rdb_and_source_aof_exactly_once() {
         .arg("yes")
         .arg("--aof-timestamp-enabled")
         .arg("yes")
+        // `everysec` may write the file after the reply (while a background fsync runs):
+        // `always` has every acknowledged write in the file.
+        .arg("--appendfsync")
+        .arg("always")
         .start();
     write_dataset(&own, &DatasetOptions::default());
     own.cmd(&["BGREWRITEAOF"]);

@@ -104,6 +104,18 @@ impl Replica {
         item
     }
 
+    /// The next event if one is ready now, without waiting: a consumer that handles events
+    /// in a `select!` loop can take the ones already there in one go.
+    pub fn try_next_event(&mut self) -> Option<Item> {
+        if self.buffered.is_empty() {
+            let batch = self.rx.try_recv().ok()?;
+            self.buffered.extend(batch);
+        }
+        let item = self.buffered.pop_front();
+        self.delivered(item.as_ref());
+        item
+    }
+
     /// The handle through which the consumer reports what it has applied.
     pub fn applied(&self) -> AppliedOffset {
         self.applied.clone()

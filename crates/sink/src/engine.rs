@@ -91,6 +91,9 @@ pub(crate) enum Input {
     },
     /// Cluster: what the slots' checkpoints say the target holds.
     SlotFloors(Vec<u64>),
+    /// Several inputs in one hand-over (the full copy's keys, see `RdbLoader`): one channel
+    /// operation and one wake-up of this task for many keys.
+    Many(Vec<Input>),
 }
 
 impl Input {
@@ -103,6 +106,7 @@ impl Input {
             Input::Transaction { commands, .. } => commands.iter().map(|c| cost(&c.args)).sum(),
             Input::KeyBegin { key, .. } => key.len(),
             Input::KeyEnd { .. } | Input::Flush(_) | Input::SlotFloors(_) => 0,
+            Input::Many(inputs) => inputs.iter().map(Input::bytes).sum(),
         }
     }
 }
@@ -549,7 +553,16 @@ impl Engine {
 
     fn on_input(&mut self, msg: Input) -> Result<(), Error> {
         self.debt += msg.bytes().min(self.settings.queue_bytes);
+        self.take_input(msg)
+    }
+
+    fn take_input(&mut self, msg: Input) -> Result<(), Error> {
         match msg {
+            Input::Many(inputs) => {
+                for m in inputs {
+                    self.take_input(m)?;
+                }
+            }
             Input::Command { args, offset } => self.on_command(args, offset),
             Input::Batch(commands) => {
                 for (args, offset) in commands {

@@ -319,6 +319,14 @@ impl Sink {
         self.send(Input::KeyEnd { offset }).await
     }
 
+    /// Hands several inputs over at once (see [`RdbLoader`]).
+    pub(crate) async fn send_many(&self, inputs: Vec<Input>) -> Result<(), Error> {
+        match inputs.len() {
+            0 => Ok(()),
+            _ => self.send(Input::Many(inputs)).await,
+        }
+    }
+
     /// Sends a command in order with the others and returns its reply (error replies other
     /// than redirections and retryable ones are returned as [`Frame::Error`], not applied to
     /// the error policy).

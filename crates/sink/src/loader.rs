@@ -5,6 +5,7 @@ use redis_sync_rdb::Event;
 use redis_sync_rdb::rewrite::{Mode, Rewriter, TargetVersion};
 
 use crate::Sink;
+use crate::engine::Input;
 use crate::error::{Error, show_bytes};
 
 /// Feeds a full sync into a [`Sink`]: for each key, [`Sink::key_begin`], the commands that
@@ -24,7 +25,16 @@ pub struct RdbLoader {
     key: Option<(u64, bytes::Bytes)>,
     skipped: u64,
     hold_limit: Option<usize>,
+    /// Keys' inputs not yet handed to the sink: a full copy of small keys would otherwise
+    /// cost three channel operations (and engine wake-ups) per key.
+    pending: Vec<Input>,
+    pending_bytes: usize,
 }
+
+/// Inputs held before one hand-over, and their most bytes (a big key's chunks go on their way
+/// at once, so memory stays bounded by the sink's queue).
+const PENDING_INPUTS: usize = 384;
+const PENDING_BYTES: usize = 256 << 10;
 
 impl Default for RdbLoader {
     fn default() -> Self {
@@ -42,6 +52,8 @@ impl RdbLoader {
             key: None,
             skipped: 0,
             hold_limit: None,
+            pending: Vec::new(),
+            pending_bytes: 0,
         }
     }
 
@@ -115,14 +127,20 @@ impl RdbLoader {
             );
             return Ok(());
         }
-        let Some(rw) = &mut self.rewriter else {
+        if self.rewriter.is_none() {
             return Err(Error::Convert("RDB events before the header".into()));
-        };
+        }
         if let Event::Key(k) = event {
             self.key = Some((k.db, k.key.clone()));
             let db = u32::try_from(k.db).unwrap_or(u32::MAX);
-            sink.key_begin(db, k.key.clone()).await?;
+            self.push(Input::KeyBegin {
+                db,
+                key: k.key.clone(),
+            });
         }
+        let Some(rw) = &mut self.rewriter else {
+            return Err(Error::Convert("RDB events before the header".into()));
+        };
         if let Err(e) = rw.handle_event(event, now_ms, &mut self.out) {
             let key = self
                 .key
@@ -131,14 +149,32 @@ impl RdbLoader {
                 .unwrap_or_default();
             return Err(Error::Convert(format!("key {key}: {e}")));
         }
-        for cmd in self.out.drain(..) {
-            sink.write(cmd, None).await?;
+        for args in std::mem::take(&mut self.out) {
+            self.push(Input::Command { args, offset: None });
         }
         if let Event::KeyEnd { .. } = event {
             self.key = None;
-            sink.key_end(None).await?;
+            self.push(Input::KeyEnd { offset: None });
+        }
+        if self.pending.len() >= PENDING_INPUTS
+            || self.pending_bytes >= PENDING_BYTES
+            || matches!(event, Event::End(_))
+        {
+            self.flush(sink).await?;
         }
         Ok(())
+    }
+
+    fn push(&mut self, input: Input) {
+        self.pending_bytes += input.bytes();
+        self.pending.push(input);
+    }
+
+    /// Hands what this loader holds to the sink. The RDB's `End` event does it; call it
+    /// before [`Sink::flush`] when the events stop before the end (a stopped copy).
+    pub async fn flush(&mut self, sink: &Sink) -> Result<(), Error> {
+        self.pending_bytes = 0;
+        sink.send_many(std::mem::take(&mut self.pending)).await
     }
 
     /// Keys the rewriter skipped so far (expired).

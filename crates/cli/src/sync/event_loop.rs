@@ -195,6 +195,9 @@ impl<'a> Run<'a> {
     }
 }
 
+/// Most replica events handled in one turn of the main loop.
+const EVENTS_PER_TURN: usize = 256;
+
 impl Run<'_> {
     /// Handles replica events until something ends the run: a stop request, the goal of
     /// `--until-caught-up`, the end of `--mode full`'s copy, the source's stream, or an error.
@@ -225,10 +228,23 @@ impl Run<'_> {
                     }
                 }
                 ev = self.replica.next_event() => {
-                    let Some(ev) = ev else { return Ok(Stop::SourceGone) };
-                    let ev = ev.context("replication from the source failed")?;
-                    if let Some(stop) = self.handle(ev).await? {
-                        return Ok(stop);
+                    let Some(mut ev) = ev else { return Ok(Stop::SourceGone) };
+                    // The events already there go in one turn of the loop (a full copy hands
+                    // out millions): the other arms wait at most EVENTS_PER_TURN events.
+                    let mut handled = 0;
+                    loop {
+                        let item = ev.context("replication from the source failed")?;
+                        if let Some(stop) = self.handle(item).await? {
+                            return Ok(stop);
+                        }
+                        handled += 1;
+                        if handled == EVENTS_PER_TURN || self.batch.full() || self.goal.is_some() {
+                            break;
+                        }
+                        match self.replica.try_next_event() {
+                            Some(next) => ev = next,
+                            None => break,
+                        }
                     }
                     self.advance();
                     if self.caught_up() {
