@@ -1,9 +1,13 @@
 //! `redis-sync verify` on equal and on different pairs, standalone and cluster.
 
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use crate::util::usual_version;
-use redis_sync_testkit::{Cluster, DatasetOptions, Server, find, versions, write_dataset};
+use crate::util::{server_with_modules, usual_version};
+use redis_sync_testkit::{
+    Cluster, DatasetOptions, Flavor, Server, ServerVersion, find, poll_until, versions,
+    versions_where, write_dataset, xinfo_view,
+};
 
 fn verify(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redis-sync"))
@@ -113,4 +117,376 @@ fn standalone_against_cluster() {
 
 fn slot(key: &str) -> u16 {
     redis_sync_commands::hash_slot(key.as_bytes())
+}
+
+// ---------------------------------------------------------------------------------------------
+// What values and DEBUG DIGEST do not show: stream groups, hash field TTLs, module values.
+
+/// `redis://` URL of a server.
+fn url(s: &Server) -> String {
+    format!("redis://{}", s.addr())
+}
+
+/// Copies `key` from `a` to `b` exactly: `DUMP` + `RESTORE … REPLACE` with its remaining TTL.
+fn copy(a: &Server, b: &Server, key: &str) {
+    let payload = a.cmd(&["DUMP", key]).bulk().expect("a key to copy");
+    let ttl = a.cmd(&["PTTL", key]).int().max(0).to_string();
+    let args: [&[u8]; 5] = [
+        b"RESTORE",
+        key.as_bytes(),
+        ttl.as_bytes(),
+        &payload,
+        b"REPLACE",
+    ];
+    b.cmd(&args).ok();
+}
+
+/// The kinds and details of the differences a report names, by key.
+fn named(r: &serde_json::Value) -> Vec<(String, String, String)> {
+    r["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .map(|d| {
+            let s = |f: &str| d[f].as_str().unwrap_or_default().to_string();
+            (s("key"), s("kind"), s("detail"))
+        })
+        .collect()
+}
+
+/// The difference named for `key`, which must be there.
+#[track_caller]
+fn difference_of(r: &serde_json::Value, key: &str) -> (String, String) {
+    named(r)
+        .into_iter()
+        .find(|(k, _, _)| k == key)
+        .map(|(_, kind, detail)| (kind, detail))
+        .unwrap_or_else(|| panic!("{key} not named: {r:#}"))
+}
+
+/// Runs verify (`extra` flags) and asserts its exit status; returns the report.
+#[track_caller]
+fn verify_expecting(a: &Server, b: &Server, extra: &[&str], code: i32) -> serde_json::Value {
+    let (ua, ub) = (url(a), url(b));
+    let mut args = vec!["--source", ua.as_str(), "--target", ub.as_str()];
+    args.extend(extra);
+    let out = verify(&args);
+    let r = report(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "verify {extra:?} on {}: {r:#}\n{}",
+        a.version(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r
+}
+
+/// Redis 5 (no `XINFO STREAM FULL`: the summaries), Redis 7.0–7.3 (replicas lose a group's
+/// `entries-read`), the newest Redis and the newest Valkey.
+fn stream_matrix() -> Vec<ServerVersion> {
+    let redis = |v: &ServerVersion| v.flavor() == Flavor::Redis;
+    let mut out = Vec::new();
+    out.extend(versions_where("Redis 5", |v| redis(v) && !v.at_least(6, 0)).pop());
+    out.extend(
+        versions_where("Redis 7.0 to 7.3", |v| {
+            redis(v) && v.at_least(7, 0) && !v.at_least(7, 4)
+        })
+        .pop(),
+    );
+    out.extend(versions_where("Redis", redis).pop());
+    out.extend(versions_where("Valkey", |v| v.flavor() == Flavor::Valkey).pop());
+    out
+}
+
+/// A stream `key` with entries 1-1…4-1, group `g1` (alice holds 1-1 and 2-1, bob 3-1) and an
+/// empty group `g2`.
+fn stream_with_groups(s: &Server, key: &str) {
+    for id in ["1-1", "2-1", "3-1", "4-1"] {
+        s.cmd(&["XADD", key, id, "f", id]).ok();
+    }
+    s.cmd(&["XGROUP", "CREATE", key, "g1", "0"]).ok();
+    s.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g1",
+        "alice",
+        "COUNT",
+        "2",
+        "STREAMS",
+        key,
+        ">",
+    ])
+    .ok();
+    s.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g1",
+        "bob",
+        "COUNT",
+        "1",
+        "STREAMS",
+        key,
+        ">",
+    ])
+    .ok();
+    s.cmd(&["XGROUP", "CREATE", key, "g2", "$"]).ok();
+}
+
+#[test]
+fn stream_groups_behind_equal_digests_are_reported_and_repaired() {
+    for v in stream_matrix() {
+        let t = Instant::now();
+        let a = Server::builder(&v).start();
+        let b = Server::builder(&v).start();
+        for k in ["s-pel", "s-setid", "s-meta"] {
+            stream_with_groups(&a, k);
+            copy(&a, &b, k);
+        }
+        a.cmd(&["SET", "plain", "1"]).ok();
+        copy(&a, &b, "plain");
+        let r = verify_expecting(&a, &b, &[], 0);
+        assert!(
+            r["method"].as_str().expect("method").contains("3 streams"),
+            "{r:#}"
+        );
+
+        // On the target only: an entry acknowledged, a group moved back, the last ID moved on.
+        b.cmd(&["XACK", "s-pel", "g1", "2-1"]).ok();
+        b.cmd(&["XGROUP", "SETID", "s-setid", "g1", "1-1"]).ok();
+        b.cmd(&["XSETID", "s-meta", "9-9"]).ok();
+        assert_eq!(a.digest(), b.digest(), "{v}: the digest ignores groups");
+        for flags in [&[][..], &["--keys"][..]] {
+            let r = verify_expecting(&a, &b, flags, 1);
+            assert_eq!(r["different"], 3, "{r:#}");
+            let (kind, detail) = difference_of(&r, "s-pel");
+            assert_eq!(kind, "stream-groups", "{r:#}");
+            assert!(
+                detail.starts_with("group \"g1\" pending entry 2-1: on the source only"),
+                "{detail}"
+            );
+            let (kind, detail) = difference_of(&r, "s-setid");
+            assert_eq!(kind, "stream-groups", "{r:#}");
+            assert!(
+                detail.starts_with("group \"g1\" last-delivered-id: 3-1 on the source, 1-1"),
+                "{detail}"
+            );
+            let (kind, detail) = difference_of(&r, "s-meta");
+            assert_eq!(kind, "stream-meta", "{r:#}");
+            assert!(
+                detail.starts_with("stream last-generated-id: 4-1 on the source, 9-9"),
+                "{detail}"
+            );
+        }
+
+        // DUMP/RESTORE carries the groups and the PEL: repaired, then equal.
+        let r = verify_expecting(&a, &b, &["--repair"], 0);
+        assert_eq!(r["repaired"], 3, "{r:#}");
+        verify_expecting(&a, &b, &["--keys"], 0);
+        if v.at_least(6, 0) {
+            for k in ["s-pel", "s-setid", "s-meta"] {
+                let full = |s: &Server| xinfo_view(s.cmd(&["XINFO", "STREAM", k, "FULL"]), &[]);
+                assert_eq!(full(&a), full(&b), "{v}: {k} after the repair");
+            }
+        }
+        eprintln!("ok {v}: {:?}", t.elapsed());
+    }
+}
+
+/// True for versions with hash field expiration (Redis 7.4+, Valkey 9.0+).
+fn with_field_ttls(v: &ServerVersion) -> bool {
+    match v.flavor() {
+        Flavor::Redis => v.at_least(7, 4),
+        Flavor::Valkey => v.at_least(9, 0),
+    }
+}
+
+/// `HPEXPIRETIME key FIELDS 1 field`.
+fn field_expiry(s: &Server, key: &str, field: &str) -> i64 {
+    s.cmd(&["HPEXPIRETIME", key, "FIELDS", "1", field]).array()[0].int()
+}
+
+#[test]
+fn hash_field_ttls_are_compared_within_the_tolerance_and_repaired() {
+    let matrix: Vec<ServerVersion> = [Flavor::Redis, Flavor::Valkey]
+        .into_iter()
+        .filter_map(|f| {
+            versions_where(&format!("{f:?} with hash field expiration"), |v| {
+                v.flavor() == f && with_field_ttls(v)
+            })
+            .pop()
+        })
+        .collect();
+    for v in &matrix {
+        let t = Instant::now();
+        let a = Server::builder(v).start();
+        let b = Server::builder(v).start();
+        let at = (redis_sync_testkit::unix_ms() + 3_600_000).to_string();
+        a.cmd(&["HSET", "h", "f1", "1", "f2", "2", "f3", "3"]).ok();
+        a.cmd(&["HPEXPIREAT", "h", &at, "FIELDS", "2", "f1", "f2"])
+            .ok();
+        a.cmd(&["HSET", "near", "f", "1"]).ok();
+        a.cmd(&["HPEXPIREAT", "near", &at, "FIELDS", "1", "f"]).ok();
+        for k in ["h", "near"] {
+            copy(&a, &b, k);
+        }
+        verify_expecting(&a, &b, &[], 0);
+        // f1 an hour later, f2 without its TTL; `near` 500 ms off, within --ttl-tolerance.
+        let later = (redis_sync_testkit::unix_ms() + 7_200_000).to_string();
+        b.cmd(&["HPEXPIREAT", "h", &later, "FIELDS", "1", "f1"])
+            .ok();
+        b.cmd(&["HPERSIST", "h", "FIELDS", "1", "f2"]).ok();
+        let near = (at.parse::<i64>().expect("ms") + 500).to_string();
+        b.cmd(&["HPEXPIREAT", "near", &near, "FIELDS", "1", "f"])
+            .ok();
+        for flags in [&[][..], &["--keys"][..]] {
+            let r = verify_expecting(&a, &b, flags, 1);
+            assert_eq!(r["different"], 1, "{v} {flags:?}: {r:#}");
+            let (kind, detail) = difference_of(&r, "h");
+            assert_eq!(kind, "field-ttl", "{r:#}");
+            assert!(
+                detail.contains(&format!(
+                    "field \"f1\": source expires at {at} (Unix ms), target expires at {later}"
+                )) && detail.contains("field \"f2\": source expires at")
+                    && detail.contains("target no TTL")
+                    && !detail.contains("f3"),
+                "{detail}"
+            );
+        }
+        // DUMP/RESTORE carries the field TTLs.
+        let r = verify_expecting(&a, &b, &["--repair"], 0);
+        assert_eq!(r["repaired"], 1, "{r:#}");
+        verify_expecting(&a, &b, &["--keys"], 0);
+        for f in ["f1", "f2", "f3"] {
+            assert_eq!(
+                field_expiry(&a, "h", f),
+                field_expiry(&b, "h", f),
+                "{v} {f}"
+            );
+        }
+        eprintln!("ok {v}: {:?}", t.elapsed());
+    }
+    // A target without hash field expiration holds no field TTL: reported, not an error.
+    let (Some(new), Some(old)) = (
+        matrix.first(),
+        versions()
+            .into_iter()
+            .filter(|v| v.flavor() == Flavor::Redis && v.at_least(6, 0) && !with_field_ttls(v))
+            .next_back(),
+    ) else {
+        return;
+    };
+    let a = Server::builder(new).start();
+    let b = Server::builder(&old).start();
+    a.cmd(&["HSET", "h", "f", "1"]).ok();
+    a.cmd(&["HPEXPIRE", "h", "3600000", "FIELDS", "1", "f"])
+        .ok();
+    b.cmd(&["HSET", "h", "f", "1"]).ok();
+    let r = verify_expecting(&a, &b, &[], 1);
+    let (kind, detail) = difference_of(&r, "h");
+    assert_eq!(kind, "field-ttl", "{r:#}");
+    assert!(detail.contains("target no TTL"), "{old}: {detail}");
+}
+
+#[test]
+fn module_values_behind_equal_digests_are_compared_by_dump() {
+    let Some(v) = versions_where("a Redis Stack with RedisJSON and RedisBloom", |v| {
+        v.module("rejson").is_some() && v.module("redisbloom").is_some()
+    })
+    .pop() else {
+        return;
+    };
+    let t = Instant::now();
+    let a = server_with_modules(&v);
+    let b = server_with_modules(&v);
+    a.cmd(&["JSON.SET", "j", "$", r#"{"a":1,"b":[1,2]}"#]).ok();
+    a.cmd(&["BF.ADD", "bf", "x"]).ok();
+    a.cmd(&["SET", "plain", "1"]).ok();
+    for k in ["j", "bf", "plain"] {
+        copy(&a, &b, k);
+    }
+    let r = verify_expecting(&a, &b, &[], 0);
+    assert!(
+        r["method"]
+            .as_str()
+            .expect("method")
+            .contains("2 module values"),
+        "{r:#}"
+    );
+    b.cmd(&["JSON.SET", "j", "$.a", "2"]).ok();
+    b.cmd(&["BF.ADD", "bf", "y"]).ok();
+    assert_eq!(
+        a.digest(),
+        b.digest(),
+        "{v}: the digest ignores module values"
+    );
+    for flags in [&[][..], &["--keys"][..]] {
+        let r = verify_expecting(&a, &b, flags, 1);
+        assert_eq!(r["different"], 2, "{flags:?}: {r:#}");
+        for (key, kind) in [("j", "ReJSON-RL"), ("bf", "MBbloom--")] {
+            let (k, detail) = difference_of(&r, key);
+            assert_eq!(k, "value", "{r:#}");
+            assert!(detail.starts_with(kind), "{detail}");
+        }
+    }
+    let r = verify_expecting(&a, &b, &["--repair"], 0);
+    assert_eq!(r["repaired"], 2, "{r:#}");
+    verify_expecting(&a, &b, &["--keys"], 0);
+    assert_eq!(
+        b.cmd(&["JSON.GET", "j"]).text(),
+        a.cmd(&["JSON.GET", "j"]).text()
+    );
+    eprintln!("ok {v}: {:?}", t.elapsed());
+}
+
+/// A source with groups, PEL and field TTLs, some written after its native replica's full
+/// sync (so the replica applied them as commands), verifies equal against that replica: what
+/// the comparison leaves out is exactly what a replica does not keep.
+#[test]
+fn a_native_replica_verifies_equal() {
+    let redis = |v: &ServerVersion| v.flavor() == Flavor::Redis;
+    let mut matrix = Vec::new();
+    matrix.extend(
+        versions_where("Redis 7.0 to 7.3", |v| {
+            redis(v) && v.at_least(7, 0) && !v.at_least(7, 4)
+        })
+        .pop(),
+    );
+    matrix.extend(versions_where("Redis 7.4+", |v| redis(v) && v.at_least(7, 4)).pop());
+    matrix.extend(
+        versions_where("Valkey 9+", |v| {
+            v.flavor() == Flavor::Valkey && v.at_least(9, 0)
+        })
+        .pop(),
+    );
+    for v in matrix {
+        let t = Instant::now();
+        let src = Server::builder(&v).start();
+        src.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"])
+            .ok();
+        write_dataset(&src, &DatasetOptions::default());
+        let replica = Server::builder(&v).replica_of(&src).start();
+        replica.wait_replica_synced();
+        // Streamed to the replica: deliveries, a claim, an ack, a new consumer, field TTLs.
+        stream_with_groups(&src, "live");
+        src.cmd(&["XCLAIM", "live", "g1", "carol", "0", "1-1"]).ok();
+        src.cmd(&["XACK", "live", "g1", "2-1"]).ok();
+        src.cmd(&["XGROUP", "CREATECONSUMER", "live", "g2", "dave"])
+            .ok();
+        if with_field_ttls(&v) {
+            src.cmd(&["HSET", "live-h", "f", "1", "g", "2"]).ok();
+            src.cmd(&["HPEXPIRE", "live-h", "3600000", "FIELDS", "1", "f"])
+                .ok();
+        }
+        let offset = |s: &Server, f: &str| s.info("replication").get(f).cloned();
+        poll_until(Duration::from_secs(10), "the replica to catch up", || {
+            let at = offset(&src, "master_repl_offset")?;
+            (offset(&replica, "slave_repl_offset")? == at).then_some(())
+        });
+        for flags in [&[][..], &["--keys"][..]] {
+            let r = verify_expecting(&src, &replica, flags, 0);
+            assert!(r["keys_compared"].as_u64() > Some(10), "{r:#}");
+        }
+        eprintln!("ok {v}: {:?}", t.elapsed());
+    }
 }

@@ -21,7 +21,7 @@
 //! version does not report at all (`active-time` before 7.2, the 8.6 `idmp-*` fields) is not
 //! compared.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use redis_sync_resp::Frame;
@@ -76,10 +76,13 @@ enum Level {
 }
 
 /// One side's stream, besides its entries, as `path → value`: an entity (a group, a consumer,
-/// a pending entry) or a field of one, in a stable order.
+/// a pending entry) or a field of one, in the order the server reports them (groups, consumers
+/// and pending entries sorted by name or ID).
 #[derive(Debug, Default)]
 struct View {
-    items: BTreeMap<String, Item>,
+    items: Vec<(String, Item)>,
+    /// Where each path is in `items`.
+    index: HashMap<String, usize>,
     /// The fields this side's version reports, by level.
     fields: BTreeSet<(Level, String)>,
 }
@@ -92,13 +95,25 @@ struct Item {
 }
 
 impl View {
+    fn push(&mut self, path: String, item: Item) {
+        self.index.insert(path.clone(), self.items.len());
+        self.items.push((path, item));
+    }
+
+    fn get(&self, path: &str) -> Option<&Item> {
+        self.index
+            .get(path)
+            .and_then(|&i| self.items.get(i))
+            .map(|(_, item)| item)
+    }
+
     fn entity(&mut self, path: String, value: String) {
-        self.items.insert(path, Item { value, field: None });
+        self.push(path, Item { value, field: None });
     }
 
     fn field(&mut self, level: Level, owner: &str, name: &str, value: String) {
         self.fields.insert((level, name.to_string()));
-        self.items.insert(
+        self.push(
             format!("{owner} {name}"),
             Item {
                 value,
@@ -291,33 +306,42 @@ fn longest_pel(f: &Frame) -> i64 {
         .unwrap_or(0)
 }
 
-/// The differences between two views, described (`path: what`), the stream's own fields
-/// first.
+/// The differences between two views, described (`path: what`): the stream's own fields
+/// first, then groups, consumers and pending entries present on one side only, then their
+/// fields, each in the order the server reports them.
 fn differences(a: &View, bv: &View) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<(u8, String)> = Vec::new();
+    let rank = |item: &Item| match item.field {
+        Some((Level::Stream, _)) => 0,
+        None => 1,
+        Some(_) => 2,
+    };
+    // A field the other version never reports is not a difference.
     let absent = |item: &Item, other: &View| match &item.field {
-        // A field the other version never reports is not a difference.
         Some(f) => other.fields.contains(f),
         None => true,
     };
     for (path, x) in &a.items {
-        match bv.items.get(path) {
+        match bv.get(path) {
             Some(y) if x.value == y.value => {}
-            Some(y) => out.push(format!(
-                "{path}: {} on the source, {} on the target",
-                x.value, y.value
+            Some(y) => out.push((
+                rank(x),
+                format!(
+                    "{path}: {} on the source, {} on the target",
+                    x.value, y.value
+                ),
             )),
-            None if absent(x, bv) => out.push(format!("{path}: on the source only")),
+            None if absent(x, bv) => out.push((rank(x), format!("{path}: on the source only"))),
             None => {}
         }
     }
     for (path, y) in &bv.items {
-        if !a.items.contains_key(path) && absent(y, a) {
-            out.push(format!("{path}: on the target only"));
+        if a.get(path).is_none() && absent(y, a) {
+            out.push((rank(y), format!("{path}: on the target only")));
         }
     }
-    out.sort_by_key(|d| d.starts_with("group"));
-    out
+    out.sort_by_key(|(r, _)| *r);
+    out.into_iter().map(|(_, d)| d).collect()
 }
 
 /// Compares the metadata and groups of `keys` (streams whose entries are equal) in `db`;
@@ -395,7 +419,7 @@ pub async fn compare(
         let Some(first) = found.first() else {
             continue;
         };
-        let kind = if first.starts_with("group") {
+        let kind = if first.starts_with("group ") {
             "stream-groups"
         } else {
             "stream-meta"
