@@ -371,8 +371,7 @@ fn hash_field_ttls_are_compared_within_the_tolerance_and_repaired() {
         matrix.first(),
         versions()
             .into_iter()
-            .filter(|v| v.flavor() == Flavor::Redis && v.at_least(6, 0) && !with_field_ttls(v))
-            .next_back(),
+            .rfind(|v| v.flavor() == Flavor::Redis && v.at_least(6, 0) && !with_field_ttls(v)),
     ) else {
         return;
     };
