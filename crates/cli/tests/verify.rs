@@ -1,6 +1,7 @@
 //! `redis-sync verify` on equal and on different pairs, standalone and cluster.
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{server_with_modules, usual_version};
@@ -488,4 +489,116 @@ fn a_native_replica_verifies_equal() {
         }
         eprintln!("ok {v}: {:?}", t.elapsed());
     }
+}
+
+/// A child process killed when dropped (also when the test panics).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// While a sync runs, a difference still in flight is re-checked once the target's checkpoint
+/// reaches the source's offset, not after a fixed pause; without a checkpoint, after the pause.
+#[test]
+fn a_live_difference_is_rechecked_once_the_checkpoint_reaches_the_source() {
+    let Some(v) = usual_version().filter(|v| v.at_least(6, 2)) else {
+        return;
+    };
+    let t = Instant::now();
+    let src = Server::builder(&v).start();
+    src.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"])
+        .ok();
+    let dst = Server::builder(&v).start();
+    let (us, ut) = (url(&src), url(&dst));
+
+    // No sync, no checkpoint: the pause of --recheck-after.
+    src.cmd(&["SET", "k", "1"]).ok();
+    let out = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+        .args([
+            "verify",
+            "--json",
+            "--recheck-after",
+            "0.05",
+            "--source",
+            &us,
+        ])
+        .args(["--target", &ut])
+        .output()
+        .expect("run verify");
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{r:#}");
+    assert_eq!(r["recheck"]["way"], "pause", "{r:#}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _sync = Killed(
+        Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+            .args(["sync", "--source", &us, "--target", &ut, "--state-file"])
+            .arg(dir.path().join("state.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-sync sync"),
+    );
+    let checkpoint = format!("redis-sync:checkpoint:{}", src.addr());
+    poll_until(Duration::from_secs(30), "the sync to stream", || {
+        let state = dst.cmd(&["HGET", &checkpoint, "state"]).bulk();
+        (state.as_deref() == Some(&b"streaming"[..]) && dst.cmd(&["EXISTS", "k"]).int() == 1)
+            .then_some(())
+    });
+
+    // The target takes no writes for a while: the sync cannot apply `in-flight`, and verify's
+    // first pass finds it missing. Once verify says it waits for the checkpoint, the target
+    // takes writes again; the re-check then finds it.
+    dst.cmd(&["CLIENT", "PAUSE", "60000", "WRITE"]).ok();
+    src.cmd(&["SET", "in-flight", "1"]).ok();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_redis-sync"))
+            .args(["verify", "--json", "--recheck-after", "60", "--source", &us])
+            .args(["--target", &ut])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run verify"),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.0.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    poll_until(
+        Duration::from_secs(30),
+        "verify to wait for the checkpoint",
+        || {
+            said.extend(rx.try_iter());
+            said.iter()
+                .any(|l| l.contains("waiting for the target's checkpoint"))
+                .then_some(())
+        },
+    );
+    dst.cmd(&["CLIENT", "UNPAUSE"]).ok();
+    let status = poll_until(Duration::from_secs(30), "verify to finish", || {
+        child.0.try_wait().expect("wait for verify")
+    });
+    let mut stdout = Vec::new();
+    child
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut stdout)
+        .expect("read stdout");
+    let _ = reader.join();
+    let r: serde_json::Value = serde_json::from_slice(&stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&stdout)));
+    assert!(status.success(), "{r:#}\n{said:#?}");
+    assert_eq!(r["recheck"]["way"], "checkpoint", "{r:#}");
+    assert!(r["recheck"]["waited_ms"].as_u64() < Some(30_000), "{r:#}");
+    eprintln!("ok {v}: {:?}, {}", t.elapsed(), r["recheck"]["detail"]);
 }
