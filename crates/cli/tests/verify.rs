@@ -35,9 +35,14 @@ fn equal_pairs_pass_and_differences_are_named() {
         return;
     };
     let a = Server::builder(&v).start();
-    let b = Server::builder(&v).start();
+    a.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"])
+        .ok();
     write_dataset(&a, &DatasetOptions::default());
-    write_dataset(&b, &DatasetOptions::default());
+    // A faithful copy: a replica, promoted. (The same commands written to another server at
+    // another time are not one: its pending entries' delivery times differ.)
+    let b = Server::builder(&v).replica_of(&a).start();
+    b.wait_replica_synced();
+    b.cmd(&["REPLICAOF", "NO", "ONE"]).ok();
     let (ua, ub) = (
         format!("redis://{}", a.addr()),
         format!("redis://{}", b.addr()),
