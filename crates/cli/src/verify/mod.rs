@@ -1,9 +1,9 @@
 //! `redis-sync verify`: does the target hold what the source holds?
 //!
 //! When both sides are standalone, answer `DEBUG DIGEST` and no sample is asked for, equal
-//! digests settle it for everything the digest covers; what it does not (streams' groups,
-//! Valkey's hash field TTLs, module values without a digest callback) is then compared key by
-//! key ([`blind`]). Otherwise (or when the digests differ, to say which keys) the keys are
+//! digests settle it for everything the digest covers; what it does not (when keys and hash
+//! fields expire, streams' metadata and groups, module values without a digest callback) is
+//! then compared key by key ([`blind`]). Otherwise (or when the digests differ, to say which keys) the keys are
 //! compared one by one, `SCAN` page by page ([`keys`]): type, TTL (within `--ttl-tolerance`),
 //! and value — by `DEBUG DIGEST-VALUE` when both servers run the same version and allow it,
 //! else by reading the value (`GET`, `LRANGE`, sorted `SMEMBERS`, `ZRANGE … WITHSCORES`,
@@ -46,7 +46,8 @@ pub struct VerifyArgs {
     /// Compare only about this many keys of the source (and skip the search for extra keys).
     #[arg(long, value_name = "N")]
     pub sample: Option<u64>,
-    /// Largest TTL difference, in milliseconds, that still counts as equal.
+    /// Largest TTL difference, in milliseconds, that still counts as equal (keys' TTLs and hash
+    /// fields' TTLs).
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub ttl_tolerance: i64,
     /// Always compare key by key, even when the digests are equal.
@@ -62,8 +63,9 @@ pub struct VerifyArgs {
     /// to where it was after the first pass, at most this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub recheck_timeout: f64,
-    /// Rewrite the differing keys on the target from the source (DUMP/RESTORE; extra keys
-    /// are deleted), then report what was repaired.
+    /// Rewrite the differing keys on the target from the source (DUMP/RESTORE, which carries
+    /// stream groups, pending entries and hash field TTLs; extra keys are deleted), then report
+    /// what was repaired.
     #[arg(long)]
     pub repair: bool,
     /// How many differing keys to name in the report.
