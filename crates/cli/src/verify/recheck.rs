@@ -77,8 +77,9 @@ async fn until_applied(
     let mut at = read().await?;
     if at < pos.offset {
         eprintln!(
-            "verify: {differences} differences on the first pass; waiting for the target's \
+            "verify: {differences} difference{} on the first pass; waiting for the target's \
              checkpoint to reach the source's offset {} (it is at {at}), at most {timeout} s",
+            if differences == 1 { "" } else { "s" },
             pos.offset
         );
     }
