@@ -185,8 +185,9 @@ fn own_key(key: &[u8]) -> bool {
 }
 
 /// The comparison of `verify` with its defaults, for another command (`cutover`): a sample of
-/// about `sample` keys, or all of them; differences re-checked after `recheck_after` seconds
-/// (0: the first pass as is).
+/// about `sample` keys, or all of them; differences re-checked once the target's checkpoint
+/// reaches the source's offset (at most 10 s), else after `recheck_after` seconds (0: the
+/// first pass as is).
 pub async fn compare_endpoints(
     source: &crate::url::Endpoint,
     target: &crate::url::Endpoint,
