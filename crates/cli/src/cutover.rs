@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use redis_sync_resp::Frame;
 use serde::Serialize;
 
-use crate::client::{Client, parse_version, server_version, text};
+use crate::client::{Client, parse_version, server_version};
 use crate::config::{ConnArgs, FileConfig};
+use crate::lag::{self, SourcePosition, Unusable};
 use crate::url::Endpoint;
 use crate::verify;
 
@@ -167,101 +167,39 @@ fn print_report(r: &Report) {
     }
 }
 
-/// The source's replication position (`INFO replication`).
-struct SourcePosition {
-    replid: String,
-    replid2: String,
-    offset: u64,
-}
-
+/// The source's replication position, which must be a master's: the server the application
+/// writes to.
 async fn source_position(c: &mut Client) -> anyhow::Result<SourcePosition> {
-    let info = c.info("replication").await?;
-    let field = |name: &str| crate::client::field(&info, name).map(str::to_string);
-    if field("role").as_deref() != Some("master") {
+    let pos = lag::source_position(c).await?;
+    if pos.role != "master" {
         bail!(
             "{} is not a master (role {}): cut over from the server the application writes to",
             c.addr(),
-            field("role").unwrap_or_default()
+            pos.role
         );
     }
-    Ok(SourcePosition {
-        replid: field("master_replid").unwrap_or_default(),
-        replid2: field("master_replid2").unwrap_or_default(),
-        offset: field("master_repl_offset")
-            .and_then(|v| v.parse().ok())
-            .context("the source's INFO has no master_repl_offset")?,
-    })
-}
-
-/// The target's checkpoint of `source`: `(state, replid, offset)`.
-async fn target_checkpoint(
-    target: &Endpoint,
-    key: &str,
-) -> anyhow::Result<Option<(String, String, u64)>> {
-    let mut c = Client::connect(target, TIMEOUT).await?;
-    c.ok(&["SELECT", "0"]).await.ok();
-    let mut reply = c.call(&["HGETALL", key]).await?;
-    // A cluster: the node that owns the key's slot answers.
-    if let Frame::Error(e) = &reply
-        && let Some(addr) = String::from_utf8_lossy(e)
-            .strip_prefix("MOVED ")
-            .and_then(|r| r.split_whitespace().nth(1))
-            .map(str::to_string)
-    {
-        c = Client::connect_addr(target, &addr, TIMEOUT).await?;
-        reply = c.call(&["HGETALL", key]).await?;
-    }
-    let pairs: Vec<(String, String)> = match &reply {
-        Frame::Array(items) => items
-            .chunks(2)
-            .filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?)))
-            .collect(),
-        Frame::Map(items) => items
-            .iter()
-            .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
-            .collect(),
-        Frame::Error(e) => bail!(
-            "{}: reading the checkpoint {key}: {}",
-            c.addr(),
-            String::from_utf8_lossy(e)
-        ),
-        _ => Vec::new(),
-    };
-    if pairs.is_empty() {
-        return Ok(None);
-    }
-    let get = |k: &str| pairs.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
-    let offset = get("offset")
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("the checkpoint {key} has no valid offset"))?;
-    Ok(Some((
-        get("state").unwrap_or_default(),
-        get("replid").unwrap_or_default(),
-        offset,
-    )))
+    Ok(pos)
 }
 
 /// The target's checkpoint offset, checked against the source's history.
 async fn target_offset(target: &Endpoint, key: &str, src: &SourcePosition) -> anyhow::Result<u64> {
-    let Some((state, replid, offset)) = target_checkpoint(target, key).await? else {
-        bail!(
+    match lag::applied_offset(target, key, src).await? {
+        Ok(offset) => Ok(offset),
+        Err(Unusable::Missing) => bail!(
             "the target holds no checkpoint {key}: is `redis-sync sync` (exactly-once, the \
              default) running from this source into this target? cutover reads how far the \
              target is from that checkpoint"
-        );
-    };
-    if state != "streaming" {
-        bail!("the sync into the target is still in its full copy (checkpoint state {state})");
-    }
-    if replid != src.replid && replid != src.replid2 {
-        bail!(
+        ),
+        Err(Unusable::Copying(state)) => {
+            bail!("the sync into the target is still in its full copy (checkpoint state {state})")
+        }
+        Err(Unusable::OtherHistory(replid)) => bail!(
             "the target's checkpoint is of replication ID {replid}, the source is at {}: the \
              target was synced from another history (a source restarted without its data, \
              or another server); run `redis-sync sync` again first",
             src.replid
-        );
+        ),
     }
-    Ok(offset)
 }
 
 async fn cutover(
@@ -269,7 +207,7 @@ async fn cutover(
     target: &Endpoint,
     args: &CutoverArgs,
 ) -> anyhow::Result<Report> {
-    let key = format!("{}{}", crate::sync::TARGET_CHECKPOINT_PREFIX, source.addr());
+    let key = lag::checkpoint_key(source);
     let mut src = Client::connect(source, TIMEOUT).await.context("source")?;
     let (flavor, version) = server_version(&src.info("server").await?);
     let pause = !(args.no_pause || args.dry_run);

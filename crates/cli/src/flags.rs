@@ -48,13 +48,55 @@ pub enum Command {
     /// the full copy's estimated time and RDB size, the biggest keys.
     #[command(after_long_help = crate::check::EXAMPLES)]
     Check(crate::check::CheckArgs),
-    /// Compare the source and the target: digests, or key by key (type, TTL, value).
+    /// Compare the source and the target: digests, or key by key (type, TTL, value, hash field
+    /// TTLs, stream groups).
+    #[command(long_about = VERIFY_LONG_ABOUT, after_long_help = VERIFY_EXAMPLES)]
     Verify(crate::verify::VerifyArgs),
     /// Switch over: wait until the target holds every write, pause the source's writes,
     /// compare, report.
     #[command(long_about = CUTOVER_LONG_ABOUT, after_long_help = CUTOVER_EXAMPLES)]
     Cutover(crate::cutover::CutoverArgs),
 }
+
+const VERIFY_LONG_ABOUT: &str = "\
+Compare the source and the target: does the target hold what the source holds?
+
+Standalone servers that allow DEBUG: equal DEBUG DIGESTs settle the keys, their types and \
+values. What the digest does not see is then compared key by key: key TTLs (it hashes only \
+whether a key expires), hash field TTLs (Redis 7.4+, Valkey 9.0+), streams' metadata and \
+consumer groups (groups, consumers, pending entries) and the values of modules without a \
+digest callback (RedisJSON, RedisBloom, RedisTimeSeries: by DUMP). Otherwise (a cluster, \
+different digests, --keys, --sample) every key is compared: type, TTL (within \
+--ttl-tolerance), value (DEBUG DIGEST-VALUE on the same version, else read), hash field TTLs \
+(HPEXPIRETIME, within --ttl-tolerance), streams' groups (XINFO STREAM FULL); then the target \
+is scanned for keys the source lacks.
+
+Streams' groups are compared as a native replica keeps them: consumers' seen and active times \
+are left out (a replica stamps its own), and so are a group's entries-read and lag when either \
+side is Redis older than 7.4 (its replicas do not keep them). Pending entries' delivery times \
+are compared exactly.
+
+Differences are checked once more, in case a running sync was still applying them: when the \
+target holds a redis-sync checkpoint of this source, once the target has applied the source's \
+stream up to the offset read after the first pass (at most --recheck-timeout seconds); \
+otherwise after --recheck-after seconds. The report says which (`recheck` in --json).
+
+Kinds of difference: missing, extra, type, ttl, value, field-ttl (a hash field's TTL), \
+stream-meta (a stream's last ID, entries added, ...), stream-groups (its groups, consumers or \
+pending entries). --repair rewrites each differing key from the source with DUMP/RESTORE, \
+which carries groups, pending entries and field TTLs.
+
+Exit status 0: equal (or everything repaired with --repair); 1: different; 2: an error.";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  redis-sync verify --source redis://old:6379 --target redis://new:6379
+  # every key, a JSON report for a script:
+  redis-sync verify --source … --target … --keys --json
+  # rewrite what differs from the source:
+  redis-sync verify --source … --target … --repair
+  # while a sync runs: wait up to 30 s for it to apply the differences before re-checking:
+  redis-sync verify --source … --target … --recheck-timeout 30";
 
 const CUTOVER_LONG_ABOUT: &str = "\
 Switch an application from the source to the target, safely.

@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod cutover;
 mod flags;
+mod lag;
 mod logging;
 mod metrics;
 mod rdb;

@@ -1,20 +1,29 @@
 //! `redis-sync verify`: does the target hold what the source holds?
 //!
 //! When both sides are standalone, answer `DEBUG DIGEST` and no sample is asked for, equal
-//! digests settle it at once. Otherwise (or when they differ, to say which keys) the keys are
-//! compared one by one, `SCAN` page by page: type, TTL (within `--ttl-tolerance`), and value —
-//! by `DEBUG DIGEST-VALUE` when both servers run the same version and allow it, else by
-//! reading the value (`GET`, `LRANGE`, sorted `SMEMBERS`, `ZRANGE … WITHSCORES`, sorted
-//! `HGETALL`, `XRANGE`; `DUMP` for module types). Then the target is scanned for keys the
-//! source lacks. Differences found while a sync runs are checked once more after a pause, so
-//! keys merely in flight are not reported; `--repair` rewrites what still differs from the
-//! source (`DUMP`/`RESTORE`, extra keys deleted). A cluster on either side is scanned master by
-//! master and keys are read from the master that owns their slot.
+//! digests settle it for everything the digest covers; what it does not (when keys and hash
+//! fields expire, streams' metadata and groups, module values without a digest callback) is
+//! then compared key by key ([`blind`]). Otherwise (or when the digests differ, to say which keys) the keys are
+//! compared one by one, `SCAN` page by page ([`keys`]): type, TTL (within `--ttl-tolerance`),
+//! and value — by `DEBUG DIGEST-VALUE` when both servers run the same version and allow it,
+//! else by reading the value (`GET`, `LRANGE`, sorted `SMEMBERS`, `ZRANGE … WITHSCORES`,
+//! sorted `HGETALL`, `XRANGE`); `DUMP` for module types — then hash field TTLs
+//! ([`field_ttl`]) and streams' metadata and groups ([`stream`]). Then the target is scanned for
+//! keys the source lacks. Differences found while a sync runs are checked once more once the
+//! target has applied the source's stream that far, or after a pause ([`recheck`]), so keys
+//! merely in flight are not reported; `--repair` rewrites what still differs from the source
+//! (`DUMP`/`RESTORE`, which carries groups, PEL and field TTLs; extra keys deleted). A cluster
+//! on either side is scanned master by master and keys are read from the master that owns
+//! their slot.
 
+mod blind;
+mod field_ttl;
+mod keys;
+mod recheck;
 mod side;
+mod stream;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -22,6 +31,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::config::{ConnArgs, FileConfig};
+use keys::{Plan, compare_page};
+pub use recheck::Recheck;
 use side::Side;
 
 /// Arguments of `redis-sync verify`.
@@ -35,18 +46,26 @@ pub struct VerifyArgs {
     /// Compare only about this many keys of the source (and skip the search for extra keys).
     #[arg(long, value_name = "N")]
     pub sample: Option<u64>,
-    /// Largest TTL difference, in milliseconds, that still counts as equal.
+    /// Largest TTL difference, in milliseconds, that still counts as equal (keys' TTLs and hash
+    /// fields' TTLs).
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub ttl_tolerance: i64,
     /// Always compare key by key, even when the digests are equal.
     #[arg(long)]
     pub keys: bool,
     /// Seconds to wait before re-checking the differences (a live sync may still be applying
-    /// them); 0 reports the first pass as is.
+    /// them) when the target holds no redis-sync checkpoint of this source; 0 reports the
+    /// first pass as is (no re-check at all).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub recheck_after: f64,
-    /// Rewrite the differing keys on the target from the source (DUMP/RESTORE; extra keys
-    /// are deleted), then report what was repaired.
+    /// When the target holds a redis-sync checkpoint of this source (a sync runs): before
+    /// re-checking the differences, wait until the target has applied the source's stream up
+    /// to where it was after the first pass, at most this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub recheck_timeout: f64,
+    /// Rewrite the differing keys on the target from the source (DUMP/RESTORE, which carries
+    /// stream groups, pending entries and hash field TTLs; extra keys are deleted), then report
+    /// what was repaired.
     #[arg(long)]
     pub repair: bool,
     /// How many differing keys to name in the report.
@@ -61,12 +80,26 @@ pub struct Difference {
     pub db: u32,
     /// The key (lossy UTF-8).
     pub key: String,
-    /// `missing` (not on the target), `extra` (only on the target), `type`, `ttl`, `value`.
+    /// `missing` (not on the target), `extra` (only on the target), `type`, `ttl`, `value`,
+    /// `field-ttl` (a hash field's TTL), `stream-meta` (a stream's last ID, entries added, …),
+    /// `stream-groups` (its consumer groups, consumers or pending entries).
     pub kind: &'static str,
-    /// Details (the two types or TTLs).
+    /// Details: the two types or TTLs; the fields, groups, consumers or entries that differ.
     pub detail: String,
     #[serde(skip)]
     raw: Bytes,
+}
+
+impl Difference {
+    fn new(db: u32, key: &Bytes, kind: &'static str, detail: String) -> Difference {
+        Difference {
+            db,
+            key: String::from_utf8_lossy(key).into_owned(),
+            kind,
+            detail,
+            raw: key.clone(),
+        }
+    }
 }
 
 /// The whole result.
@@ -90,6 +123,9 @@ pub struct Report {
     pub repaired: u64,
     /// Keys `--repair` could not fix (with the reason in the log).
     pub repair_failed: u64,
+    /// How the differences of the first pass were re-checked (`None`: there were none, or
+    /// `--recheck-after 0`).
+    pub recheck: Option<Recheck>,
 }
 
 /// Runs `redis-sync verify`.
@@ -108,6 +144,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("source {source}\ntarget {target}");
         println!("method: {}", report.method);
+        if let Some(r) = &report.recheck {
+            println!("re-check ({}): {}", r.way, r.detail);
+        }
         if report.equal {
             println!(
                 "EQUAL: {} keys compared, no difference",
@@ -146,8 +185,9 @@ fn own_key(key: &[u8]) -> bool {
 }
 
 /// The comparison of `verify` with its defaults, for another command (`cutover`): a sample of
-/// about `sample` keys, or all of them; differences re-checked after `recheck_after` seconds
-/// (0: the first pass as is).
+/// about `sample` keys, or all of them; differences re-checked once the target's checkpoint
+/// reaches the source's offset (at most 10 s), else after `recheck_after` seconds (0: the
+/// first pass as is).
 pub async fn compare_endpoints(
     source: &crate::url::Endpoint,
     target: &crate::url::Endpoint,
@@ -161,6 +201,7 @@ pub async fn compare_endpoints(
         ttl_tolerance: 2000,
         keys: false,
         recheck_after,
+        recheck_timeout: 10.0,
         repair: false,
         show: 10,
     };
@@ -171,71 +212,68 @@ pub async fn compare_endpoints(
 
 async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::Result<Report> {
     let mut report = Report::default();
+    let plan = Plan::new(src, dst, args.ttl_tolerance).await;
+    let mut diffs = Vec::new();
+    let mut by_digest = None;
     if args.sample.is_none()
         && !args.keys
         && let (Some(a), Some(b)) = (src.digest().await, dst.digest().await)
     {
         if a == b {
-            report.method = format!("DEBUG DIGEST ({a})");
-            report.keys_compared = src.dbsize().await?;
-            report.equal = true;
-            return Ok(report);
-        }
-        tracing::debug!("digests differ: {a} vs {b}; comparing key by key");
-    }
-    let by_digest =
-        src.same_version(dst) && src.has_digest_value().await && dst.has_digest_value().await;
-    report.method = format!(
-        "key by key ({}{})",
-        if by_digest {
-            "DEBUG DIGEST-VALUE"
+            by_digest = Some(a);
         } else {
-            "values read"
-        },
-        args.sample
-            .map(|n| format!(", sample of {n}"))
-            .unwrap_or_default()
-    );
-    let mut diffs = Vec::new();
-    let limit = args.sample.unwrap_or(u64::MAX);
-    let mut compared = 0u64;
-    'dbs: for db in src.dbs().await? {
-        let mut cursors = src.cursors();
-        while let Some(mut keys) = src.scan_page(db, &mut cursors).await? {
-            keys.retain(|k| !own_key(k));
-            let left = usize::try_from(limit - compared).unwrap_or(usize::MAX);
-            let full = keys.len() >= left;
-            keys.truncate(left);
-            compared += keys.len() as u64;
-            diffs.extend(
-                side::compare_page(src, dst, db, &keys, by_digest, args.ttl_tolerance).await?,
-            );
-            if full {
-                break 'dbs;
-            }
+            tracing::debug!("digests differ: {a} vs {b}; comparing key by key");
         }
     }
-    if args.sample.is_none() {
-        for db in dst.dbs().await? {
-            let mut cursors = dst.cursors();
-            while let Some(mut keys) = dst.scan_page(db, &mut cursors).await? {
+    if let Some(digest) = by_digest {
+        let pass = blind::compare(src, dst, &plan).await?;
+        report.method = format!("DEBUG DIGEST ({digest}); {}", pass.describe());
+        report.keys_compared = src.dbsize().await?;
+        diffs = pass.diffs;
+    } else {
+        report.method = format!(
+            "key by key ({}{})",
+            if plan.by_digest {
+                "DEBUG DIGEST-VALUE"
+            } else {
+                "values read"
+            },
+            args.sample
+                .map(|n| format!(", sample of {n}"))
+                .unwrap_or_default()
+        );
+        let limit = args.sample.unwrap_or(u64::MAX);
+        let mut compared = 0u64;
+        'dbs: for db in src.dbs().await? {
+            let mut cursors = src.cursors();
+            while let Some(mut keys) = src.scan_page(db, &mut cursors, None).await? {
                 keys.retain(|k| !own_key(k));
-                for (key, on_source) in keys.iter().zip(src.exist_many(db, &keys).await?) {
-                    if !on_source {
-                        diffs.push(Difference {
-                            db,
-                            key: String::from_utf8_lossy(key).into_owned(),
-                            kind: "extra",
-                            detail: "only on the target".into(),
-                            raw: key.clone(),
-                        });
-                    }
+                let left = usize::try_from(limit - compared).unwrap_or(usize::MAX);
+                let full = keys.len() >= left;
+                keys.truncate(left);
+                compared += keys.len() as u64;
+                diffs.extend(compare_page(src, dst, db, &keys, &plan).await?);
+                if full {
+                    break 'dbs;
                 }
             }
         }
+        report.keys_compared = compared;
+        if args.sample.is_none() {
+            diffs.extend(extra_keys(src, dst).await?);
+        }
     }
     if !diffs.is_empty() && args.recheck_after > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(args.recheck_after.min(600.0))).await;
+        let r = recheck::wait(
+            src,
+            dst,
+            diffs.len(),
+            args.recheck_after,
+            args.recheck_timeout,
+        )
+        .await;
+        tracing::debug!("re-check: {}", r.detail);
+        report.recheck = Some(r);
         let mut still = Vec::new();
         for d in diffs {
             if d.kind == "extra" {
@@ -244,14 +282,11 @@ async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::R
                 }
             } else {
                 let key = [d.raw.clone()];
-                still.extend(
-                    side::compare_page(src, dst, d.db, &key, by_digest, args.ttl_tolerance).await?,
-                );
+                still.extend(compare_page(src, dst, d.db, &key, &plan).await?);
             }
         }
         diffs = still;
     }
-    report.keys_compared = compared;
     report.missing = diffs.iter().filter(|d| d.kind == "missing").count() as u64;
     report.extra = diffs.iter().filter(|d| d.kind == "extra").count() as u64;
     report.different = diffs.len() as u64 - report.missing - report.extra;
@@ -269,4 +304,26 @@ async fn compare(src: &mut Side, dst: &mut Side, args: &VerifyArgs) -> anyhow::R
     }
     report.examples = diffs.into_iter().take(args.show).collect();
     Ok(report)
+}
+
+/// The keys of the target that the source lacks.
+async fn extra_keys(src: &mut Side, dst: &mut Side) -> anyhow::Result<Vec<Difference>> {
+    let mut diffs = Vec::new();
+    for db in dst.dbs().await? {
+        let mut cursors = dst.cursors();
+        while let Some(mut keys) = dst.scan_page(db, &mut cursors, None).await? {
+            keys.retain(|k| !own_key(k));
+            for (key, on_source) in keys.iter().zip(src.exist_many(db, &keys).await?) {
+                if !on_source {
+                    diffs.push(Difference::new(
+                        db,
+                        key,
+                        "extra",
+                        "only on the target".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(diffs)
 }

@@ -1,5 +1,6 @@
 //! One side of a comparison: a standalone server or the masters of a cluster, with the reads
-//! `verify` needs (key lists by `SCAN`, type, TTL, value) routed to the right node and db.
+//! `verify` needs (key lists by `SCAN`, type, TTL, value) routed to the right node and db, and
+//! what its server version can answer.
 
 use std::time::Duration;
 
@@ -8,8 +9,8 @@ use bytes::Bytes;
 use redis_sync_commands::hash_slot;
 use redis_sync_resp::Frame;
 
-use super::Difference;
-use crate::client::{self, Client, field, text};
+use crate::client::{self, Client, field, server_version, text};
+use crate::lag::SourcePosition;
 use crate::url::Endpoint;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,7 +23,14 @@ pub struct Side {
     /// `(first slot, last slot, node index)` for a cluster.
     slots: Vec<(u16, u16, usize)>,
     cluster: bool,
+    /// `redis 7.4.1`, `valkey 9.1.2`: equal strings mean value digests are comparable.
     version: String,
+    /// `redis` or `valkey`, and the version as numbers.
+    flavor: &'static str,
+    release: (u32, u32, u32),
+    /// `HPEXPIRETIME` exists (hash field expiration: Redis 7.4+, Valkey 9.0+).
+    field_ttls: bool,
+    endpoint: Endpoint,
 }
 
 /// Where each node's `SCAN` is (`None`: done).
@@ -37,6 +45,15 @@ impl Side {
             .map(|v| format!("valkey {v}"))
             .or_else(|| field(&info, "redis_version").map(|v| format!("redis {v}")))
             .unwrap_or_default();
+        let (flavor, release) = server_version(&info);
+        // `COMMAND INFO` answers a nil for an unknown command, on every version (2.8.13+).
+        let field_ttls = matches!(
+            first
+                .call(&["COMMAND", "INFO", "HPEXPIRETIME"])
+                .await?
+                .as_slice(),
+            Some([Frame::Array(_)])
+        );
         let cl = first.info("cluster").await?;
         let cluster = field(&cl, "cluster_enabled") == Some("1");
         if !cluster {
@@ -46,6 +63,10 @@ impl Side {
                 slots: Vec::new(),
                 cluster,
                 version,
+                flavor,
+                release,
+                field_ttls,
+                endpoint: ep.clone(),
             });
         }
         let masters = client::cluster_masters(&mut first).await?;
@@ -86,12 +107,83 @@ impl Side {
             slots,
             cluster,
             version,
+            flavor,
+            release,
+            field_ttls,
+            endpoint: ep.clone(),
         })
     }
 
     /// True when both run the same server version (value digests are then comparable).
     pub fn same_version(&self, other: &Side) -> bool {
         self.version == other.version
+    }
+
+    /// The address given for this side.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn redis_before(&self, major: u32, minor: u32) -> bool {
+        self.flavor == "redis" && (self.release.0, self.release.1) < (major, minor)
+    }
+
+    /// True when the server has hash field expiration (`HPEXPIRETIME` answers).
+    pub fn has_field_ttls(&self) -> bool {
+        self.field_ttls
+    }
+
+    /// True when `XINFO STREAM key FULL` exists (6.0+; Redis 5 has only the summaries).
+    pub fn has_xinfo_full(&self) -> bool {
+        !self.redis_before(6, 0)
+    }
+
+    /// True when `SCAN … TYPE` exists (6.0+).
+    pub fn has_scan_type(&self) -> bool {
+        !self.redis_before(6, 0)
+    }
+
+    /// True when the server's replicas keep a consumer group's `entries-read` (and so its
+    /// `lag`): Redis before 7.4 propagates `XREADGROUP` as `XCLAIM … LASTID` alone (7.4 adds
+    /// `XGROUP SETID … ENTRIESREAD`), so a native replica of 7.0.15 or 7.2.4 shows another
+    /// `entries-read` than its master (measured); Valkey 8.0+ keeps it.
+    pub fn replicates_entries_read(&self) -> bool {
+        !self.redis_before(7, 4)
+    }
+
+    /// True when modules whose values `DEBUG DIGEST` cannot see may be loaded: any module but
+    /// Redis 8's built-in `vectorset` (it has a digest callback; RedisJSON, RedisBloom and
+    /// RedisTimeSeries have none: their values all digest to one constant, measured on Redis
+    /// Stack 7.4.1). A refused `MODULE LIST` counts as yes.
+    pub async fn has_undigested_modules(&mut self) -> bool {
+        let Ok(reply) = self.nodes[0].call(&["MODULE", "LIST"]).await else {
+            return true;
+        };
+        let Some(modules) = reply.as_slice() else {
+            return true;
+        };
+        modules.iter().any(|m| {
+            let fields: Vec<Option<String>> = match m {
+                Frame::Map(items) => items.iter().flat_map(|(k, v)| [text(k), text(v)]).collect(),
+                other => other.as_slice().unwrap_or(&[]).iter().map(text).collect(),
+            };
+            let name = fields
+                .chunks(2)
+                .find(|p| p.first().and_then(Option::as_deref) == Some("name"))
+                .and_then(|p| p.get(1).cloned().flatten());
+            name.as_deref() != Some("vectorset")
+        })
+    }
+
+    /// The replication position of a standalone server (`None` for a cluster: each master
+    /// has its own stream).
+    pub async fn position(&mut self) -> anyhow::Result<Option<SourcePosition>> {
+        if self.cluster {
+            return Ok(None);
+        }
+        crate::lag::source_position(&mut self.nodes[0])
+            .await
+            .map(Some)
     }
 
     /// `DEBUG DIGEST` of a standalone server; `None` for a cluster or when refused.
@@ -148,6 +240,52 @@ impl Side {
         Ok(dbs)
     }
 
+    /// The dbs where some node counts keys with field TTLs (`subexpiry` on Redis 7.4+,
+    /// `keys_with_volatile_items` on Valkey 9), ascending.
+    pub async fn field_ttl_dbs(&mut self) -> anyhow::Result<Vec<u32>> {
+        self.dbs_counting(&["subexpiry", "keys_with_volatile_items"])
+            .await
+    }
+
+    /// The dbs where some node counts keys with a TTL (`expires`), ascending.
+    pub async fn expiring_dbs(&mut self) -> anyhow::Result<Vec<u32>> {
+        self.dbs_counting(&["expires"]).await
+    }
+
+    /// The dbs whose `INFO keyspace` line has one of `counters` above 0 on some node.
+    async fn dbs_counting(&mut self, counters: &[&str]) -> anyhow::Result<Vec<u32>> {
+        let mut dbs = Vec::new();
+        for c in &mut self.nodes {
+            for (k, v) in c.info("keyspace").await? {
+                let Some(db) = k.strip_prefix("db").and_then(|d| d.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let counted = v.split(',').any(|p| {
+                    p.split_once('=').is_some_and(|(name, n)| {
+                        counters.contains(&name) && n.parse::<u64>().is_ok_and(|n| n > 0)
+                    })
+                });
+                if counted && !dbs.contains(&db) {
+                    dbs.push(db);
+                }
+            }
+        }
+        dbs.sort_unstable();
+        Ok(dbs)
+    }
+
+    /// The type of each key (`TYPE`, pipelined).
+    pub async fn types(&mut self, db: u32, keys: &[Bytes]) -> anyhow::Result<Vec<(Bytes, String)>> {
+        let r = self
+            .batch(db, keys, |k| vec![vec![b(b"TYPE"), k.clone()]])
+            .await?;
+        Ok(keys
+            .iter()
+            .zip(r)
+            .map(|(k, t)| (k.clone(), t.first().and_then(text).unwrap_or_default()))
+            .collect())
+    }
+
     /// Fresh cursors for a scan of every node.
     pub fn cursors(&self) -> Cursors {
         vec![Some(b"0".to_vec()); self.nodes.len()]
@@ -161,20 +299,25 @@ impl Side {
         Ok(())
     }
 
-    /// The next page of keys of `db`; `None` when every node's scan is complete.
+    /// The next page of keys of `db` (of type `kind` only, when given: the server filters with
+    /// `SCAN … TYPE`, which the caller checks with [`Side::has_scan_type`]); `None` when every
+    /// node's scan is complete. A page may be empty.
     pub async fn scan_page(
         &mut self,
         db: u32,
         cursors: &mut Cursors,
+        kind: Option<&str>,
     ) -> anyhow::Result<Option<Vec<Bytes>>> {
         let Some(i) = cursors.iter().position(Option::is_some) else {
             return Ok(None);
         };
         let cursor = cursors[i].take().unwrap_or_default();
         self.select(i, db).await?;
-        let page = self.nodes[i]
-            .ok(&[&b"SCAN"[..], &cursor, b"COUNT", b"500"])
-            .await?;
+        let mut cmd: Vec<&[u8]> = vec![b"SCAN", &cursor, b"COUNT", b"500"];
+        if let Some(kind) = kind {
+            cmd.extend([&b"TYPE"[..], kind.as_bytes()]);
+        }
+        let page = self.nodes[i].ok(&cmd).await?;
         let parts = page.as_slice().context("SCAN reply is not an array")?;
         let next = parts
             .first()
@@ -205,7 +348,12 @@ impl Side {
     }
 
     /// Runs one command about `key` in `db` on the node that owns it.
-    async fn on_key(&mut self, db: u32, key: &[u8], args: &[&[u8]]) -> anyhow::Result<Frame> {
+    pub(super) async fn on_key(
+        &mut self,
+        db: u32,
+        key: &[u8],
+        args: &[&[u8]],
+    ) -> anyhow::Result<Frame> {
         let i = self.node_of(key);
         self.select(i, db).await?;
         self.nodes[i].call(args).await
@@ -261,7 +409,7 @@ impl Side {
 
     /// Runs `cmds(key)` for every key, pipelined per node (one write and one read pass per
     /// node), and returns the replies per key, in key order.
-    async fn batch(
+    pub(super) async fn batch(
         &mut self,
         db: u32,
         keys: &[Bytes],
@@ -288,165 +436,7 @@ impl Side {
     }
 }
 
-fn b(s: &'static [u8]) -> Bytes {
+/// An owned argument.
+pub(super) fn b(s: &'static [u8]) -> Bytes {
     Bytes::from_static(s)
-}
-
-/// The command that reads a value of type `kind` in a comparable form.
-fn value_cmd(kind: &str, by_digest: bool, key: &Bytes) -> Option<Vec<Bytes>> {
-    let k = key.clone();
-    Some(if by_digest {
-        vec![b(b"DEBUG"), b(b"DIGEST-VALUE"), k]
-    } else {
-        match kind {
-            "string" => vec![b(b"GET"), k],
-            "list" => vec![b(b"LRANGE"), k, b(b"0"), b(b"-1")],
-            "set" => vec![b(b"SMEMBERS"), k],
-            "zset" => vec![b(b"ZRANGE"), k, b(b"0"), b(b"-1"), b(b"WITHSCORES")],
-            "hash" => vec![b(b"HGETALL"), k],
-            "stream" => vec![b(b"XRANGE"), k, b(b"-"), b(b"+")],
-            // Module values have no generic read: nothing to compare across versions.
-            _ => return None,
-        }
-    })
-}
-
-/// A value reply flattened, sets and hashes sorted, zset scores as numbers.
-fn normalise(kind: &str, by_digest: bool, f: &Frame) -> Vec<Bytes> {
-    let mut flat = Vec::new();
-    flatten(f, &mut flat);
-    if by_digest {
-        return flat;
-    }
-    match kind {
-        "set" => flat.sort(),
-        // Servers print the same double differently (6.x `%.17g`, 7.x the shortest form):
-        // compare the numbers.
-        "zset" => {
-            for score in flat.iter_mut().skip(1).step_by(2) {
-                if let Some(x) = std::str::from_utf8(score)
-                    .ok()
-                    .and_then(|t| t.parse::<f64>().ok())
-                {
-                    *score = Bytes::from(format!("{x:?}"));
-                }
-            }
-        }
-        "hash" => {
-            let mut pairs: Vec<(Bytes, Bytes)> = flat
-                .chunks(2)
-                .filter_map(|p| Some((p.first()?.clone(), p.get(1)?.clone())))
-                .collect();
-            pairs.sort();
-            flat = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
-        }
-        _ => {}
-    }
-    flat
-}
-
-fn flatten(f: &Frame, out: &mut Vec<Bytes>) {
-    match f {
-        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
-            for i in items {
-                flatten(i, out);
-            }
-        }
-        Frame::Map(items) => {
-            for (k, v) in items {
-                flatten(k, out);
-                flatten(v, out);
-            }
-        }
-        other => out.push(match other.as_bytes() {
-            Some(b) => b.clone(),
-            None => Bytes::from(format!("{other:?}")),
-        }),
-    }
-}
-
-/// Compares a page of keys of `db` (pipelined: type and TTL on both sides, then values);
-/// returns the keys that differ. Keys gone from the source meanwhile are not differences.
-pub async fn compare_page(
-    src: &mut Side,
-    dst: &mut Side,
-    db: u32,
-    keys: &[Bytes],
-    by_digest: bool,
-    ttl_tolerance: i64,
-) -> anyhow::Result<Vec<Difference>> {
-    let meta = |k: &Bytes| vec![vec![b(b"TYPE"), k.clone()], vec![b(b"PTTL"), k.clone()]];
-    let ms = src.batch(db, keys, meta).await?;
-    let md = dst.batch(db, keys, meta).await?;
-    let kind = |r: &[Frame]| r.first().and_then(text).unwrap_or_default();
-    let ttl = |r: &[Frame]| r.get(1).and_then(Frame::as_integer).unwrap_or(-2);
-    let mut diffs = Vec::new();
-    let mut same = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let diff = |kind: &'static str, detail: String| Difference {
-            db,
-            key: String::from_utf8_lossy(key).into_owned(),
-            kind,
-            detail,
-            raw: key.clone(),
-        };
-        let (ts, td) = (kind(&ms[i]), kind(&md[i]));
-        if ts == "none" || ts.is_empty() {
-            continue;
-        }
-        if td == "none" {
-            diffs.push(diff("missing", format!("{ts} on the source only")));
-            continue;
-        }
-        if ts != td {
-            diffs.push(diff("type", format!("source {ts}, target {td}")));
-            continue;
-        }
-        let (ps, pd) = (ttl(&ms[i]), ttl(&md[i]));
-        if (ps < 0) != (pd < 0) || (ps >= 0 && (ps - pd).abs() > ttl_tolerance) {
-            let show = |t: i64| {
-                if t < 0 {
-                    "none".to_string()
-                } else {
-                    format!("{t} ms")
-                }
-            };
-            diffs.push(diff(
-                "ttl",
-                format!("source TTL {}, target TTL {}", show(ps), show(pd)),
-            ));
-            continue;
-        }
-        if value_cmd(&ts, by_digest, key).is_some() {
-            same.push((key.clone(), ts));
-        }
-    }
-    let keys2: Vec<Bytes> = same.iter().map(|(k, _)| k.clone()).collect();
-    let kinds: std::collections::HashMap<Bytes, String> = same.into_iter().collect();
-    let cmd = |k: &Bytes| {
-        kinds
-            .get(k)
-            .and_then(|t| value_cmd(t, by_digest, k))
-            .into_iter()
-            .collect()
-    };
-    let vs = src.batch(db, &keys2, cmd).await?;
-    let vd = dst.batch(db, &keys2, cmd).await?;
-    for (i, key) in keys2.iter().enumerate() {
-        let t = kinds.get(key).map_or("", String::as_str);
-        let (a, bb) = match (vs[i].first(), vd[i].first()) {
-            (Some(a), Some(bb)) => (a, bb),
-            _ => continue,
-        };
-        if normalise(t, by_digest, a) != normalise(t, by_digest, bb) {
-            diffs.push(Difference {
-                db,
-                key: String::from_utf8_lossy(key).into_owned(),
-                kind: "value",
-                detail: format!("{t} values differ"),
-                raw: key.clone(),
-            });
-        }
-    }
-    Ok(diffs)
 }
