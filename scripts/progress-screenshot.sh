@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes docs/progress.png, the README's picture of the full copy's progress bar: a source of
-# 3,000,000 keys, a sync in a 100x10 tmux terminal (--max-ops slows the copy so the bar is
+# 3,000,000 keys, a sync in a 100x10 tmux terminal (--max-bytes slows the copy so the bar is
 # mid-way), a capture of the screen after 8 s, rendered by scripts/render-screen.py.
 # Needs tmux, Pillow and a built binary (cargo build -p redis-sync).
 # Usage: scripts/progress-screenshot.sh [redis-server]
@@ -26,7 +26,7 @@ done
 for _ in $(seq 1 50); do redis-cli -p 27402 ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p 27401 DEBUG POPULATE 3000000 user: 120 >/dev/null
 tmux new-session -d -s "$SESSION" -x 100 -y 10 \
-    "$BIN sync --source 127.0.0.1:27401 --target 127.0.0.1:27402 --state-file $WORK/state.json --max-ops 200000; sleep 60"
+    "$BIN sync --source 127.0.0.1:27401 --target 127.0.0.1:27402 --state-file $WORK/state.json --max-bytes 5000000; sleep 60"
 sleep 8
 tmux capture-pane -p -t "$SESSION" > "$WORK/screen.txt"
 cat "$WORK/screen.txt"

@@ -179,6 +179,9 @@ pub struct Sink {
     room: Arc<Semaphore>,
     queue_bytes: usize,
     repairs: Option<mpsc::UnboundedReceiver<Repair>>,
+    /// Runs of small strings of a full copy may go as one `MSET` (standalone target, keys
+    /// overwritten: not under [`Conflict::Block`], whose keys go through temporary keys).
+    merge_strings: bool,
 }
 
 /// A command the target refused because its copy of the key differs, under
@@ -320,10 +323,10 @@ impl Sink {
     }
 
     /// Hands several inputs over at once (see [`RdbLoader`]).
-    pub(crate) async fn send_many(&self, inputs: Vec<Input>) -> Result<(), Error> {
+    pub(crate) async fn send_many(&self, inputs: Vec<Input>, bytes: usize) -> Result<(), Error> {
         match inputs.len() {
             0 => Ok(()),
-            _ => self.send(Input::Many(inputs)).await,
+            _ => self.send(Input::Many(inputs, bytes)).await,
         }
     }
 
@@ -366,6 +369,11 @@ impl Sink {
     /// What the sink learned about the target at connect.
     pub fn target(&self) -> &TargetInfo {
         &self.info
+    }
+
+    /// Whether [`RdbLoader`] may merge small strings into `MSET`s.
+    pub(crate) fn merges_strings(&self) -> bool {
+        self.merge_strings
     }
 
     /// The largest argument the sink may send: the target's `proto-max-bulk-len` or
@@ -466,6 +474,7 @@ impl SinkBuilder {
         let counters = Arc::new(Counters::default());
         let stopped = Arc::new(OnceLock::new());
         let repair_policy = s.policy == ErrorPolicy::Repair;
+        let merge_strings = !info.cluster && s.conflict != Conflict::Block;
         let mut engine = Engine::new(
             s,
             info.clone(),
@@ -498,6 +507,7 @@ impl SinkBuilder {
             room,
             queue_bytes,
             repairs,
+            merge_strings,
         })
     }
 }

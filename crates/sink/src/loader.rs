@@ -29,7 +29,20 @@ pub struct RdbLoader {
     /// cost three channel operations (and engine wake-ups) per key.
     pending: Vec<Input>,
     pending_bytes: usize,
+    /// The current key's `KeyBegin`, held until its commands show whether it joins an `MSET`.
+    begin: Option<Input>,
+    /// Merge runs of small strings into `MSET` (see [`Sink::merges_strings`]).
+    merge: bool,
+    /// The `MSET` being gathered (name, then key and value pairs).
+    mset: Vec<bytes::Bytes>,
+    mset_bytes: usize,
 }
+
+/// Most keys and bytes of one merged `MSET`: the target runs it in one go, so keep it short.
+const MSET_KEYS: usize = 128;
+const MSET_BYTES: usize = 64 << 10;
+/// Largest value merged (bigger strings go on their own).
+const MSET_VALUE: usize = 4 << 10;
 
 /// Inputs held before one hand-over, and their most bytes (a big key's chunks go on their way
 /// at once, so memory stays bounded by the sink's queue).
@@ -54,6 +67,10 @@ impl RdbLoader {
             hold_limit: None,
             pending: Vec::new(),
             pending_bytes: 0,
+            begin: None,
+            merge: false,
+            mset: Vec::new(),
+            mset_bytes: 0,
         }
     }
 
@@ -114,10 +131,12 @@ impl RdbLoader {
                 Mode::Commands
             });
             self.force = Some(mode);
+            self.merge = sink.merges_strings() && mode == Mode::Restore;
             self.rewriter = Some(
                 Rewriter::builder()
                     .target(Self::target_version(sink))
                     .mode(mode)
+                    .plain_strings(self.merge)
                     .restore_hold_limit(
                         usize::try_from(sink.max_value_bytes())
                             .unwrap_or(usize::MAX)
@@ -133,7 +152,7 @@ impl RdbLoader {
         if let Event::Key(k) = event {
             self.key = Some((k.db, k.key.clone()));
             let db = u32::try_from(k.db).unwrap_or(u32::MAX);
-            self.push(Input::KeyBegin {
+            self.begin = Some(Input::KeyBegin {
                 db,
                 key: k.key.clone(),
             });
@@ -149,12 +168,50 @@ impl RdbLoader {
                 .unwrap_or_default();
             return Err(Error::Convert(format!("key {key}: {e}")));
         }
-        for args in std::mem::take(&mut self.out) {
-            self.push(Input::Command { args, offset: None });
-        }
-        if let Event::KeyEnd { .. } = event {
+        let key_end = matches!(event, Event::KeyEnd { .. });
+        let out = std::mem::take(&mut self.out);
+        // A key that is one plain `SET key value` joins the `MSET` being gathered, as long as
+        // nothing of it has gone out yet (its `KeyBegin` is still held).
+        let mergeable = self.merge
+            && key_end
+            && self.begin.is_some()
+            && out.len() == 1
+            && out[0].len() == 3
+            && out[0][2].len() <= MSET_VALUE
+            && out[0][0].eq_ignore_ascii_case(b"SET");
+        if mergeable {
+            self.begin = None;
             self.key = None;
-            self.push(Input::KeyEnd { offset: None });
+            let [_, key, value]: [bytes::Bytes; 3] = out
+                .into_iter()
+                .next()
+                .and_then(|c| c.try_into().ok())
+                .ok_or_else(|| Error::Convert("a SET of three arguments".into()))?;
+            if self.mset.is_empty() {
+                self.mset.push(bytes::Bytes::from_static(b"MSET"));
+            }
+            self.mset_bytes += key.len() + value.len();
+            self.mset.push(key);
+            self.mset.push(value);
+            if self.mset.len() / 2 >= MSET_KEYS || self.mset_bytes >= MSET_BYTES {
+                self.end_mset();
+            }
+        } else if !out.is_empty() || key_end {
+            // Order: the gathered MSET (keys before this one, or a SELECT), then this key.
+            self.end_mset();
+            if let Some(begin) = self.begin.take() {
+                self.push(begin);
+            }
+            for args in out {
+                self.push(Input::Command { args, offset: None });
+            }
+            if key_end {
+                self.key = None;
+                self.push(Input::KeyEnd { offset: None });
+            }
+        }
+        if matches!(event, Event::End(_)) {
+            self.end_mset();
         }
         if self.pending.len() >= PENDING_INPUTS
             || self.pending_bytes >= PENDING_BYTES
@@ -165,6 +222,14 @@ impl RdbLoader {
         Ok(())
     }
 
+    fn end_mset(&mut self) {
+        if !self.mset.is_empty() {
+            self.mset_bytes = 0;
+            let args = std::mem::take(&mut self.mset);
+            self.push(Input::Command { args, offset: None });
+        }
+    }
+
     fn push(&mut self, input: Input) {
         self.pending_bytes += input.bytes();
         self.pending.push(input);
@@ -173,8 +238,10 @@ impl RdbLoader {
     /// Hands what this loader holds to the sink. The RDB's `End` event does it; call it
     /// before [`Sink::flush`] when the events stop before the end (a stopped copy).
     pub async fn flush(&mut self, sink: &Sink) -> Result<(), Error> {
-        self.pending_bytes = 0;
-        sink.send_many(std::mem::take(&mut self.pending)).await
+        self.end_mset();
+        let bytes = std::mem::take(&mut self.pending_bytes);
+        let inputs = std::mem::replace(&mut self.pending, Vec::with_capacity(PENDING_INPUTS));
+        sink.send_many(inputs, bytes).await
     }
 
     /// Keys the rewriter skipped so far (expired).

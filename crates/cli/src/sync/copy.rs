@@ -5,7 +5,7 @@
 //! [`RdbLoader`] into the sink; `RdbDone` waits for the target to acknowledge the snapshot,
 //! sweeps the keys it does not have and writes the checkpoint `streaming` at its offset.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis_sync_commands::DataType;
@@ -15,7 +15,7 @@ use redis_sync_sink::RdbLoader;
 use super::batch::Batch;
 use super::connect::connect_sink;
 use super::target_checkpoint::{CopyState, TargetCheckpoint};
-use super::{Run, Stop, keyset, sweep, unix_ms};
+use super::{Run, Stop, keyset, sweep};
 use crate::config::Mode;
 use crate::status::State;
 
@@ -184,7 +184,7 @@ impl Run<'_> {
         };
         let key_end = matches!(event, Event::KeyEnd { .. });
         self.loader
-            .handle_event(&self.sink, &event, unix_ms())
+            .handle_event(&self.sink, &event, self.now_ms)
             .await
             .context("writing the snapshot to the target")?;
         if key_end {
@@ -253,10 +253,25 @@ impl Run<'_> {
     /// not have, when `FullResync` decided on a sweep. Dropping it halfway leaves the copy
     /// incomplete, which the next run redoes.
     async fn snapshot_applied(&mut self, rdb_bytes: u64) -> anyhow::Result<()> {
-        self.sink
-            .flush()
-            .await
-            .context("writing the snapshot to the target")?;
+        // The sink's queue may hold much of the snapshot still (a slow or rate-limited
+        // target): keep the bar and the status lines going while it drains.
+        let mut last_status = Instant::now();
+        loop {
+            match tokio::time::timeout(Duration::from_millis(250), self.sink.flush()).await {
+                Ok(done) => {
+                    done.context("writing the snapshot to the target")?;
+                    break;
+                }
+                Err(_) => {
+                    self.refresh_stats();
+                    self.show_progress();
+                    if last_status.elapsed() >= self.s.status_interval {
+                        last_status = Instant::now();
+                        self.print_status();
+                    }
+                }
+            }
+        }
         tracing::info!(
             "snapshot written: {} keys ({} filtered out, {} expired) from {rdb_bytes} RDB bytes",
             self.stats.rdb_keys_written,

@@ -110,6 +110,9 @@ pub(super) struct Run<'a> {
     pub(super) source_size: Option<super::progress::SourceSize>,
     /// `--tee-aof`: the stream appended to an AOF (open once a full copy or a resume began).
     pub(super) tee_aof: Option<super::tee_aof::TeeAof>,
+    /// Unix milliseconds at the start of this turn of the loop: which snapshot keys are
+    /// expired (read once per turn, not per event).
+    pub(super) now_ms: i64,
     /// When `tee_aof` was last fsynced.
     pub(super) tee_synced: Instant,
     /// The answer to that question, on its way.
@@ -191,6 +194,7 @@ impl<'a> Run<'a> {
             source_size_rx: None,
             tee_aof: None,
             tee_synced: Instant::now(),
+            now_ms: super::unix_ms(),
         }
     }
 }
@@ -229,6 +233,7 @@ impl Run<'_> {
                 }
                 ev = self.replica.next_event() => {
                     let Some(mut ev) = ev else { return Ok(Stop::SourceGone) };
+                    self.now_ms = super::unix_ms();
                     // The events already there go in one turn of the loop (a full copy hands
                     // out millions): the other arms wait at most EVENTS_PER_TURN events.
                     let mut handled = 0;

@@ -184,6 +184,7 @@ pub struct RewriterBuilder {
     target: TargetVersion,
     mode: Mode,
     restore_hold_limit: usize,
+    plain_strings: bool,
 }
 
 impl RewriterBuilder {
@@ -205,11 +206,21 @@ impl RewriterBuilder {
         self.restore_hold_limit = bytes;
         self
     }
+    /// In [`Mode::Restore`], write a string of one piece as `SET key value` (with `PXAT`
+    /// for a TTL, on 6.2+) rather than `RESTORE` of its payload (default off). The result is
+    /// the same; a server executes a `SET` without checking a CRC-64 and decoding a payload,
+    /// and a writer can merge runs of them into `MSET`s, far cheaper per key. Strings that
+    /// carry LRU/LFU data (`IDLETIME`/`FREQ`, which only `RESTORE` sets) keep `RESTORE`.
+    pub fn plain_strings(mut self, yes: bool) -> Self {
+        self.plain_strings = yes;
+        self
+    }
     /// The converter.
     pub fn build(self) -> Rewriter {
         Rewriter {
             target: self.target,
             mode: self.mode,
+            plain_strings: self.plain_strings,
             hold_limit: self.restore_hold_limit,
             db: None,
             key: None,
@@ -258,6 +269,7 @@ struct KeyState {
 pub struct Rewriter {
     target: TargetVersion,
     mode: Mode,
+    plain_strings: bool,
     hold_limit: usize,
     db: Option<u64>,
     key: Option<KeyState>,
@@ -285,6 +297,7 @@ impl Rewriter {
             target: TargetVersion::LATEST,
             mode: Mode::Commands,
             restore_hold_limit: 8 << 20,
+            plain_strings: false,
         }
     }
 
@@ -717,11 +730,18 @@ impl Rewriter {
         // In restore mode the native commands are used instead of the payload when they are
         // already out (the hold overflowed: they are complete by now) or when the payload
         // holds hash fields that have expired.
+        let plain_string = self.plain_strings
+            && k.value_type == ValueType::String
+            && st.string_pieces <= 1
+            && k.idle_secs.is_none()
+            && k.lfu_freq.is_none()
+            && (k.expire_ms.is_none() || self.target.at_least(6, 2));
         let use_payload = is_module
             || (self.mode == Mode::Restore
                 && !empty_aggregate
                 && !st.flushed
-                && !st.expired_fields);
+                && !st.expired_fields
+                && !plain_string);
         if let (true, Some(p)) = (use_payload, payload) {
             out.push(self.restore(k, p.clone(), now_ms));
             self.stats.restored += 1;

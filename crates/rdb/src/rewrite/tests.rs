@@ -633,3 +633,55 @@ fn unknown_entries_read_of_v2_streams_stays_unknown() {
         "XGROUP CREATE s g 9-0 ENTRIESREAD -1"
     );
 }
+
+#[test]
+fn plain_strings_are_set_in_restore_mode_unless_only_restore_can_say_it_all() {
+    let with = |k: Event| {
+        vec![
+            k,
+            Event::Value(ValueChunk::String(b("hello"))),
+            Event::KeyEnd {
+                restore_payload: Some(b("P")),
+            },
+        ]
+    };
+    let mut rw = Rewriter::builder()
+        .mode(Mode::Restore)
+        .plain_strings(true)
+        .build();
+    let out = run(&mut rw, &with(key(0, "s", ValueType::String, None)));
+    assert_eq!(out, ["SELECT 0", "SET s hello"]);
+    let out = run(
+        &mut rw,
+        &with(key(0, "t", ValueType::String, Some(NOW + 9))),
+    );
+    assert_eq!(out, [format!("SET t hello PXAT {}", NOW + 9)]);
+    // LRU data: only RESTORE sets it.
+    let Event::Key(mut idle) = key(0, "i", ValueType::String, None) else {
+        unreachable!()
+    };
+    idle.idle_secs = Some(5);
+    let out = run(&mut rw, &with(Event::Key(idle)));
+    assert_eq!(out, ["RESTORE i 0 P REPLACE IDLETIME 5"]);
+    // A TTL on a target without SET … PXAT (before 6.2): RESTORE, one command.
+    let mut old = Rewriter::builder()
+        .mode(Mode::Restore)
+        .plain_strings(true)
+        .target(TargetVersion::redis(6, 0))
+        .build();
+    let out = run(
+        &mut old,
+        &with(key(0, "t", ValueType::String, Some(NOW + 9))),
+    );
+    assert_eq!(
+        out,
+        [
+            "SELECT 0",
+            &format!("RESTORE t {} P REPLACE ABSTTL", NOW + 9)
+        ]
+    );
+    // Off (the default): RESTORE.
+    let mut rw = Rewriter::builder().mode(Mode::Restore).build();
+    let out = run(&mut rw, &with(key(0, "s", ValueType::String, None)));
+    assert_eq!(out, ["SELECT 0", "RESTORE s 0 P REPLACE"]);
+}
