@@ -9,69 +9,12 @@
 //! Checks: no panic; every key position is a real argument other than the name; a `Slot`
 //! route is the slot of every key and `CrossSlot` means two keys differ; every part of a
 //! split holds only keys of its slot, and the parts' keys are the original's keys.
+//!
+//! The checks live in `crates/commands/tests/fuzz_checks/classify.rs`, so that `cargo test` runs
+//! `fuzz/seeds/classify/` and `fuzz/regressions/classify/` through the same code.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use redis_sync_commands::{
-    Classifier, ClusterPlan, FilterBuilder, Route, SyncOptions, commands, hash_slot,
-    split_for_cluster, split_transaction,
-};
+#[path = "../../crates/commands/tests/fuzz_checks/classify.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&pick, rest)) = data.split_first() else {
-        return;
-    };
-    let mut args: Vec<&[u8]> = Vec::new();
-    if pick != 0xff {
-        let all: Vec<_> = commands()
-            .iter()
-            .flat_map(|c| std::iter::once(c).chain(c.subcommands))
-            .collect();
-        let def = all[usize::from(pick) % all.len()];
-        args.extend(def.name.split('|').map(str::as_bytes));
-    }
-    if !rest.is_empty() {
-        args.extend(rest.split(|&b| b == 0xff));
-    }
-
-    let mut classifier = Classifier::new(SyncOptions::default());
-    if let Ok(c) = classifier.classify(&args) {
-        let slots: Vec<u16> = c
-            .keys
-            .iter()
-            .map(|k| {
-                assert!(k.index >= 1 && k.index < args.len(), "{k:?} of {args:?}");
-                hash_slot(args[k.index])
-            })
-            .collect();
-        match c.route {
-            Route::Slot(s) => assert!(slots.iter().all(|&x| x == s), "{args:?}"),
-            Route::CrossSlot => assert!(slots.windows(2).any(|w| w[0] != w[1]), "{args:?}"),
-            _ => assert!(slots.is_empty(), "{args:?}"),
-        }
-        let keys: Vec<&[u8]> = c.keys.iter().map(|k| args[k.index]).collect();
-        if let Ok(ClusterPlan::Split(parts)) = split_for_cluster(&args) {
-            let mut split_keys = Vec::new();
-            for p in &parts {
-                let mut c2 = Classifier::new(SyncOptions::default());
-                let part = c2.classify(&p.args).expect("a split part classifies");
-                assert_eq!(part.route, Route::Slot(p.slot), "{:?}", p.args);
-                split_keys.extend(part.keys.iter().map(|k| p.args[k.index]));
-            }
-            let (mut a, mut b) = (keys.clone(), split_keys);
-            a.sort();
-            b.sort();
-            assert_eq!(a, b, "split of {args:?}");
-        }
-    }
-    let _ = split_transaction(&[args.clone(), args.clone()]);
-    if let Ok(filter) = FilterBuilder::default()
-        .exclude_key_prefix("tmp:")
-        .exclude_key_glob("*{x}*")
-        .map_db(1, 2)
-        .build()
-    {
-        let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
-        let _ = filter.decide(1, &owned);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check(data));

@@ -2,52 +2,12 @@
 //! chunked decoding must give exactly the events (and error) of whole-input decoding.
 //!
 //! The first byte picks the chunk sizes and the chunk budget; the rest is the input.
+//!
+//! The checks live in `crates/rdb/tests/fuzz_checks/rdb_decode.rs`, so that `cargo test` runs
+//! `fuzz/seeds/rdb_decode/` and `fuzz/regressions/rdb_decode/` through the same code.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use redis_sync_rdb::{Decoder, DecoderBuilder};
+#[path = "../../crates/rdb/tests/fuzz_checks/rdb_decode.rs"]
+mod checks;
 
-fn run(b: DecoderBuilder, data: &[u8], step: usize) -> (Vec<String>, Option<String>) {
-    let mut d = b.build();
-    let mut events = Vec::new();
-    let mut pos = 0;
-    loop {
-        let n = step.min(data.len() - pos);
-        d.handle_bytes(&data[pos..pos + n]);
-        pos += n;
-        if pos == data.len() {
-            d.handle_eof();
-        }
-        loop {
-            match d.poll_event() {
-                Ok(Some(e)) => events.push(format!("{e:?}")),
-                Ok(None) => break,
-                Err(e) => {
-                    // Dead decoders keep returning the error.
-                    assert_eq!(d.poll_event().err(), Some(e.clone()));
-                    return (events, Some(e.to_string()));
-                }
-            }
-        }
-        if pos == data.len() {
-            return (events, None);
-        }
-    }
-}
-
-fuzz_target!(|input: &[u8]| {
-    let Some((&ctl, data)) = input.split_first() else {
-        return;
-    };
-    let budget = [1usize, 7, 64, 65536][(ctl & 3) as usize];
-    let step = 1 + (ctl >> 2) as usize;
-    let b = Decoder::builder()
-        .chunk_budget(budget)
-        .max_element_size(1 << 20)
-        .max_blob_size(1 << 20)
-        .restore_payloads(Some(1 << 16))
-        .verify_checksum(ctl & 0x80 == 0);
-    let whole = run(b.clone(), data, data.len().max(1));
-    let chunked = run(b, data, step);
-    assert_eq!(whole, chunked);
-});
+libfuzzer_sys::fuzz_target!(|input: &[u8]| checks::check(input));

@@ -65,3 +65,58 @@ pub fn corpus_dir() -> Option<std::path::PathBuf> {
     eprintln!("skipping: RDB corpus not found at {}", dir.display());
     None
 }
+
+/// The checked-in inputs of the cargo-fuzz target `target`: every file of `fuzz/seeds/<target>/`
+/// and `fuzz/regressions/<target>/` (crashes that `scripts/fuzz-ci.sh` kept), sorted by path,
+/// with their bytes. Dotfiles are left out. Panics when the target has no seeds, so a moved
+/// directory cannot make a regression test pass on nothing.
+pub fn fuzz_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let fuzz = fuzz.canonicalize().unwrap_or(fuzz);
+    let mut out = Vec::new();
+    for kind in ["seeds", "regressions"] {
+        let dir = fuzz.join(kind).join(target);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                .path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if path.is_file() && !hidden {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+                out.push((path, bytes));
+            }
+        }
+    }
+    assert!(
+        out.iter().any(|(p, _)| p.starts_with(fuzz.join("seeds"))),
+        "no seeds for fuzz target {target} in {}",
+        fuzz.join("seeds").join(target).display()
+    );
+    out.sort();
+    out
+}
+
+/// Runs `check` (a fuzz target's body) on every input of [`fuzz_inputs`]`(target)` and panics
+/// after the last one, naming each input that panicked and how to replay it under the fuzzer.
+pub fn check_fuzz_inputs(target: &str, check: fn(&[u8])) {
+    let inputs = fuzz_inputs(target);
+    let failed: Vec<String> = inputs
+        .iter()
+        .filter(|(_, bytes)| std::panic::catch_unwind(|| check(bytes)).is_err())
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} inputs of fuzz target {target} panicked (replay one with \
+         `cargo fuzz run --sanitizer none {target} FILE`):\n  {}",
+        failed.len(),
+        inputs.len(),
+        failed.join("\n  ")
+    );
+}
