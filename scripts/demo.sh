@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job of redis-sync, end to end, on this machine:
-#   1. find a server: one in $REDIS_SERVERS_DIR (default ~/.cache/redis-sync/servers), else
-#      install Debian's Redis there with scripts/install-servers.sh (no root, about 15 s, once),
-#      else the `redis-server` on PATH (the distribution's),
+#   1. find a server: with ../shared beside the clone, install the tests' server matrix with
+#      ../shared/servers/install.sh (cached; DEMO_NO_BUILD=1 skips the source builds that only
+#      the tests need); then take one of $REDIS_SERVERS_DIR (default ~/.cache/redis-sync/servers),
+#      else install Debian's Redis there with scripts/install-servers.sh (no root, about 15 s,
+#      once), else the `redis-server` on PATH (the distribution's),
 #   2. build redis-sync (release),
 #   3. start two local servers on free loopback ports in a temporary directory: a source filled
 #      with data of every type, and an empty target,
@@ -11,7 +13,7 @@
 # Usage: scripts/demo.sh        (from a clone; nothing beside it is needed)
 # Environment:
 #   REDIS_SERVERS_DIR=DIR   where servers are looked for and installed
-#   DEMO_INSTALL=0          never run scripts/install-servers.sh (use what is there, or PATH)
+#   DEMO_INSTALL=0          run no installer (use what is there, or PATH)
 #   DEMO_SERVER=PATH        use this redis-server (or valkey-server) binary
 #   RS=PATH                 use this redis-sync binary instead of building one
 set -euo pipefail
@@ -39,6 +41,15 @@ installed_server() {
 }
 
 say "1. a server"
+SHARED_INSTALL="$ROOT/../shared/servers/install.sh"
+if [[ -z "${DEMO_SERVER:-}" && "${DEMO_INSTALL:-1}" != 0 && -f "$SHARED_INSTALL" ]]; then
+    echo "installing the tests' servers with $SHARED_INSTALL (cached)"
+    if [[ "${DEMO_NO_BUILD:-0}" == 1 ]]; then
+        bash "$SHARED_INSTALL" --no-build
+    else
+        bash "$SHARED_INSTALL"
+    fi
+fi
 SERVER="${DEMO_SERVER:-$(installed_server)}"
 if [[ -z "$SERVER" && "${DEMO_INSTALL:-1}" != 0 ]]; then
     echo "no server in $REDIS_SERVERS_DIR: installing Debian's with scripts/install-servers.sh"
