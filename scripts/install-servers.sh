@@ -67,7 +67,7 @@ fi
 
 PREFIX=$(realpath -m "${PREFIX:-${REDIS_SERVERS_DIR:-$HOME/.cache/redis-sync/servers}}")
 DEB="$PREFIX/debian"
-mkdir -p "$PREFIX/bin" "$DEB"/{apt,debs,root,libs,src}
+mkdir -p "$PREFIX/bin" "$DEB"/{apt,debs,root,libs,src,built}
 
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 [[ -r $KEYRING ]] || die "no $KEYRING (package debian-archive-keyring)"
@@ -236,9 +236,13 @@ build_suite() {
     # No TLS, no systemd, plain -O2 (the default adds LTO, slower to link on small machines).
     make -C "$dir/redis-$v" -j"$(nproc)" BUILD_TLS=no USE_SYSTEMD=no OPTIMIZATION=-O2 \
         >"$dir/build.log" 2>&1 || return 1
-    mkdir -p "$PREFIX/bin/redis-$v"
-    ln -sfn "$dir/redis-$v/src/redis-server" "$PREFIX/bin/redis-$v/redis-server"
-    ln -sfn "$dir/redis-$v/src/redis-cli" "$PREFIX/bin/redis-$v/redis-cli"
+    # The two binaries are self-contained (jemalloc, Lua and hiredis linked in): keep them and
+    # drop the build tree (about 230 MB each).
+    mkdir -p "$DEB/built/redis-$v" "$PREFIX/bin/redis-$v"
+    cp "$dir/redis-$v/src/redis-server" "$dir/redis-$v/src/redis-cli" "$DEB/built/redis-$v/"
+    rm -rf "$dir/redis-$v"
+    ln -sfn "$DEB/built/redis-$v/redis-server" "$PREFIX/bin/redis-$v/redis-server"
+    ln -sfn "$DEB/built/redis-$v/redis-cli" "$PREFIX/bin/redis-$v/redis-cli"
     note "installed redis-$v (built from Debian $suite's source)"
 }
 
