@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use redis_sync_sink::Sink;
-use redis_sync_testkit::{Flavor, Server, find, require};
+use redis_sync_testkit::{Flavor, SERVERS_HINT, Server, find, require};
 
 fn redis_benchmark(port: u16, n: u64) -> Option<f64> {
     let bin = std::env::var("REDIS_BENCHMARK").unwrap_or_else(|_| "redis-benchmark".into());
@@ -126,7 +126,7 @@ fn main() {
         .and_then(|n| find(&n))
         .or_else(|| require(Flavor::Redis));
     let Some(version) = version else {
-        eprintln!("sink bench: no server installed (see shared/servers/install.sh); skipped");
+        eprintln!("sink bench: no server installed; skipped ({SERVERS_HINT})");
         return;
     };
     let n: u64 = std::env::var("SINK_BENCH_N")

@@ -5,7 +5,7 @@
 //! ```sh
 //! mkdir -p fuzz/corpus/rdb_mutate
 //! cp fuzz/seeds/rdb_mutate/* fuzz/corpus/rdb_mutate/
-//! find ../shared/rdb-corpus -name '*.rdb' -exec cp {} fuzz/corpus/rdb_mutate/ \;
+//! find ${REDIS_SYNC_CORPUS:-../shared/rdb-corpus} -name '*.rdb' -exec cp {} fuzz/corpus/rdb_mutate/ \;
 //! cargo fuzz run --sanitizer none rdb_mutate fuzz/corpus/rdb_mutate -- -max_total_time=600 \
 //!     -max_len=200000
 //! ```

@@ -236,4 +236,322 @@ mod tests {
         assert!(text.contains("# TYPE redis_sync_lag_bytes gauge"));
         assert!(!text.contains("***"));
     }
+
+    /// The Grafana dashboard shipped in `examples/grafana/`.
+    const DASHBOARD: &str = include_str!("../../../examples/grafana/redis-sync.json");
+
+    /// Every metric `render` can serve (the heartbeat one too), with its `# TYPE`.
+    fn served() -> std::collections::BTreeMap<String, String> {
+        let s = Snapshot {
+            heartbeat_lag_secs: Some(0.5),
+            ..Snapshot::default()
+        };
+        render(&s)
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(name, kind)| (name.to_string(), kind.to_string()))
+            .collect()
+    }
+
+    /// Every PromQL expression of the dashboard: the panels' `expr` and the variables' queries.
+    fn queries(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("expr", serde_json::Value::String(e)) => out.push(e.clone()),
+                        ("query" | "definition", serde_json::Value::String(q))
+                            if q.contains("label_values(") =>
+                        {
+                            out.push(q.clone())
+                        }
+                        _ => queries(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| queries(v, out)),
+            _ => {}
+        }
+    }
+
+    /// PromQL functions and aggregations (Prometheus 2.x and 3.x), plus Grafana's
+    /// `label_values` of template variables.
+    const FUNCTIONS: &[&str] = &[
+        "abs",
+        "absent",
+        "absent_over_time",
+        "avg",
+        "avg_over_time",
+        "bottomk",
+        "ceil",
+        "changes",
+        "clamp",
+        "clamp_max",
+        "clamp_min",
+        "count",
+        "count_over_time",
+        "count_values",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "days_in_month",
+        "delta",
+        "deriv",
+        "exp",
+        "floor",
+        "group",
+        "histogram_quantile",
+        "hour",
+        "idelta",
+        "increase",
+        "irate",
+        "label_join",
+        "label_replace",
+        "label_values",
+        "last_over_time",
+        "ln",
+        "log10",
+        "log2",
+        "max",
+        "max_over_time",
+        "min",
+        "min_over_time",
+        "minute",
+        "month",
+        "predict_linear",
+        "present_over_time",
+        "quantile",
+        "quantile_over_time",
+        "rate",
+        "resets",
+        "round",
+        "scalar",
+        "sgn",
+        "sort",
+        "sort_desc",
+        "sqrt",
+        "stddev",
+        "stddev_over_time",
+        "stdvar",
+        "sum",
+        "sum_over_time",
+        "time",
+        "timestamp",
+        "topk",
+        "vector",
+        "year",
+    ];
+
+    /// Each metric name an expression selects, with the function it sits directly in (if
+    /// any). Skips label matchers `{…}`, ranges `[…]`, strings, numbers, `$variables` and the
+    /// label lists of `by`/`without`/`on`/`ignoring`/`group_left`/`group_right`. An unknown
+    /// function or unbalanced brackets are errors.
+    fn selected_metrics(expr: &str) -> Result<Vec<(String, Option<String>)>, String> {
+        const LABEL_LISTS: &[&str] = &[
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+        ];
+        const KEYWORDS: &[&str] = &["bool", "and", "or", "unless", "offset", "atan2"];
+        const AGGREGATIONS: &[&str] = &[
+            "sum",
+            "min",
+            "max",
+            "avg",
+            "group",
+            "stddev",
+            "stdvar",
+            "count",
+            "count_values",
+            "bottomk",
+            "topk",
+            "quantile",
+        ];
+        let b = expr.as_bytes();
+        let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+        let skip_to = |mut i: usize, close: u8| -> Result<usize, String> {
+            while i < b.len() && b[i] != close {
+                i += 1;
+            }
+            (i < b.len())
+                .then_some(i + 1)
+                .ok_or_else(|| format!("unclosed {:?} in {expr}", close as char))
+        };
+        let next_non_space = |mut i: usize| {
+            while i < b.len() && b[i] == b' ' {
+                i += 1;
+            }
+            i
+        };
+        let mut out = Vec::new();
+        // The enclosing calls and parentheses: Some(function) or None (grouping).
+        let mut stack: Vec<Option<String>> = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            match c {
+                b'"' | b'\'' | b'`' => i = skip_to(i + 1, c)?,
+                b'{' => i = skip_to(i + 1, b'}')?,
+                b'[' => i = skip_to(i + 1, b']')?,
+                b'(' => {
+                    stack.push(None);
+                    i += 1;
+                }
+                // label_values(metric, label): what follows the metric is a label name.
+                b',' if stack.last() == Some(&Some("label_values".to_string())) => {
+                    i = skip_to(i, b')')? - 1;
+                }
+                b')' => {
+                    stack
+                        .pop()
+                        .ok_or_else(|| format!("unbalanced ')' in {expr}"))?;
+                    i += 1;
+                }
+                b'$' => {
+                    i += 1;
+                    if b.get(i) == Some(&b'{') {
+                        i = skip_to(i, b'}')?;
+                    }
+                    while i < b.len() && ident(b[i]) {
+                        i += 1;
+                    }
+                }
+                b'0'..=b'9' | b'.' => {
+                    while i < b.len() && (ident(b[i]) || b[i] == b'.') {
+                        i += 1;
+                    }
+                }
+                c if ident(c) => {
+                    let start = i;
+                    while i < b.len() && ident(b[i]) {
+                        i += 1;
+                    }
+                    let word = &expr[start..i];
+                    let mut after = next_non_space(i);
+                    // `sum by (label) (expr)`: the grouping may stand between name and call.
+                    if AGGREGATIONS.contains(&word) {
+                        for kw in ["by", "without"] {
+                            let end = after + kw.len();
+                            if b[after..].starts_with(kw.as_bytes())
+                                && b.get(end).is_none_or(|c| !ident(*c))
+                                && b.get(next_non_space(end)) == Some(&b'(')
+                            {
+                                after = next_non_space(skip_to(next_non_space(end) + 1, b')')?);
+                            }
+                        }
+                    }
+                    let call = b.get(after) == Some(&b'(');
+                    if LABEL_LISTS.contains(&word) {
+                        if call {
+                            i = skip_to(after + 1, b')')?;
+                        }
+                    } else if call && !KEYWORDS.contains(&word) {
+                        if !FUNCTIONS.contains(&word) {
+                            return Err(format!("unknown function {word}( in {expr}"));
+                        }
+                        stack.push(Some(word.to_string()));
+                        i = after + 1;
+                    } else if !KEYWORDS.contains(&word) {
+                        out.push((word.to_string(), stack.last().cloned().flatten()));
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        if !stack.is_empty() {
+            return Err(format!("unclosed '(' in {expr}"));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn the_expression_scanner_finds_metrics_and_their_function() {
+        let found = selected_metrics(
+            r#"sum by (instance) (rate(redis_sync_a_total{job=~"$job"}[$__rate_interval])) / (redis_sync_b > 0)"#,
+        );
+        assert_eq!(
+            found,
+            Ok(vec![
+                ("redis_sync_a_total".to_string(), Some("rate".to_string())),
+                ("redis_sync_b".to_string(), None),
+            ])
+        );
+        assert_eq!(
+            selected_metrics(r#"label_values(redis_sync_s{job=~"$job"}, instance)"#),
+            Ok(vec![(
+                "redis_sync_s".to_string(),
+                Some("label_values".to_string())
+            )])
+        );
+        assert!(selected_metrics("rat(redis_sync_a_total[1m])").is_err());
+        assert!(selected_metrics("rate(redis_sync_a_total[1m]").is_err());
+        assert!(selected_metrics(r#"redis_sync_a{job="x"#).is_err());
+    }
+
+    /// The dashboard cannot drift from this file: each metric it queries is served, counters
+    /// go through `rate`/`irate`/`increase` and gauges never do, and each served metric is on
+    /// some panel.
+    #[test]
+    fn the_grafana_dashboard_queries_exactly_the_served_metrics() {
+        let served = served();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(DASHBOARD).expect("examples/grafana/redis-sync.json is JSON");
+        let mut exprs = Vec::new();
+        queries(&dashboard, &mut exprs);
+        assert!(exprs.len() > 20, "found only {} queries", exprs.len());
+        let mut used = std::collections::BTreeSet::new();
+        for expr in &exprs {
+            let metrics = selected_metrics(expr).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!metrics.is_empty(), "no metric in {expr}");
+            for (name, function) in metrics {
+                let kind = served.get(&name).unwrap_or_else(|| {
+                    panic!("the dashboard queries {name}, which --metrics does not serve: {expr}")
+                });
+                match function.as_deref() {
+                    Some("rate" | "irate" | "increase") => {
+                        assert_eq!(kind, "counter", "{name} is a {kind}: {expr}")
+                    }
+                    Some("deriv" | "delta" | "idelta") => {
+                        assert_eq!(kind, "gauge", "{name} is a {kind}: {expr}")
+                    }
+                    _ => {}
+                }
+                used.insert(name);
+            }
+        }
+        let unused: Vec<_> = served.keys().filter(|n| !used.contains(*n)).collect();
+        assert!(unused.is_empty(), "metrics on no panel: {unused:?}");
+    }
+
+    /// Imported dashboards ask for their Prometheus data source through `__inputs`; every
+    /// panel and query uses it.
+    #[test]
+    fn the_grafana_dashboard_asks_for_its_data_source() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(DASHBOARD).expect("examples/grafana/redis-sync.json is JSON");
+        assert_eq!(dashboard["__inputs"][0]["name"], "DS_PROMETHEUS");
+        assert_eq!(dashboard["__inputs"][0]["pluginId"], "prometheus");
+        let mut sources = Vec::new();
+        fn walk<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(ds) = map.get("datasource") {
+                        out.push(ds);
+                    }
+                    map.values().for_each(|v| walk(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        walk(&dashboard["panels"], &mut sources);
+        assert!(!sources.is_empty());
+        for ds in sources {
+            assert_eq!(ds["uid"], "${DS_PROMETHEUS}", "{ds}");
+        }
+    }
 }

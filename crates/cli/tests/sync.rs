@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::{run_bounded, usual_version};
 use redis_sync_testkit::{
-    Cluster, DatasetOptions, Server, ServerVersion, compare_data, data_dbsize, data_digest, find,
-    versions, write_dataset,
+    Cluster, DatasetOptions, SERVERS_HINT, Server, ServerVersion, compare_data, data_dbsize,
+    data_digest, find, versions, write_dataset,
 };
 
 fn sync_bin(args: &[&str]) -> Output {
@@ -198,7 +198,7 @@ fn assert_equal(src: &Server, dst: &Server, info: &redis_sync_testkit::DatasetIn
 fn every_version_pair_ends_equal_with_writes_during_the_sync() {
     let all = versions();
     if all.is_empty() {
-        eprintln!("skipped: no servers installed (bash ../shared/servers/install.sh)");
+        eprintln!("skipped: no servers installed; {SERVERS_HINT}");
         return;
     }
     // Same version for every installed one, plus newer targets.

@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Starts the newest installed Redis 8.x, Redis 7.x and Valkey 9.x with the test kit (see
-//! `shared/servers/SERVERS.md`; set `REDIS_SERVERS_DIR`), reads `COMMAND` and `COMMAND DOCS`
+//! `../shared/servers/SERVERS.md` or `scripts/install-servers.sh`; set `REDIS_SERVERS_DIR`), reads `COMMAND` and `COMMAND DOCS`
 //! from each and writes the merged table. Run `cargo fmt -p redis-sync-commands` afterwards.
 
 use std::process::ExitCode;
@@ -24,7 +24,8 @@ fn main() -> ExitCode {
     let versions = table_versions(&all);
     if versions.is_empty() {
         eprintln!(
-            "error: no Redis 8.x, Redis 7.x or Valkey 9.x installed; run shared/servers/install.sh"
+            "error: no Redis 8.x, Redis 7.x or Valkey 9.x installed; {}",
+            redis_sync_testkit::SERVERS_HINT
         );
         return ExitCode::from(2);
     }

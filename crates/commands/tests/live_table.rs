@@ -12,7 +12,7 @@
 use redis_sync_commands::table::{self, CommandDef, Form};
 use redis_sync_commands::{key_positions, lookup};
 use redis_sync_commands_gen::{RawBegin, RawCommand, RawFind, RawKeySpec, fetch};
-use redis_sync_testkit::{Flavor, Reply, Server, ServerVersion, in_ci, versions};
+use redis_sync_testkit::{Flavor, Reply, SERVERS_HINT, Server, ServerVersion, in_ci, versions};
 
 fn names<I: Iterator<Item = &'static str>>(it: I) -> Vec<String> {
     let mut v: Vec<String> = it.map(str::to_string).collect();
@@ -128,10 +128,7 @@ fn table_matches_live_servers() {
     for source in table::sources() {
         let Some(v) = installed_for(source, &all) else {
             let msg = format!("no installed server for table source {}", source.name);
-            assert!(
-                !in_ci(),
-                "{msg}: install the test servers (shared/servers/install.sh)"
-            );
+            assert!(!in_ci(), "{msg}: {SERVERS_HINT}");
             eprintln!("skipped: {msg}");
             continue;
         };

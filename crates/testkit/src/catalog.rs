@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::in_ci;
+use crate::{SERVERS_HINT as INSTALL_HINT, in_ci};
 
 /// Redis or Valkey: they differ in RDB magic, type numbers and some replication details.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,7 +78,7 @@ impl std::fmt::Display for ServerVersion {
     }
 }
 
-/// The folder `install.sh` writes to: `$REDIS_SERVERS_DIR`, else `~/.cache/redis-sync/servers`.
+/// The folder the installers write to: `$REDIS_SERVERS_DIR`, else `~/.cache/redis-sync/servers`.
 fn servers_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("REDIS_SERVERS_DIR") {
         return PathBuf::from(d);
@@ -86,10 +86,6 @@ fn servers_dir() -> PathBuf {
     let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
     PathBuf::from(home).join(".cache/redis-sync/servers")
 }
-
-const INSTALL_HINT: &str = "install the test servers with `bash ../shared/servers/install.sh` \
-     (from the project root; it writes to $REDIS_SERVERS_DIR or ~/.cache/redis-sync/servers) \
-     and export REDIS_SERVERS_DIR";
 
 fn parse_name(name: &str) -> Option<(Flavor, (u32, u32, u32))> {
     let (flavor, rest) = if let Some(r) = name.strip_prefix("redis-") {

@@ -5,9 +5,9 @@
 //! persistence off (`--save ""`), killed when the [`Server`] is dropped (also when the test
 //! panics). There are no mocks of Redis anywhere in the project.
 //!
-//! Binaries come from `$REDIS_SERVERS_DIR/bin/<name>/` as installed by
-//! `shared/servers/install.sh` (default `~/.cache/redis-sync/servers`), else a `redis-server` on
-//! `PATH`. [`versions`] lists what is there so a test can run across the whole matrix. Under
+//! Binaries come from `$REDIS_SERVERS_DIR/bin/<name>/` (default `~/.cache/redis-sync/servers`)
+//! as installed by the project's `scripts/install-servers.sh` (Debian's packages) or by
+//! `../shared/servers/install.sh` (the whole matrix), else a `redis-server` on `PATH`. [`versions`] lists what is there so a test can run across the whole matrix. Under
 //! `CI=true` a missing server is a failing test whose message says how to install it; outside CI
 //! a test may skip, and says so on stderr.
 //!
@@ -39,6 +39,21 @@ pub use dataset::{
 pub use poll::poll_until;
 pub use server::{Server, ServerBuilder};
 
+/// How to get the test servers: said by every test that finds none (or not the one it needs).
+pub const SERVERS_HINT: &str = "install servers with `scripts/install-servers.sh` from the \
+     project root (Debian's Redis 7.0 and Valkey 8.0, no root needed; `--build` adds the Redis 8 \
+     of Debian's sid and experimental, compiled from their source packages) or, for the whole \
+     matrix (Redis 5.0 to 8.6, Valkey 8.0 to 9.1, Redis Stack), `bash ../shared/servers/install.sh` \
+     where the project's shared folder is beside the clone; both write to $REDIS_SERVERS_DIR \
+     (default ~/.cache/redis-sync/servers): export REDIS_SERVERS_DIR=<that folder>";
+
+/// How to get the RDB corpus: said by every test that needs it and finds none.
+pub const CORPUS_HINT: &str = "the corpus is the project's shared `rdb-corpus` folder (200 \
+     RDB files from public repositories, each listed with its repository, path and commit in its \
+     MANIFEST.tsv), looked for at ../shared/rdb-corpus beside the project root; a clone alone has \
+     no ../shared: copy that folder from a checkout that has it and set \
+     REDIS_SYNC_CORPUS=/path/to/rdb-corpus (the folder holding MANIFEST.tsv)";
+
 /// True when running under CI (`CI=true`): missing servers fail tests instead of skipping them.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -57,12 +72,12 @@ pub fn corpus_dir() -> Option<std::path::PathBuf> {
         return Some(dir);
     }
     if in_ci() {
-        panic!(
-            "RDB corpus not found at {} (set REDIS_SYNC_CORPUS to the rdb-corpus directory)",
-            dir.display()
-        );
+        panic!("RDB corpus not found at {}: {CORPUS_HINT}", dir.display());
     }
-    eprintln!("skipping: RDB corpus not found at {}", dir.display());
+    eprintln!(
+        "skipping: RDB corpus not found at {}: {CORPUS_HINT}",
+        dir.display()
+    );
     None
 }
 
