@@ -112,13 +112,23 @@ impl TeeAof {
             let text = std::fs::read_to_string(&idx_path)?;
             text.lines().next().unwrap_or_default().to_owned()
         };
-        let mut idx = BufWriter::new(File::create(&idx_path)?);
-        writeln!(idx, "{header}")?;
-        for (o, f) in kept {
-            writeln!(idx, "{o} {f}")?;
+        // Rewritten beside and renamed over: a crash here leaves the old index or the new
+        // one, never a torn one (which would make the next restart start the file anew).
+        let mut tmp = idx_path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        {
+            let mut w = BufWriter::new(File::create(&tmp)?);
+            writeln!(w, "{header}")?;
+            for (o, f) in kept {
+                writeln!(w, "{o} {f}")?;
+            }
+            writeln!(w, "{offset} {cut}")?;
+            w.flush()?;
+            w.get_ref().sync_data()?;
         }
-        writeln!(idx, "{offset} {cut}")?;
-        idx.flush()?;
+        std::fs::rename(&tmp, &idx_path)?;
+        let idx = BufWriter::new(OpenOptions::new().append(true).open(&idx_path)?);
         Ok(TeeAof {
             path: path.to_owned(),
             aof,
