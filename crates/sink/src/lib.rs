@@ -223,15 +223,26 @@ impl Sink {
         let bytes = input.bytes().min(self.queue_bytes);
         if bytes > 0 {
             let n = u32::try_from(bytes).unwrap_or(u32::MAX);
-            // The engine task closes the semaphore when it stops.
-            let permits = self
-                .room
-                .acquire_many(n)
-                .await
-                .map_err(|_| self.stopped())?;
-            permits.forget();
+            // The engine task closes the semaphore when it stops. The common case (room in
+            // the queue) takes no future: one call per command is the hot path of a writer.
+            match self.room.try_acquire_many(n) {
+                Ok(permits) => permits.forget(),
+                Err(tokio::sync::TryAcquireError::Closed) => return Err(self.stopped()),
+                Err(tokio::sync::TryAcquireError::NoPermits) => self
+                    .room
+                    .acquire_many(n)
+                    .await
+                    .map_err(|_| self.stopped())?
+                    .forget(),
+            }
         }
-        self.tx.send(input).await.map_err(|_| self.stopped())
+        match self.tx.try_send(input) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.stopped()),
+            Err(mpsc::error::TrySendError::Full(input)) => {
+                self.tx.send(input).await.map_err(|_| self.stopped())
+            }
+        }
     }
 
     /// Queues a command (name first). `offset`, when given, is the source replication offset
