@@ -15,16 +15,18 @@
 #      $FIXED_SECS s measured: p50, p99 and max of the probe lag (goal for redis-sync: p99 <
 #      50 ms at 50 k writes/s); redis-sync's own --heartbeat lag over the same seconds beside it;
 #   2. rising rates: each rate of $STEPS for $STEP_SECS s, every consumer caught up after each
-#      (a probe seen, at most $DRAIN_TIMEOUT s). A consumer holds a step when its lag stays flat:
-#      every probe of the last second seen, their p99 below 1 s, and their median below twice the
-#      first second's (or below $FLAT_FLOOR_MS ms, so that a few ms of noise is not a rise): a
-#      backlog that grows moves every probe, where a stall of a shared machine moves a few (the
-#      p99s are shown too). A consumer not flat gets a second try at the step (unless it did not
-#      catch up at all), and one that fails it is detached before the next step (redis-sync
-#      stopped, the replica REPLICAOF NO ONE), so that it takes no CPU from the other at higher
-#      rates. The steps stop when no consumer is left, or when the writer sent less than 95% of
-#      the asked rate (the writer or the source is the limit, a saturated machine for one: a
-#      consumer that held it then holds "≥" what was sent).
+#      (a probe seen, at most $DRAIN_TIMEOUT s). A lag is flat through a step when every probe of
+#      its last second was seen, their p99 is below 1 s and their median at most $FLAT_RISE_MS ms
+#      above the first second's: a backlog that grows moves every probe, where a stall of a shared
+#      machine moves a few (the p99s are shown too). Each consumer is judged by its hop (its own
+#      backlog), the source by its own lag. A step where either is not flat runs once more, the
+#      second try deciding (unless a consumer did not catch up at all); a consumer holds a step
+#      when flat in it with the source flat too. One that fails is detached before the next step
+#      (redis-sync stopped, the replica REPLICAOF NO ONE), so that it takes no CPU from the other.
+#      The steps stop when no consumer is left, when the source's own lag was not flat (the source
+#      or the machine is the limit: a consumer still there holds "≥" the step before), or when
+#      the writer sent less than 95% of the asked rate (it waits when the source is half a second
+#      behind).
 # Layout (LAYOUT): `together` (default) runs redis-sync and the replica side by side from the
 # same source and the same load: the same writes at the same moments, the same noise of a shared
 # machine, and the source sends its stream to both; they compete for CPU with each other, the
@@ -44,7 +46,7 @@
 #   FIXED_SECS=20            seconds measured at $RATE
 #   STEPS="25000 50000 100000 150000 200000 300000 400000 600000 800000"   rising rates (writes/s)
 #   STEP_SECS=5              seconds per step (at least 2: its first and last second compare)
-#   FLAT_FLOOR_MS=20         a last-second median below this is flat whatever the first second's
+#   FLAT_RISE_MS=20          the most a step's median lag may rise (first second to last) and be flat
 #   DRAIN_TIMEOUT=30         seconds a consumer has to catch up after a phase (else detached)
 #   LAYOUT=together          together | apart (see above)
 #   RS=path/to/redis-sync    use this binary (default: cargo build --release -p redis-sync)
@@ -63,12 +65,12 @@ WARMUP_SECS="${WARMUP_SECS:-5}"
 FIXED_SECS="${FIXED_SECS:-20}"
 STEPS="${STEPS:-25000 50000 100000 150000 200000 300000 400000 600000 800000}"
 STEP_SECS="${STEP_SECS:-5}"
-FLAT_FLOOR_MS="${FLAT_FLOOR_MS:-20}"
+FLAT_RISE_MS="${FLAT_RISE_MS:-20}"
 DRAIN_TIMEOUT="${DRAIN_TIMEOUT:-30}"
 LAYOUT="${LAYOUT:-together}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-900}"
 
-for v in RATE FIXED_SECS STEP_SECS FLAT_FLOOR_MS DRAIN_TIMEOUT; do
+for v in RATE FIXED_SECS STEP_SECS FLAT_RISE_MS DRAIN_TIMEOUT; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
 [[ "$WARMUP_SECS" =~ ^[0-9]+$ ]] || die "WARMUP_SECS must be a number of seconds, not '$WARMUP_SECS'"
@@ -306,32 +308,47 @@ class Cpu:
 def pct(lags, q):
     return lags[max(0, math.ceil(q * len(lags)) - 1)] if lags else math.inf
 
-def lags_ms(samples, name, probes):
-    seen = samples.seen.get(name, {})
-    return sorted((seen[p] - p) / 1e6 if p in seen else math.inf for p in probes)
+def lags_ms(samples, name, probes, hop=False):
+    # The lag of each probe (sorted, ms; never seen: inf): end to end, or with hop=True from the
+    # moment the source applied it (seen on the consumer minus seen on the source).
+    seen, src = samples.seen.get(name, {}), samples.seen.get("source", {})
+    out = []
+    for p in probes:
+        if p not in seen or (hop and p not in src):
+            out.append(math.inf)
+        else:
+            out.append((seen[p] - (src[p] if hop else p)) / 1e6)
+    return sorted(out)
 
 def figures(samples, name, probes):
     lags = lags_ms(samples, name, probes)
     row = {"probes": len(probes), "seen": sum(math.isfinite(x) for x in lags),
            "p50": pct(lags, 0.5), "p99": pct(lags, 0.99), "max": lags[-1] if lags else math.inf}
     if name != "source":
-        # The hop: seen on the consumer minus seen on the source (what the source's own delay
-        # does not explain).
-        seen, src = samples.seen.get(name, {}), samples.seen.get("source", {})
-        hop = sorted((seen[p] - src[p]) / 1e6 for p in probes if p in seen and p in src)
+        hop = lags_ms(samples, name, probes, hop=True)
         row["hop_p50"], row["hop_p99"] = pct(hop, 0.5), pct(hop, 0.99)
     return row
 
-def not_flat(row, floor):
-    # Why the lag of a step did not stay flat, or None. The trend is the median's (a backlog
-    # that grows moves every probe; a stall of the shared machine moves a few, the p99's).
-    if not math.isfinite(row["p99_last"]):
+def halves(samples, name, probes, hop=False):
+    # p50 and p99 of a step's first and last second.
+    first = [p for p in probes if p < probes[0] + 1e9]
+    last = [p for p in probes if p > probes[-1] - 1e9]
+    out = {}
+    for part, ps in (("first", first), ("last", last)):
+        lags = lags_ms(samples, name, ps, hop)
+        out["p50_" + part], out["p99_" + part] = pct(lags, 0.5), pct(lags, 0.99)
+    return out
+
+def not_flat(h, rise):
+    # Why a lag (halves()) did not stay flat through a step, or None. The trend is the median's:
+    # a backlog that grows moves every probe, a stall of the shared machine a few (the p99s).
+    if not math.isfinite(h["p99_last"]):
         return "probes of its last second never seen"
-    if row["p99_last"] >= 1000:
-        return "last-second p99 %s ms ≥ 1 s" % ms(row["p99_last"])
-    if row["p50_last"] > max(2 * row["p50_first"], floor):
-        return "last-second p50 %s ms > 2 × first second's %s ms" % (
-            ms(row["p50_last"]), ms(row["p50_first"]))
+    if h["p99_last"] >= 1000:
+        return "last-second p99 %s ms ≥ 1 s" % ms(h["p99_last"])
+    if h["p50_last"] > h["p50_first"] + rise:
+        return "p50 rose from %s ms in the first second to %s ms in the last" % (
+            ms(h["p50_first"]), ms(h["p50_last"]))
     return None
 
 def rs_status(path, start, end):
@@ -373,7 +390,8 @@ def run(cfg):
     samples = Samples(path)
     w = Writer(cfg["source"])
     active = list(cons)
-    result = {"run": cfg["run"], "consumers": list(cons), "notes": [], "floor": cfg["floor"]}
+    result = {"run": cfg["run"], "consumers": list(cons), "notes": [], "rise": cfg["rise"],
+              "step_secs": cfg["step_secs"]}
 
     def barrier(probe):
         # Until every active consumer (and the source) saw `probe`; returns those that did not.
@@ -425,16 +443,25 @@ def run(cfg):
         detach(n, "not caught up %d s after the fixed-rate phase" % cfg["drain_timeout"])
     result["fixed"] = fixed
 
-    # 2. rising rates. A consumer not flat in a step gets a second try at it (a stall of the
-    # shared machine is no trend) unless it did not even catch up; it holds the step when flat in
-    # either, else it is detached.
+    # 2. rising rates. Each consumer is judged by its hop (its own backlog: what the source's
+    # lag does not explain), the source by its own lag; a step where either is not flat runs
+    # once more (a stall of the shared machine is no trend) and the second try decides, except
+    # for a consumer that did not even catch up. A consumer holds a step when flat in it and the
+    # source was flat too; one that is not is detached; the steps stop when the source's own lag
+    # was not flat (it, or the machine, is the limit) or the writer did not send the rate.
     steps = []
+    verdicts = {n: {"held": None, "failed": None} for n in cons}
+    result["end"] = "the last of STEPS"
     for rate in cfg["steps"]:
-        retry = None           # the consumers that get a second try
+        check_alive()
+        if not active:
+            result["end"] = "no consumer left"
+            break
+        judged = list(active)
+        retry = None           # at the second try: the consumers it judges again
+        failing = {}           # not flat in the try that decides
+        behind = {}            # did not catch up: detached at once, no second try
         for attempt in (1, 2):
-            check_alive()
-            if not active:
-                break
             time.sleep(0.5)
             on = list(active)
             cpu.start()
@@ -444,44 +471,52 @@ def run(cfg):
             step = {"rate": rate, "try": attempt, "sent": writes / secs, "cpu": load,
                     "rows": {}, "limited": writes < 0.95 * rate * secs}
             steps.append(step)
-            first = [p for p in probes if p < probes[0] + 1e9]
-            last = [p for p in probes if p > probes[-1] - 1e9]
+            src = step["rows"]["source"] = figures(samples, "source", probes)
+            src.update(halves(samples, "source", probes))
+            step["source_not_flat"] = not_flat(src, cfg["rise"])
             failing = {}
-            for n in ["source"] + on:
+            for n in on:
                 row = step["rows"][n] = figures(samples, n, probes)
-                for part, ps in (("first", first), ("last", last)):
-                    lags = lags_ms(samples, n, ps)
-                    row["p50_" + part], row["p99_" + part] = pct(lags, 0.5), pct(lags, 0.99)
-                why = not_flat(row, cfg["floor"])
-                if n == "source":
-                    step["source_not_flat"] = why
-                elif n in late:
+                row.update(halves(samples, n, probes))
+                hop = halves(samples, n, probes, hop=True)
+                row["hop_p50_first"], row["hop_p50_last"] = hop["p50_first"], hop["p50_last"]
+                why = not_flat(hop, cfg["rise"])
+                if n in late:
+                    behind[n] = "not caught up %d s after the step" % cfg["drain_timeout"]
                     row["held"] = False
-                    detach(n, "at %d writes/s: not caught up %d s after the step"
-                           % (rate, cfg["drain_timeout"]))
+                    detach(n, "at %d writes/s: %s" % (rate, behind[n]))
                 elif retry is None or n in retry:
                     row["held"] = why is None      # judged by this try
                     if why:
                         failing[n] = why
                 else:
-                    row["flat"] = why is None      # held in the first try already
-            if attempt == 1 and failing and not step["limited"]:
+                    row["flat"] = why is None      # flat in the first try already
+            if attempt == 1 and (failing or step["source_not_flat"]) and not step["limited"] \
+                    and active:
                 for n in failing:
                     step["rows"][n]["retried"] = True
-                retry = failing
+                retry = set(failing)
                 continue
-            for n, why in failing.items():
-                detach(n, "at %d writes/s: %s" % (rate, why))
             break
-        if not active:
-            result["end"] = "no consumer left"
+        last = steps[-1]
+        failing.update(behind)
+        for n in judged:
+            if n in failing:
+                verdicts[n]["failed"] = {"rate": rate, "why": failing[n],
+                                         "machine": last["cpu"]["machine"],
+                                         "source_not_flat": last["source_not_flat"]}
+                detach(n, "at %d writes/s: %s" % (rate, failing[n]))
+            elif n in active and not last["source_not_flat"]:
+                verdicts[n]["held"] = [last["sent"] if last["limited"] else rate, last["limited"]]
+        if last["source_not_flat"]:
+            result["end"] = "at %s writes/s the source's own lag was not flat (%s): the source, " \
+                "or the machine, is the limit" % (kw(rate), last["source_not_flat"])
             break
-        if steps and steps[-1]["rate"] == rate and steps[-1]["limited"]:
+        if last["limited"]:
             result["end"] = "the writer sent %s writes/s of the %s asked" % (
-                kw(steps[-1]["sent"]), kw(rate))
+                kw(last["sent"]), kw(rate))
             break
-    else:
-        result["end"] = "the last of STEPS"
+    result["verdicts"] = verdicts
     result["steps"] = steps
 
     # The consumers still attached hold what the source holds (every counter).
@@ -542,64 +577,54 @@ def report(*paths):
                       st["lines"], ms(pct(hb, 0.5)) if hb else "-", ms(hb[-1]) if hb else "-",
                       ms(st["lag"][-1])))
             print()
-    print("### rising rates")
+    print("### rising rates (%d s a step)" % results[0]["step_secs"])
     print()
-    print("| run | writes/s asked | sent | consumer | p50 first s | p50 last s | p99 first s | p99 last s | max ms | probes seen | flat | CPU % busy/queued | source | writer | machine busy % |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
-    best = {}
+    print("| run | writes/s asked | sent | consumer | p50 first s → last s | p99 first s → last s | max ms | hop p50 first s → last s | probes seen | flat | CPU % busy/queued | source | writer | machine busy % |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for r in results:
         for s in r["steps"]:
             for n, row in s["rows"].items():
-                held = row.get("held")
                 if n == "source":
-                    flat = "no" if s.get("source_not_flat") else ""
-                elif held is None:
-                    flat = "(%s)" % ("yes" if row.get("flat") else "no")
-                elif row.get("retried"):
-                    flat = "no, try again"
+                    flat = "no" if s["source_not_flat"] else "yes"
+                    hop = ""
                 else:
-                    flat = "yes" if held else "**no**"
-                print("| %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s | %s | %s |" % (
-                    r["run"], kw(s["rate"]), " (2nd)" if s.get("try") == 2 else "", kw(s["sent"]),
+                    hop = "%s → %s" % (ms(row["hop_p50_first"]), ms(row["hop_p50_last"]))
+                    if "held" not in row:
+                        flat = "(%s)" % ("yes" if row.get("flat") else "no")
+                    elif row.get("retried"):
+                        flat = "no, try again"
+                    else:
+                        flat = "yes" if row["held"] else "**no**"
+                print("| %s | %s%s | %s | %s | %s → %s | %s → %s | %s | %s | %d / %d | %s | %s | %s | %s | %s |" % (
+                    r["run"], kw(s["rate"]), " (2nd)" if s["try"] == 2 else "", kw(s["sent"]),
                     NAMES[n], ms(row["p50_first"]), ms(row["p50_last"]), ms(row["p99_first"]),
-                    ms(row["p99_last"]), ms(row["max"]), row["seen"], row["probes"], flat,
+                    ms(row["p99_last"]), ms(row["max"]), hop, row["seen"], row["probes"], flat,
                     cpu_of(s["cpu"], n), bq(s["cpu"], "source"), bq(s["cpu"], "writer"),
                     s["cpu"]["machine"]))
-                if held is None or row.get("retried"):
-                    continue
-                b = best.setdefault(n, {"held": None, "failed": None, "first": s["rate"],
-                                        "end": r.get("end", "-")})
-                if b["failed"] is not None:
-                    continue
-                if held:
-                    b["held"] = (s["sent"] if s["limited"] else s["rate"], s["limited"])
-                else:
-                    b["failed"] = s
     print()
-    print("Flat: every probe of the step's last second seen, its p99 below 1 s and its median below "
-          "twice the first second's (or below %d ms); \"no, try again\": the step ran once more, "
-          "the second try decides; \"(yes)\": held in the first try already. CPU %% is of one core "
-          "over the phase or step: busy (user + system), then queued (runnable but waiting for a "
-          "core); redis-sync's is redis-sync + its target. Machine busy %% is of all %d cores, "
-          "every process on the machine. The hop is seen on the consumer minus seen on the "
-          "source, probe by probe." % (results[0]["floor"], os.cpu_count()))
+    print("Flat: every probe of the step's last second seen, their p99 below 1 s, and their median "
+          "at most %d ms above the first second's; a consumer is judged by its hop (seen on "
+          "it minus seen on the source, probe by probe: its own backlog), the source by its own "
+          "lag. \"no, try again\": the step ran once more and the second try decides; \"(yes)\": "
+          "flat in the first try already. CPU %% is of one core over the phase or step: busy "
+          "(user + system), then queued (runnable but waiting for a core); redis-sync's is "
+          "redis-sync + its target. Machine busy %% is of all %d cores, every process on the "
+          "machine." % (results[0]["rise"], os.cpu_count()))
     print()
-    for n, b in best.items():
-        if b["held"] is None:
-            text = "< %s writes/s" % kw(b["first"])
-        else:
-            rate, limited = b["held"]
-            text = "%s%s writes/s" % ("≥ " if b["failed"] is None else "", kw(rate))
-            if b["failed"] is None:
-                text += " (the steps ended: %s)" % b["end"]
-        if b["failed"] is not None:
-            s = b["failed"]
-            why = ["not flat at %s" % kw(s["rate"])]
-            if s.get("source_not_flat"):
-                why.append("where the source's own lag rose too")
-            why.append("the machine %d%% busy" % s["cpu"]["machine"])
-            text += " (%s)" % ", ".join(why)
-        print("- highest rate held with flat lag, %s: %s" % (NAMES[n], text))
+    for r in results:
+        for n, v in r["verdicts"].items():
+            if v["held"] is None:
+                text = "< %s writes/s" % kw(r["steps"][0]["rate"]) if v["failed"] else "unknown"
+            else:
+                text = "%s%s writes/s" % ("≥ " if v["failed"] is None else "", kw(v["held"][0]))
+            f = v["failed"]
+            if f:
+                text += " (not flat at %s: %s; the machine %d%% busy%s)" % (
+                    kw(f["rate"]), f["why"], f["machine"],
+                    ", the source's own lag not flat either" if f["source_not_flat"] else "")
+            else:
+                text += " (the steps ended: %s)" % r["end"]
+            print("- highest rate held with flat lag, %s: %s" % (NAMES[n], text))
     for r in results:
         for note in r["notes"]:
             print("- %s: %s" % (r["run"], note))
@@ -647,10 +672,10 @@ one_run() {
     done
     say "run $run: source 127.0.0.1:$sp, $consumers attached; $RATE writes/s for $WARMUP_SECS + $FIXED_SECS s, then steps of $STEP_SECS s: $STEPS"
     local cfg
-    cfg=$(printf '{"run":"%s","work":"%s","out":"%s","source":%d,"source_pid":%d,"consumers":{%s},"rs_log":%s,"rate":%d,"warmup":%d,"fixed":%d,"steps":[%s],"step_secs":%d,"floor":%d,"drain_timeout":%d}' \
+    cfg=$(printf '{"run":"%s","work":"%s","out":"%s","source":%d,"source_pid":%d,"consumers":{%s},"rs_log":%s,"rate":%d,"warmup":%d,"fixed":%d,"steps":[%s],"step_secs":%d,"rise":%d,"drain_timeout":%d}' \
         "$run" "$WORK" "$WORK/result-$run.json" "$sp" "$spid" "${cons#,}" \
         "$([[ -n "$log" ]] && echo "\"$log\"" || echo null)" "$RATE" "$WARMUP_SECS" "$FIXED_SECS" \
-        "$(IFS=,; echo "${STEP_LIST[*]}")" "$STEP_SECS" "$FLAT_FLOOR_MS" "$DRAIN_TIMEOUT")
+        "$(IFS=,; echo "${STEP_LIST[*]}")" "$STEP_SECS" "$FLAT_RISE_MS" "$DRAIN_TIMEOUT")
     if ! timeout "$RUN_TIMEOUT" python3 "$WORK/resp.py" run "$cfg"; then
         [[ -z "$log" ]] || grep -v '^{' "$log" | tail -10 >&2
         die "run $run failed (or ran over RUN_TIMEOUT=$RUN_TIMEOUT s)"
