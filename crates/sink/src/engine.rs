@@ -57,9 +57,13 @@ const PENDING_MAX: usize = 4096;
 /// about ten times its size).
 pub(crate) const COMMAND_OVERHEAD: usize = 256;
 
+/// What each argument costs besides its bytes: its `Bytes` handle in the argument list. A
+/// merged `MSET` of 128 small strings has 257 of them, more memory than the strings.
+pub(crate) const ARG_OVERHEAD: usize = 40;
+
 /// The memory cost of a command of these arguments (see [`COMMAND_OVERHEAD`]).
 fn cost(args: &[Bytes]) -> usize {
-    redis_sync_resp::command_len(args) + COMMAND_OVERHEAD
+    redis_sync_resp::command_len(args) + COMMAND_OVERHEAD + ARG_OVERHEAD * args.len()
 }
 
 /// What the [`Sink`](crate::Sink) handle sends to the task.
@@ -183,7 +187,7 @@ impl Entry {
 
     /// What it counts against the queue's room and the window: its memory, roughly.
     fn cost(&self) -> usize {
-        self.wire + COMMAND_OVERHEAD
+        self.wire + COMMAND_OVERHEAD + ARG_OVERHEAD * self.args.len()
     }
 
     fn is_internal(&self) -> bool {
@@ -1079,13 +1083,18 @@ impl Engine {
             }
             let (count, wire, cost) = match (&front.kind, front.txn) {
                 (Kind::Multi, Some(id)) => {
-                    let (n, w, last) = self
+                    let (n, w, c, last) = self
                         .pending
                         .iter()
                         .take_while(|e| e.txn == Some(id))
-                        .fold((0, 0, 0), |(n, w, _), e| (n + 1, w + e.wire, e.wire));
-                    let (n, w) = if hold_exec { (n - 1, w - last) } else { (n, w) };
-                    (n, w, w + n * COMMAND_OVERHEAD)
+                        .fold((0, 0, 0, (0, 0)), |(n, w, c, _), e| {
+                            (n + 1, w + e.wire, c + e.cost(), (e.wire, e.cost()))
+                        });
+                    if hold_exec {
+                        (n - 1, w - last.0, c - last.1)
+                    } else {
+                        (n, w, c)
+                    }
                 }
                 _ => (1, front.wire, front.cost()),
             };
