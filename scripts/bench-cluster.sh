@@ -305,13 +305,9 @@ def summary(keys, commands):
     print("The source itself took the %d commands in %.2f s (median; %.0f commands/s, one client)." % (
         commands, src, commands / src))
 
-def call(port, *args):
-    r = Conn(port).call(*args)
-    print(r.decode() if isinstance(r, bytes) else r)
-
 main({"cluster-port": cluster_port, "wait-cluster": wait_cluster, "prepare": prepare,
       "direct": direct, "flush": flush, "cpu": cpu, "cmdstats": cmdstats, "keys": keys,
-      "same-counters": same_counters, "span": span, "summary": summary, "call": call})
+      "same-counters": same_counters, "span": span, "summary": summary})
 PY
 
 # start_node NAME: a cluster-enabled server on a free loopback port whose bus port (+10000) is

@@ -41,24 +41,6 @@ make_work
 cat >>"$WORK/resp.py" <<'PY'
 TIMEOUT = 3600
 
-def call(port, *args):
-    r = Conn(port).call(*args)
-    print(r.decode() if isinstance(r, bytes) else r)
-
-def native(port, source_port, keys):
-    # REPLICAOF, then wait (bounded) until the link is up and every key is there.
-    c = Conn(port)
-    t0 = time.monotonic()
-    c.call("REPLICAOF", "127.0.0.1", source_port)
-    deadline = t0 + TIMEOUT
-    while time.monotonic() < deadline:
-        info = c.call("INFO", "replication").decode()
-        if "master_link_status:up" in info and int(c.call("DBSIZE")) == int(keys):
-            print("%.3f" % (time.monotonic() - t0))
-            return
-        time.sleep(0.005)
-    sys.exit("resp.py: the native replica did not finish within %d s" % TIMEOUT)
-
 def restore_usec(port):
     info = Conn(port).call("INFO", "commandstats").decode()
     for line in info.split("\r\n"):
@@ -67,7 +49,7 @@ def restore_usec(port):
             return
     print("-")
 
-main({"call": call, "native": native, "restore-usec": restore_usec})
+main({"restore-usec": restore_usec})
 PY
 
 start_server source --repl-diskless-sync yes --repl-diskless-sync-delay 0

@@ -171,8 +171,30 @@ def wait(port, pid):
             time.sleep(0.1)
     return 1
 
+def call(port, *args):
+    # One command; prints the reply.
+    r = Conn(port).call(*args)
+    print(r.decode() if isinstance(r, bytes) else r)
+
+def native(port, source_port, keys):
+    # A native replica: REPLICAOF, then wait (bounded) until the link is up and every key is
+    # there; prints the seconds it took.
+    c = Conn(port)
+    t0 = time.monotonic()
+    c.call("REPLICAOF", "127.0.0.1", source_port)
+    deadline = t0 + TIMEOUT
+    while time.monotonic() < deadline:
+        info = c.call("INFO", "replication").decode()
+        if "master_link_status:up" in info and int(c.call("DBSIZE")) == int(keys):
+            print("%.3f" % (time.monotonic() - t0))
+            return
+        time.sleep(0.005)
+    sys.exit("resp.py: the native replica did not finish within %d s" % TIMEOUT)
+
 def main(ops):
+    # The operations every script has (free-port, wait, call, native), then the script's own.
     op, args = sys.argv[1], sys.argv[2:]
+    ops = {"call": call, "native": native, **ops}
     if op == "free-port":
         print(free_port())
     elif op == "wait":

@@ -63,10 +63,6 @@ def fill_big(c):
     if int(c.call("STRLEN", "big:str")) != 512 << 20 or int(c.call("LLEN", "big:list")) != 16384:
         sys.exit("resp.py: the big keys do not have the expected sizes")
 
-def call(port, *args):
-    r = Conn(port).call(*args)
-    print(r.decode() if isinstance(r, bytes) else r)
-
 def fill_big_op(port):
     c = Conn(port)
     fill_big(c)
@@ -77,7 +73,7 @@ def populate(port, keys):
     c.call("DEBUG", "POPULATE", keys, "k", 16)
     print("source: %s keys, used_memory %s" % (int(c.call("DBSIZE")), used_memory(c)), file=sys.stderr)
 
-main({"call": call, "fill-big": fill_big_op, "populate": populate})
+main({"fill-big": fill_big_op, "populate": populate})
 PY
 
 # fresh_servers: stop the servers of the last case, start a source and a target.

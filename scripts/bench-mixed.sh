@@ -153,10 +153,6 @@ def fill(port, keys, seed):
     if int(c.call("DBSIZE")) != keys:
         sys.exit("resp.py: the source holds %s keys, expected %d" % (c.call("DBSIZE"), keys))
 
-def call(port, *args):
-    r = Conn(port).call(*args)
-    print(r.decode() if isinstance(r, bytes) else r)
-
 def info_field(port, section, field):
     info = Conn(port).call("INFO", section).decode()
     print(next(l.split(":", 1)[1] for l in info.split("\r\n") if l.startswith(field + ":")))
@@ -169,20 +165,6 @@ def loaded(port):
         if time.monotonic() > deadline:
             sys.exit("resp.py: the source did not load its RDB within %d s" % TIMEOUT)
         time.sleep(0.1)
-
-def native(port, source_port, keys):
-    # REPLICAOF, then wait (bounded) until the link is up and every key is there.
-    c = Conn(port)
-    t0 = time.monotonic()
-    c.call("REPLICAOF", "127.0.0.1", source_port)
-    deadline = t0 + TIMEOUT
-    while time.monotonic() < deadline:
-        info = c.call("INFO", "replication").decode()
-        if "master_link_status:up" in info and int(c.call("DBSIZE")) == int(keys):
-            print("%.3f" % (time.monotonic() - t0))
-            return
-        time.sleep(0.005)
-    sys.exit("resp.py: the native replica did not finish within %d s" % TIMEOUT)
 
 def drop_checkpoint(port):
     # Delete redis-sync's checkpoint key(s); print how many.
@@ -231,8 +213,7 @@ def streams_sample(port, keys, full):
             flat(c.call("XPENDING", key, g[1]), h)
     print(h.hexdigest())
 
-main({"fill": fill, "call": call, "info-field": info_field, "loaded": loaded, "native": native,
-      "drop-checkpoint": drop_checkpoint, "streams-sample": streams_sample})
+main({"fill": fill, "info-field": info_field, "loaded": loaded, "drop-checkpoint": drop_checkpoint, "streams-sample": streams_sample})
 PY
 
 # The source: filled, or loaded from $FILL_CACHE.

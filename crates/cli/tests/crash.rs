@@ -450,24 +450,28 @@ fn killed_and_restarted(v: &ServerVersion) {
     } else {
         std::mem::take(&mut info.streams)
     };
-    let result = compare_data(&replica, &dst, &info).and_then(|()| {
-        for (db, key) in &streams {
-            let (a, b) = (
-                stream_view(&replica, *db, key, unreplicated),
-                stream_view(&dst, *db, key, unreplicated),
-            );
-            if a != b {
-                return Err(format!(
-                    "stream {key} (db {db}) differs (XINFO STREAM FULL without the fields no \
-                     copy reproduces and {unreplicated:?}):\n  replica: {}\n  target:  {}",
-                    short(&format!("{a:?}"), 2000),
-                    short(&format!("{b:?}"), 2000)
-                ));
+    // Equal to the native replica: the data (`compare_data`), and the streams without the
+    // fields this version does not replicate.
+    let same_as_replica = |other: &Server| {
+        compare_data(&replica, other, &info).and_then(|()| {
+            for (db, key) in &streams {
+                let (a, b) = (
+                    stream_view(&replica, *db, key, unreplicated),
+                    stream_view(other, *db, key, unreplicated),
+                );
+                if a != b {
+                    return Err(format!(
+                        "stream {key} (db {db}) differs (XINFO STREAM FULL without the fields \
+                         no copy reproduces and {unreplicated:?}):\n  replica: {}\n  other:   {}",
+                        short(&format!("{a:?}"), 2000),
+                        short(&format!("{b:?}"), 2000)
+                    ));
+                }
             }
-        }
-        Ok(())
-    });
-    if let Err(e) = result {
+            Ok(())
+        })
+    };
+    if let Err(e) = same_as_replica(&dst) {
         let diffs = differing_keys(&replica, &dst);
         panic!(
             "{v}: after {} SIGKILLs and restarts the target differs from a native replica of \
@@ -478,26 +482,25 @@ fn killed_and_restarted(v: &ServerVersion) {
     }
     // The backup: the tee'd snapshot and stream, loaded by the server itself.
     let restored = restore_backup(v, h.dir.path());
-    let result = compare_data(&replica, &restored, &info).and_then(|()| {
-        for (db, key) in &streams {
-            let (a, b) = (
-                stream_view(&replica, *db, key, unreplicated),
-                stream_view(&restored, *db, key, unreplicated),
-            );
-            if a != b {
-                return Err(format!("stream {key} (db {db}) differs"));
-            }
-        }
-        Ok(())
-    });
-    if let Err(e) = result {
+    if let Err(e) = same_as_replica(&restored) {
         let diffs = differing_keys(&replica, &restored);
         panic!(
             "{v}: the backup written by --tee-rdb and --tee-aof across {} SIGKILLs loads into a \
              server that differs from a native replica of the source: {e}\n\nkey by key \
-             (replica | restored):\n{}",
+             (replica | restored):\n{}\n\nwhat the runs said of the backup:\n{}",
             PLAN.len(),
-            diffs.join("\n")
+            diffs.join("\n"),
+            h.logs
+                .iter()
+                .filter_map(|(_, path)| fs::read_to_string(path).ok())
+                .flat_map(|log| {
+                    log.lines()
+                        .filter(|l| l.contains("tee"))
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     eprintln!(
