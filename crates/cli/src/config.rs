@@ -236,9 +236,19 @@ pub struct SyncArgs {
     #[arg(long = "source-rdb", value_name = "FILE", conflicts_with = "source")]
     pub source_rdb: Option<PathBuf>,
     /// Read an AOF instead of a server (no --source): its commands, after --source-rdb or
-    /// its own RDB preamble (one AOF file; annotations like `#TS:` are skipped).
-    #[arg(long = "source-aof", value_name = "FILE", conflicts_with = "source")]
+    /// its own RDB preamble. FILE or the directory of Redis 7's multi-part AOF
+    /// (`appendonlydir/`: its manifest names the base and the increments).
+    #[arg(
+        long = "source-aof",
+        value_name = "FILE|DIR",
+        conflicts_with = "source"
+    )]
     pub source_aof: Option<PathBuf>,
+    /// With --source-aof: restore to a point in time: stop at the AOF's first `#TS:` annotation
+    /// later than this Unix time (seconds; Redis 7.0+ writes them with
+    /// `aof-timestamp-enabled yes`).
+    #[arg(long = "until-time", value_name = "UNIX_SECS", requires = "source_aof")]
+    pub until_time: Option<u64>,
 
     /// Checkpoint file (replication ID and applied offset); default derived from the source
     /// and target addresses under ~/.local/state/redis-sync/.
@@ -397,6 +407,8 @@ pub struct Settings {
     pub tee_aof: Option<PathBuf>,
     /// `--source-rdb` / `--source-aof`: a backup is the source (`source` then only names it).
     pub files: Option<(Option<PathBuf>, Option<PathBuf>)>,
+    /// `--until-time`: where an AOF source ends.
+    pub until_time: Option<u64>,
     pub source_timeout: Duration,
     pub flush_target: bool,
     pub sweep: bool,
@@ -433,9 +445,12 @@ impl Settings {
                 // The backup names the source in logs and in the target's checkpoint key.
                 let path = rdb.as_ref().or(aof.as_ref()).context("no file")?;
                 for p in [rdb, aof].into_iter().flatten() {
-                    if !p.is_file() {
-                        bail!("{}: no such file", p.display());
+                    if !p.exists() {
+                        bail!("{}: no such file or directory", p.display());
                     }
+                }
+                if rdb.as_ref().is_some_and(|p| p.is_dir()) {
+                    bail!("--source-rdb takes an RDB file; a directory is for --source-aof");
                 }
                 let mut conn = a.conn.clone();
                 conn.source = Some("127.0.0.1:1".into());
@@ -637,6 +652,7 @@ impl Settings {
             tee_rdb: a.tee_rdb.clone(),
             tee_aof: a.tee_aof.clone(),
             files,
+            until_time: a.until_time,
             flush_target: a.flush_target || f.flush_target.unwrap_or(false),
             sweep: a.sweep || f.sweep.unwrap_or(false),
             status_interval,

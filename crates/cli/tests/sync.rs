@@ -1059,4 +1059,41 @@ fn a_backup_restores_with_source_rdb_and_source_aof_exactly_once() {
     ]);
     let err = assert_ok(&out, "sync from Redis's own AOF");
     assert_eq!(data_digest(&target), own.digest(), "{err}");
+
+    // The directory itself, read by its manifest; then to a point in time: a write in a later
+    // second comes after a `#TS:` annotation, and `--until-time` stops before it.
+    let before = redis_sync_testkit::unix_ms() / 1000;
+    redis_sync_testkit::poll_until(Duration::from_secs(5), "the next second", || {
+        (redis_sync_testkit::unix_ms() / 1000 > before).then_some(())
+    });
+    c.call(&["SET", "own:later", "1"]).expect("SET");
+    let dir = aof_dir.to_str().expect("utf-8");
+    for (until, later) in [(None, true), (Some(before), false)] {
+        let target = Server::builder(&v).start();
+        let state = path(&format!("dir-{until:?}.json"));
+        let target_url = url(&target);
+        let mut args = vec![
+            "sync",
+            "--source-aof",
+            dir,
+            "--target",
+            &target_url,
+            "--state-file",
+            &state,
+        ];
+        let t = until.map(|t| t.to_string());
+        if let Some(t) = &t {
+            args.extend(["--until-time", t]);
+        }
+        let out = sync_bin(&args);
+        let err = assert_ok(&out, "sync --source-aof DIR");
+        let has_later = target.cmd(&["EXISTS", "own:later"]).int() == 1;
+        assert_eq!(has_later, later, "until {until:?}: {err}");
+        if until.is_none() {
+            assert_eq!(data_digest(&target), own.digest(), "{err}");
+        } else {
+            assert!(err.contains("stopping at the annotation"), "{err}");
+            assert_eq!(target.cmd(&["EXISTS", "own:counter"]).int(), 1, "{err}");
+        }
+    }
 }

@@ -303,7 +303,8 @@ impl ReplicaBuilder {
     }
 
     /// Reads a backup instead of a server: an RDB file, an AOF (with or without an RDB
-    /// preamble), or an RDB and the AOF of the writes after it (what `--tee-rdb` and
+    /// preamble; or the directory of Redis 7's multi-part AOF, read by its manifest: the base
+    /// and the increments), or an RDB and the AOF of the writes after it (what `--tee-rdb` and
     /// `--tee-aof` of `redis-sync sync` write). The events are a live source's: a
     /// `FullResync`, the snapshot, `RdbDone`, then each AOF command with its byte position in
     /// the AOF as its offset, and the stream ends at the end of the AOF. A
@@ -317,7 +318,18 @@ impl ReplicaBuilder {
         self.config.files = Some(crate::files::Files {
             rdb: rdb.map(Into::into),
             aof: aof.map(Into::into),
+            until: None,
         });
+        self
+    }
+
+    /// With [`from_files`](Self::from_files): end the stream at the AOF's first `#TS:`
+    /// annotation later than `unix_secs` (Redis 7.0+ writes them with
+    /// `aof-timestamp-enabled yes`), for a restore to a point in time.
+    pub fn until_time(mut self, unix_secs: u64) -> Self {
+        if let Some(f) = &mut self.config.files {
+            f.until = Some(unix_secs);
+        }
         self
     }
 

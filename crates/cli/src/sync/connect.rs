@@ -93,6 +93,9 @@ pub(super) fn start_replica(
     }
     if let Some((rdb, aof)) = &s.files {
         builder = builder.from_files(rdb.as_ref(), aof.as_ref());
+        if let Some(t) = s.until_time {
+            builder = builder.until_time(t);
+        }
     }
     match resume {
         Some(p) => {
