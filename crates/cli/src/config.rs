@@ -231,9 +231,14 @@ pub struct SyncArgs {
     #[arg(long = "tee-aof", value_name = "FILE")]
     pub tee_aof: Option<PathBuf>,
     /// Read a backup instead of a server (no --source): this RDB file, then the writes of
-    /// --source-aof if given. Restores what --tee-rdb/--tee-aof wrote, or any dump.rdb.
+    /// --source-aof if given. Restores what --tee-rdb/--tee-aof wrote, or any dump.rdb. A
+    /// directory: its *.rdb files (by name) as one snapshot, e.g. one per shard of a cluster.
     /// Exactly-once like a live sync: a restore stopped half-way continues in the AOF.
-    #[arg(long = "source-rdb", value_name = "FILE", conflicts_with = "source")]
+    #[arg(
+        long = "source-rdb",
+        value_name = "FILE|DIR",
+        conflicts_with = "source"
+    )]
     pub source_rdb: Option<PathBuf>,
     /// Read an AOF instead of a server (no --source): its commands, after --source-rdb or
     /// its own RDB preamble. FILE or the directory of Redis 7's multi-part AOF
@@ -448,9 +453,6 @@ impl Settings {
                     if !p.exists() {
                         bail!("{}: no such file or directory", p.display());
                     }
-                }
-                if rdb.as_ref().is_some_and(|p| p.is_dir()) {
-                    bail!("--source-rdb takes an RDB file; a directory is for --source-aof");
                 }
                 let mut conn = a.conn.clone();
                 conn.source = Some("127.0.0.1:1".into());

@@ -1097,3 +1097,66 @@ fn a_backup_restores_with_source_rdb_and_source_aof_exactly_once() {
         }
     }
 }
+
+/// A directory of per-shard RDBs (`--source-rdb DIR`) restores as one snapshot: into a
+/// standalone server and into a 3-master cluster, each ends equal to a server that holds both
+/// shards' data (the digest of a cluster is the XOR of its masters').
+#[test]
+fn per_shard_rdbs_restore_as_one_snapshot_into_a_server_and_a_cluster() {
+    let Some(v) = usual_version() else { return };
+    let fill = |s: &Server, prefix: &str| {
+        let mut c = s.client();
+        for i in 0..300 {
+            let k = format!("{prefix}:{i}");
+            match i % 4 {
+                0 => c.call(&["SET", &k, &format!("v{i}")]),
+                1 => c.call(&["RPUSH", &k, "a", "b", &i.to_string()]),
+                2 => c.call(&["HSET", &k, "f", &i.to_string(), "g", "x"]),
+                _ => c.call(&["ZADD", &k, &i.to_string(), "m"]),
+            }
+            .expect("write");
+        }
+    };
+    let shards = [Server::builder(&v).start(), Server::builder(&v).start()];
+    let both = Server::builder(&v).start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, (shard, prefix)) in shards.iter().zip(["a", "b"]).enumerate() {
+        fill(shard, prefix);
+        fill(&both, prefix);
+        shard.cmd(&["SAVE"]);
+        std::fs::copy(
+            shard.dir().join("dump.rdb"),
+            dir.path().join(format!("shard-{i}.rdb")),
+        )
+        .expect("copy the shard's RDB");
+    }
+    let rdbs = dir.path().to_str().expect("utf-8").to_owned();
+    let state = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+
+    let target = Server::builder(&v).start();
+    let out = sync_bin(&[
+        "sync",
+        "--source-rdb",
+        &rdbs,
+        "--target",
+        &url(&target),
+        "--state-file",
+        &state("standalone.json"),
+    ]);
+    let err = assert_ok(&out, "sync --source-rdb DIR into a server");
+    assert_eq!(data_digest(&target), both.digest(), "{err}");
+
+    let cluster = Cluster::builder(&v).masters(3).start();
+    let out = sync_bin(&[
+        "sync",
+        "--source-rdb",
+        &rdbs,
+        "--target",
+        &format!("redis://{}", cluster.masters()[0].addr()),
+        "--state-file",
+        &state("cluster.json"),
+    ]);
+    let err = assert_ok(&out, "sync --source-rdb DIR into a cluster");
+    cluster.drop_checkpoints();
+    assert_eq!(cluster.xor_digest(), both.digest(), "{err}");
+}

@@ -37,8 +37,35 @@ pub(crate) struct Files {
 /// its parts in order (their concatenation is the command stream; offsets count across them).
 #[derive(Debug, Clone)]
 struct Layout {
-    rdb: Option<PathBuf>,
+    /// The snapshot: one RDB, or several (a directory of per-shard RDBs), loaded one after
+    /// the other as one snapshot.
+    rdb: Vec<PathBuf>,
     parts: Vec<PathBuf>,
+}
+
+/// `--source-rdb`: a file, or a directory whose `*.rdb` files (by name) make the snapshot.
+fn rdb_files(rdb: Option<&PathBuf>) -> Result<Vec<PathBuf>, Error> {
+    let Some(path) = rdb else {
+        return Ok(Vec::new());
+    };
+    if !path.is_dir() {
+        return Ok(vec![path.clone()]);
+    }
+    let mut all: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| io_error(path, "listing the RDB directory", e))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rdb"))
+        .collect();
+    all.sort();
+    if all.is_empty() {
+        return Err(Error::Protocol {
+            addr: path.display().to_string(),
+            during: "listing the RDB directory".into(),
+            message: "no *.rdb file in it".into(),
+        });
+    }
+    Ok(all)
 }
 
 /// Reads a multi-part AOF directory's manifest (Redis 7.0+, `aof.c`): lines `file <name> seq
@@ -46,13 +73,13 @@ struct Layout {
 fn layout(files: &Files) -> Result<Layout, Error> {
     let Some(aof) = &files.aof else {
         return Ok(Layout {
-            rdb: files.rdb.clone(),
+            rdb: rdb_files(files.rdb.as_ref())?,
             parts: Vec::new(),
         });
     };
     if !aof.is_dir() {
         return Ok(Layout {
-            rdb: files.rdb.clone(),
+            rdb: rdb_files(files.rdb.as_ref())?,
             parts: vec![aof.clone()],
         });
     }
@@ -89,9 +116,9 @@ fn layout(files: &Files) -> Result<Layout, Error> {
         }
     }
     let mut parts = Vec::new();
-    let mut rdb = files.rdb.clone();
+    let mut rdb = rdb_files(files.rdb.as_ref())?;
     match base {
-        Some(b) if b.extension().is_some_and(|x| x == "rdb") && rdb.is_none() => rdb = Some(b),
+        Some(b) if b.extension().is_some_and(|x| x == "rdb") && rdb.is_empty() => rdb = vec![b],
         Some(b) => parts.push(b),
         None => {}
     }
@@ -200,8 +227,12 @@ async fn history_id(layout: &Layout) -> Result<String, Error> {
             }
         }
     };
-    let snapshot = layout.rdb.as_ref().or(layout.parts.first());
-    if let Some(path) = snapshot {
+    let snapshots: Vec<&PathBuf> = if layout.rdb.is_empty() {
+        layout.parts.first().into_iter().collect()
+    } else {
+        layout.rdb.iter().collect()
+    };
+    for path in snapshots {
         let mut f = tokio::fs::File::open(path)
             .await
             .map_err(|e| io_error(path, "opening the file", e))?;
@@ -216,7 +247,7 @@ async fn history_id(layout: &Layout) -> Result<String, Error> {
             .await
             .map_err(|e| io_error(path, "reading the file", e))?;
         feed(&head);
-        if layout.rdb.is_some() && len >= 8 {
+        if !layout.rdb.is_empty() && len >= 8 {
             // An RDB's last 8 bytes are its CRC-64.
             let mut tail = [0u8; 8];
             f.seek(std::io::SeekFrom::End(-8))
@@ -311,8 +342,8 @@ async fn snapshot(
         p.base_db = 0;
     }
     // The AOF starts with an RDB (a preamble) when its first part begins with "REDIS".
-    let preamble_in = match (&layout.rdb, layout.parts.first()) {
-        (None, Some(first)) => {
+    let preamble_in = match (layout.rdb.is_empty(), layout.parts.first()) {
+        (true, Some(first)) => {
             let mut f = tokio::fs::File::open(first)
                 .await
                 .map_err(|e| io_error(first, "opening the AOF", e))?;
@@ -325,15 +356,14 @@ async fn snapshot(
         }
         _ => None,
     };
-    let rdb_len = match &layout.rdb {
-        Some(path) => Some(
-            tokio::fs::metadata(path)
-                .await
-                .map_err(|e| io_error(path, "reading the RDB's size", e))?
-                .len(),
-        ),
-        None => None,
-    };
+    let mut rdb_len = None;
+    for path in &layout.rdb {
+        let len = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| io_error(path, "reading the RDB's size", e))?
+            .len();
+        rdb_len = Some(rdb_len.unwrap_or(0) + len);
+    }
     send(
         tx,
         ReplicaEvent::FullResync {
@@ -346,7 +376,9 @@ async fn snapshot(
     .await?;
     metrics.rdb_start(rdb_len);
     let mut decoded = 0u64;
-    if let Some(path) = layout.rdb.as_ref().or(preamble_in.as_ref()) {
+    let mut total = 0u64;
+    let snapshot_files: Vec<&PathBuf> = layout.rdb.iter().chain(preamble_in.as_ref()).collect();
+    for path in snapshot_files {
         let mut builder = DecoderBuilder::new();
         if config.rdb_restore_payloads {
             builder = builder.restore_payloads(config.rdb_restore_limit);
@@ -373,7 +405,7 @@ async fn snapshot(
             } else {
                 rdb.handle_bytes(&buf[..n]);
             }
-            metrics.set_rdb_bytes(rdb.offset());
+            metrics.set_rdb_bytes(total + rdb.offset());
             drain_rdb(&mut rdb, tx, metrics, None)
                 .await
                 .map_err(|e| match e {
@@ -394,6 +426,7 @@ async fn snapshot(
             tx.flush().await?;
         }
         decoded = rdb.offset();
+        total += decoded;
     }
     metrics.rdb_end();
     // With a preamble the commands start after the RDB's bytes.
@@ -415,7 +448,7 @@ async fn snapshot(
         tx,
         ReplicaEvent::RdbDone {
             offset: base,
-            rdb_bytes: decoded,
+            rdb_bytes: total,
         },
     )
     .await?;
@@ -580,7 +613,7 @@ mod tests {
             until: None,
         };
         let l = layout(&files).expect("layout");
-        assert_eq!(l.rdb, Some(d.join("a.aof.1.base.rdb")));
+        assert_eq!(l.rdb, [d.join("a.aof.1.base.rdb")]);
         assert_eq!(
             l.parts,
             [d.join("a.aof.2.incr.aof"), d.join("a.aof.3.incr.aof")]
@@ -592,7 +625,7 @@ mod tests {
             b"file a.aof.1.base.aof seq 1 type b\nfile a.aof.2.incr.aof seq 2 type i\n",
         );
         let l = layout(&files).expect("layout");
-        assert_eq!(l.rdb, None);
+        assert!(l.rdb.is_empty());
         assert_eq!(
             l.parts,
             [d.join("a.aof.1.base.aof"), d.join("a.aof.2.incr.aof")]
