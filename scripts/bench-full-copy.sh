@@ -59,23 +59,6 @@ resp call "$SP" DEBUG POPULATE "$KEYS" key "$VALUE_BYTES" >/dev/null
 [[ "$(resp call "$SP" DBSIZE)" == "$KEYS" ]] || die "the source does not hold $KEYS keys"
 SOURCE_PID=${PIDS[0]}
 
-# fresh_target: stop every server but the source, start an empty one in $TP.
-fresh_target() {
-    local pid keep=()
-    for pid in "${PIDS[@]}"; do
-        if [[ "$pid" == "$SOURCE_PID" ]]; then
-            keep+=("$pid")
-        else
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    PIDS=("${keep[@]}")
-    rm -rf "$WORK/target" "$WORK/state.json"
-    start_server target
-    TP=$PORT
-}
-
 run_native() {
     fresh_target
     N_WALL=$(timeout "$RUN_TIMEOUT" python3 "$WORK/resp.py" native "$TP" "$SP" "$KEYS") ||

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What scripts/bench-memory.sh and scripts/bench-transactions.sh share. Sourced by them, not run:
+# What the scripts/bench-*.sh share. Sourced by them, not run:
 #   BENCH_NAME=bench-memory
 #   source "$(dirname "$0")/bench-lib.sh"
 # Sourcing sets ROOT, REDIS_SERVERS_DIR and REDIS_VERSION (the defaults of the environment
@@ -11,6 +11,7 @@
 #                           stopped; $WORK/resp.py begun (a tiny RESP client: free-port, wait),
 #                           which the script ends with its own operations and main({...})
 #   start_server NAME ARGS  a server on a free loopback port, in $PORT
+#   fresh_target            stop all but the source ($SOURCE_PID), a new empty target in $TP
 #   stop_servers            stop every server started
 #   die, say, resp          an error (exits), a progress line, a call of resp.py
 # The script sets `set -euo pipefail` and BENCH_NAME (the prefix of die's messages and of the
@@ -234,4 +235,23 @@ start_server() {
     done
     tail -20 "$WORK/$name/server.log" >&2 || true
     die "$name did not start"
+}
+
+# fresh_target: stop every server but the source ($SOURCE_PID), start an empty one in $TP (and
+# forget the last run's state file).
+fresh_target() {
+    local pid keep=()
+    for pid in "${PIDS[@]}"; do
+        if [[ "$pid" == "$SOURCE_PID" ]]; then
+            keep+=("$pid")
+        else
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    PIDS=("${keep[@]}")
+    rm -rf "$WORK/target" "$WORK/state.json"
+    start_server target
+    # shellcheck disable=SC2034 # TP is for the script that sourced this file
+    TP=$PORT
 }

@@ -254,23 +254,6 @@ XINFO_FULL=$((${SERVER_VERSION%%.*} >= 6))
 SOURCE_STREAMS=$(resp streams-sample "$SP" "$KEYS" "$XINFO_FULL")
 say "source: $KEYS keys, RDB $RDB_FILE_BYTES bytes, used_memory $SOURCE_MEM, $FILLED"
 
-# fresh_target: stop every server but the source, start an empty one in $TP.
-fresh_target() {
-    local pid keep=()
-    for pid in "${PIDS[@]}"; do
-        if [[ "$pid" == "$SOURCE_PID" ]]; then
-            keep+=("$pid")
-        else
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    PIDS=("${keep[@]}")
-    rm -rf "$WORK/target" "$WORK/state.json"
-    start_server target
-    TP=$PORT
-}
-
 # same_as_source WHO: the target's DEBUG DIGEST and stream sample equal the source's.
 same_as_source() {
     [[ "$(resp call "$TP" DEBUG DIGEST)" == "$SOURCE_DIGEST" ]] ||
