@@ -289,17 +289,23 @@ impl Run<'_> {
         {
             return Ok(());
         }
-        let cp = TargetCheckpoint {
+        let cp = self.streaming_checkpoint(offset, db);
+        self.write_marker(&cp).await?;
+        self.position_written = Some((Instant::now(), offset));
+        Ok(())
+    }
+
+    /// The checkpoint at `(offset, db)` of the stream, with what it carries now (the replay
+    /// of an earlier run on a standalone target, the repairs).
+    fn streaming_checkpoint(&self, offset: u64, db: u32) -> TargetCheckpoint {
+        TargetCheckpoint {
             state: CopyState::Streaming,
             replid: self.stats.master_replid.clone().unwrap_or_default(),
             offset,
             db,
             replay: self.ledger.replay().cloned().filter(|_| !self.cluster),
             repairs: self.repairs.clone(),
-        };
-        self.write_marker(&cp).await?;
-        self.position_written = Some((Instant::now(), offset));
-        Ok(())
+        }
     }
 
     /// Queues `commands` (in target db `target_db`) as one transaction with the checkpoint at
@@ -311,14 +317,7 @@ impl Run<'_> {
         target_db: u32,
         (offset, db): (u64, u32),
     ) -> anyhow::Result<()> {
-        let cp = TargetCheckpoint {
-            state: CopyState::Streaming,
-            replid: self.stats.master_replid.clone().unwrap_or_default(),
-            offset,
-            db,
-            replay: self.ledger.replay().cloned().filter(|_| !self.cluster),
-            repairs: self.repairs.clone(),
-        };
+        let cp = self.streaming_checkpoint(offset, db);
         let commands = commands
             .into_iter()
             .map(|args| TxCommand {
