@@ -284,13 +284,9 @@ pub(crate) async fn drive(
             let mut chain = Chain::open(&layout.parts).await?;
             chain.seek(point.offset).await?;
             metrics.add_partial_sync();
-            {
-                let mut p = shared.progress.lock();
-                p.replid = Some(replid.clone());
-                p.streaming = true;
-                p.base_offset = point.offset;
-                p.base_db = point.db;
-            }
+            shared
+                .progress
+                .continued(replid.clone(), point.offset, point.db);
             metrics.stream_start(0, point.offset);
             if send(
                 tx,
@@ -334,13 +330,7 @@ async fn snapshot(
 ) -> Result<Opened, End> {
     let metrics = &shared.metrics;
     metrics.add_full_sync();
-    {
-        let mut p = shared.progress.lock();
-        p.replid = Some(replid.to_owned());
-        p.streaming = false;
-        p.base_offset = 0;
-        p.base_db = 0;
-    }
+    shared.progress.full_sync(Some(replid.to_owned()), 0);
     // The AOF starts with an RDB (a preamble) when its first part begins with "REDIS".
     let preamble_in = match (layout.rdb.is_empty(), layout.parts.first()) {
         (true, Some(first)) => {
@@ -438,11 +428,7 @@ async fn snapshot(
         chain.seek(base).await?;
         Some(chain)
     };
-    {
-        let mut p = shared.progress.lock();
-        p.streaming = true;
-        p.base_offset = base;
-    }
+    shared.progress.snapshot_done(base);
     metrics.stream_start(0, base);
     send(
         tx,

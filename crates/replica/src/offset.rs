@@ -83,6 +83,33 @@ impl Progress {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A full synchronisation of history `replid` (`None`: not resumable, after `SYNC`) from
+    /// the snapshot at `offset`: nothing is acknowledged until its payload is done.
+    pub(crate) fn full_sync(&self, replid: Option<String>, offset: u64) {
+        let mut p = self.lock();
+        p.replid = replid;
+        p.streaming = false;
+        p.base_offset = offset;
+        p.base_db = 0;
+    }
+
+    /// The snapshot's payload is done; the stream begins at `offset` (after `SYNC`, learned
+    /// from the RDB).
+    pub(crate) fn snapshot_done(&self, offset: u64) {
+        let mut p = self.lock();
+        p.streaming = true;
+        p.base_offset = offset;
+    }
+
+    /// A partial resynchronisation: history `replid` continues at `offset` with `db`.
+    pub(crate) fn continued(&self, replid: String, offset: u64, db: u32) {
+        let mut p = self.lock();
+        p.replid = Some(replid);
+        p.streaming = true;
+        p.base_offset = offset;
+        p.base_db = db;
+    }
+
     /// The offset to acknowledge: what the consumer applied (control frames included: they
     /// come to it as [`ReplicaEvent::Position`](crate::ReplicaEvent::Position)); the
     /// snapshot's offset while it has applied nothing of this history, so that a source

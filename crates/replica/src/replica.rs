@@ -407,13 +407,9 @@ async fn session(
             }
             metrics.add_full_sync();
             *resume = None;
-            {
-                let mut p = shared.progress.lock();
-                p.replid = resumable.then(|| replid.clone());
-                p.streaming = false;
-                p.base_offset = offset;
-                p.base_db = 0;
-            }
+            shared
+                .progress
+                .full_sync(resumable.then(|| replid.clone()), offset);
             metrics.set_offset(offset);
             let (consumed, offset) = match payload(
                 config,
@@ -428,12 +424,8 @@ async fn session(
                 Ok(c) => c,
                 Err(e) => return e,
             };
-            {
-                let mut p = shared.progress.lock();
-                p.streaming = true;
-                // After `SYNC` the offset is the snapshot's, learned from its RDB.
-                p.base_offset = offset;
-            }
+            // After `SYNC` the offset is the snapshot's, learned from its RDB.
+            shared.progress.snapshot_done(offset);
             metrics.stream_start(handshake_consumed + consumed, offset);
             if resumable {
                 *resume = Some(ResumePoint {
@@ -459,13 +451,9 @@ async fn session(
             };
             let replid = new_replid.unwrap_or(point.replid.clone());
             metrics.add_partial_sync();
-            {
-                let mut p = shared.progress.lock();
-                p.replid = Some(replid.clone());
-                p.streaming = true;
-                p.base_offset = point.offset;
-                p.base_db = point.db;
-            }
+            shared
+                .progress
+                .continued(replid.clone(), point.offset, point.db);
             metrics.stream_start(handshake_consumed, point.offset);
             *resume = Some(ResumePoint {
                 replid: replid.clone(),
