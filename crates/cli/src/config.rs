@@ -148,6 +148,22 @@ pub struct SyncArgs {
     #[arg(long)]
     pub until_caught_up: bool,
 
+    /// The source is a Redis Cluster (detected with `INFO cluster` when not given): every
+    /// master is found from the node given, and each shard gets its own replication link and
+    /// checkpoint, all in this process. A shard's failover is followed (a partial resync with
+    /// the promoted replica), and keys moved by resharding are kept (see the README).
+    #[arg(long)]
+    pub source_cluster: bool,
+    /// Only some shards of a cluster source: `K/N`, the K-th of N groups (shards in slot
+    /// order, dealt round-robin), so N processes split one cluster; or masters' `host:port` or
+    /// node IDs, comma-separated.
+    #[arg(long, value_name = "K/N|NODES")]
+    pub shards: Option<String>,
+    /// With a cluster source, replicate from a replica of each shard when it has a healthy one,
+    /// to spare the masters (the master otherwise, and after a failover).
+    #[arg(long)]
+    pub prefer_replica: bool,
+
     /// Only this source db (repeat for several).
     #[arg(long = "db", value_name = "N")]
     pub dbs: Vec<u32>,
@@ -320,6 +336,9 @@ pub struct FileConfig {
     pub target_cluster: Option<bool>,
     pub mode: Option<Mode>,
     pub until_caught_up: Option<bool>,
+    pub source_cluster: Option<bool>,
+    pub shards: Option<String>,
+    pub prefer_replica: Option<bool>,
     #[serde(default)]
     pub db: Vec<u32>,
     #[serde(default)]
@@ -390,11 +409,19 @@ impl FileConfig {
 }
 
 /// Everything `sync` needs, resolved.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub source: Endpoint,
     pub target: Endpoint,
     pub target_cluster: Option<bool>,
+    /// `--source-cluster` (`None`: detect).
+    pub source_cluster: Option<bool>,
+    /// `--shards`: which shards of a cluster source this process syncs.
+    pub shards: Option<crate::sync::ShardSelect>,
+    /// `--prefer-replica`.
+    pub prefer_replica: bool,
+    /// Set on the settings of one shard of a cluster source: how to find it, and its slots.
+    pub shard: Option<std::sync::Arc<crate::sync::ShardLink>>,
     pub mode: Mode,
     pub until_caught_up: bool,
     /// The filter's builder, to rebuild it once the target's mode is known.
@@ -622,10 +649,27 @@ impl Settings {
         } else {
             None
         };
+        let source_cluster = if a.source_cluster {
+            Some(true)
+        } else {
+            f.source_cluster.filter(|c| *c)
+        };
+        let shards = match a.shards.as_ref().or(f.shards.as_ref()) {
+            Some(spec) => Some(crate::sync::ShardSelect::parse(spec)?),
+            None => None,
+        };
+        let prefer_replica = a.prefer_replica || f.prefer_replica.unwrap_or(false);
+        if (shards.is_some() || prefer_replica) && files.is_some() {
+            bail!("--shards and --prefer-replica need a cluster as the source, not a file");
+        }
         Ok(Settings {
             source,
             target,
             target_cluster,
+            source_cluster,
+            shards,
+            prefer_replica,
+            shard: None,
             mode: a.mode.or(f.mode).unwrap_or_default(),
             until_caught_up: a.until_caught_up || f.until_caught_up.unwrap_or(false),
             filter_builder: fb,

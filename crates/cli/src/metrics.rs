@@ -171,9 +171,57 @@ pub fn render(s: &Snapshot) -> String {
     out
 }
 
-/// Binds `addr` and serves the metrics until the task is aborted. Returns the bound address
-/// (port 0 picks a free one).
-pub async fn serve(addr: SocketAddr, shared: Shared) -> anyhow::Result<SocketAddr> {
+/// Renders several runs (the shards of a cluster source) as one exposition: each family once,
+/// with a `shard="host:port"` label on each run's sample.
+pub fn render_all(views: &[(Option<String>, Snapshot)]) -> String {
+    if let [(None, s)] = views {
+        return render(s);
+    }
+    // Families in the order `render` writes them: (the HELP and TYPE lines, samples).
+    let mut families: Vec<(String, Vec<String>)> = Vec::new();
+    for (label, snap) in views {
+        let label = label.as_deref().unwrap_or("");
+        let mut i = 0;
+        for line in render(snap).lines() {
+            if line.starts_with("# HELP") {
+                i = match families.iter().position(|(h, _)| h.starts_with(line)) {
+                    Some(i) => i,
+                    None => {
+                        families.push((format!("{line}\n"), Vec::new()));
+                        families.len() - 1
+                    }
+                };
+            } else if line.starts_with("# TYPE") {
+                if families[i].1.is_empty() && !families[i].0.contains("# TYPE") {
+                    families[i].0.push_str(line);
+                    families[i].0.push('\n');
+                }
+            } else if let Some((name, value)) = line.split_once(' ') {
+                let escaped = label.replace('\\', "\\\\").replace('"', "\\\"");
+                families[i]
+                    .1
+                    .push(format!("{name}{{shard=\"{escaped}\"}} {value}"));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (head, samples) in families {
+        out.push_str(&head);
+        for s in samples {
+            let _ = writeln!(out, "{s}");
+        }
+    }
+    out
+}
+
+/// Binds `addr` and serves the metrics of `views` (one run, or one per shard of a cluster
+/// source, labelled) until the task is aborted. Returns the bound address (port 0 picks a free
+/// one).
+pub async fn serve(
+    addr: SocketAddr,
+    views: Vec<(Option<String>, Shared)>,
+) -> anyhow::Result<SocketAddr> {
+    let views = std::sync::Arc::new(views);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
@@ -183,7 +231,7 @@ pub async fn serve(addr: SocketAddr, shared: Shared) -> anyhow::Result<SocketAdd
             let Ok((mut sock, _)) = listener.accept().await else {
                 continue;
             };
-            let shared = shared.clone();
+            let views = views.clone();
             tokio::spawn(async move {
                 // Read the request head (bounded), answer, close.
                 let mut buf = vec![0u8; 4096];
@@ -203,8 +251,16 @@ pub async fn serve(addr: SocketAddr, shared: Shared) -> anyhow::Result<SocketAdd
                     }
                 }
                 let body = {
-                    let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-                    render(&s)
+                    let snaps: Vec<(Option<String>, Snapshot)> = views
+                        .iter()
+                        .map(|(l, v)| {
+                            (
+                                l.clone(),
+                                v.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                            )
+                        })
+                        .collect();
+                    render_all(&snaps)
                 };
                 let head = format!(
                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
@@ -223,6 +279,38 @@ pub async fn serve(addr: SocketAddr, shared: Shared) -> anyhow::Result<SocketAdd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_render_as_one_exposition_with_a_label_each() {
+        let a = Snapshot {
+            commands_applied: 7,
+            ..Snapshot::default()
+        };
+        let b = Snapshot {
+            commands_applied: 9,
+            ..Snapshot::default()
+        };
+        let text = render_all(&[
+            (Some("10.0.0.1:7000".into()), a),
+            (Some("10.0.0.2:7000".into()), b),
+        ]);
+        let help = text.lines().filter(|l| l.starts_with("# HELP")).count();
+        assert_eq!(help, render(&Snapshot::default()).matches("# HELP").count());
+        let applied: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("redis_sync_commands_applied"))
+            .collect();
+        assert_eq!(
+            applied,
+            [
+                "redis_sync_commands_applied_total{shard=\"10.0.0.1:7000\"} 7",
+                "redis_sync_commands_applied_total{shard=\"10.0.0.2:7000\"} 9"
+            ]
+        );
+        // Each family's samples follow its HELP and TYPE lines.
+        let at = text.find("# TYPE redis_sync_commands_applied").expect("a TYPE line");
+        assert!(text[at..].lines().nth(1).is_some_and(|l| l.contains("10.0.0.1")));
+    }
 
     #[test]
     fn renders_every_figure_without_secrets() {

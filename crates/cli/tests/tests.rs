@@ -4,6 +4,7 @@
 mod util;
 
 mod check;
+mod cluster_source;
 mod convert;
 mod corpus;
 mod crash;

@@ -152,6 +152,22 @@ pub struct Config {
     pub(crate) rdb_tee: Option<std::path::PathBuf>,
     /// Read a backup (RDB and/or AOF files) instead of a server.
     pub(crate) files: Option<crate::files::Files>,
+    /// Asked for the source's address before each reconnection (see [`ReplicaBuilder::locate`]).
+    pub(crate) locate: Option<Locate>,
+}
+
+type LocateFn = dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>
+    + Send
+    + Sync;
+
+/// Finds where the source is now (see [`ReplicaBuilder::locate`]).
+#[derive(Clone)]
+pub(crate) struct Locate(pub(crate) std::sync::Arc<LocateFn>);
+
+impl std::fmt::Debug for Locate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Locate(..)")
+    }
 }
 
 /// Builds a [`Replica`](crate::Replica).
@@ -192,6 +208,7 @@ impl ReplicaBuilder {
                 rdb_restore_limit: None,
                 rdb_tee: None,
                 files: None,
+                locate: None,
             },
         }
     }
@@ -339,6 +356,21 @@ impl ReplicaBuilder {
     /// whole snapshot. A write error stops the copy to the file (logged), not the replica.
     pub fn tee_rdb(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.config.rdb_tee = Some(path.into());
+        self
+    }
+
+    /// Asks `locate` where the source is before each reconnection, so the replica follows a
+    /// failover: a promoted replica keeps the old master's replication ID as its second one and
+    /// so accepts `PSYNC` from where the old master left off (no full copy when its backlog
+    /// covers the gap): the master of a cluster shard, or the master a sentinel names. A `None`
+    /// answer keeps the last address.
+    /// The answer is awaited under the connect timeout.
+    pub fn locate<F, Fut>(mut self, locate: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Option<String>> + Send + 'static,
+    {
+        self.config.locate = Some(Locate(std::sync::Arc::new(move || Box::pin(locate()))));
         self
     }
 

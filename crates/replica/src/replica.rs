@@ -267,6 +267,10 @@ async fn drive(config: &Config, tx: &Out, shared: &Shared) -> Result<(), Error> 
         return crate::files::drive(config, files, tx, shared).await;
     }
     let mut resume = config.resume.clone();
+    // The address may change between sessions (`locate`): a copy of the configuration
+    // carries the current one.
+    let mut current = config.clone();
+    let config = &mut current;
     let mut connected_once = false;
     let mut attempts = 0u32;
     let mut backoff = config.reconnect.initial_backoff;
@@ -331,6 +335,23 @@ async fn drive(config: &Config, tx: &Out, shared: &Shared) -> Result<(), Error> 
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(config.reconnect.max_backoff);
+        relocate(config).await;
+    }
+}
+
+/// Asks the configured `locate` where the source is now and, when it moved, points the next
+/// session there (the `PSYNC` position is kept: a promoted replica continues it).
+async fn relocate(config: &mut Config) {
+    let Some(locate) = config.locate.clone() else {
+        return;
+    };
+    match tokio::time::timeout(config.timeouts.connect, (locate.0)()).await {
+        Ok(Some(addr)) if addr != config.addr => {
+            tracing::warn!(from = %config.addr, to = %addr, "the source moved: following it");
+            config.addr = addr;
+        }
+        Ok(_) => {}
+        Err(_) => tracing::warn!(addr = %config.addr, "finding the source's address timed out"),
     }
 }
 

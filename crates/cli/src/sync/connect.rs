@@ -88,6 +88,14 @@ pub(super) fn start_replica(
     if let Some(tls) = &s.tls {
         builder = builder.tls(tls.clone());
     }
+    if let Some(link) = &s.shard {
+        // A shard of a cluster: after a lost link, connect where its master is now.
+        let link = link.clone();
+        builder = builder.locate(move || {
+            let link = link.clone();
+            async move { link.locate().await }
+        });
+    }
     if let Some(path) = &s.tee_rdb {
         builder = builder.tee_rdb(path);
     }

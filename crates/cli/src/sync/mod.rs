@@ -43,6 +43,7 @@ mod position;
 mod progress;
 mod repair;
 mod report;
+mod shards;
 mod stream;
 mod sweep;
 mod target_checkpoint;
@@ -59,6 +60,7 @@ use crate::status;
 pub use checkpoint::{Checkpoint, StateFile};
 use connect::connect_sink;
 use event_loop::Run;
+pub use shards::{ShardLink, ShardSelect};
 
 /// Runs `redis-sync sync`.
 pub fn run(args: &SyncArgs) -> anyhow::Result<ExitCode> {
@@ -85,22 +87,48 @@ enum Stop {
 }
 
 /// The run, from the settings to the exit: `shutdown` resolves when the run must stop
-/// (`run` passes SIGINT/SIGTERM); the loop then drains the target and exits 0.
+/// (`run` passes SIGINT/SIGTERM); the loop then drains the target and exits 0. A cluster
+/// source runs one [`sync_one`] per shard ([`shards`]).
 async fn sync(
     s: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ExitCode> {
-    let state_file = StateFile::new(s.state_file.clone());
-    let saved = state_file.load()?;
+    // One stop flag for the replicas, the loops and the long phases inside them. The signal
+    // handlers are installed on the first poll of `wait_for_signal`: from here on SIGINT and
+    // SIGTERM stop the run cleanly.
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shutdown_tx = Arc::new(shutdown_tx);
+    {
+        let tx = shutdown_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        });
+    }
+    if shards::is_cluster_source(&s).await? {
+        return shards::run(s, shutdown_tx, shutdown_rx).await;
+    }
     let shared: status::Shared = Arc::default();
     if let Some(addr) = s.metrics {
-        let bound = crate::metrics::serve(addr, shared.clone()).await?;
+        let bound = crate::metrics::serve(addr, vec![(None, shared.clone())]).await?;
         tracing::info!("metrics on http://{bound}/metrics");
     }
+    sync_one(&s, shared, shutdown_rx).await
+}
 
-    let sink = connect_sink(&s).await?;
-    let start = position::read(&s, &sink, state_file, saved).await?;
-    connect::log_target(&s, &sink);
+/// One source (a server, a backup, or one shard of a cluster) into the target, until
+/// `shutdown` turns `true` or the run ends by itself.
+async fn sync_one(
+    s: &Settings,
+    shared: status::Shared,
+    shutdown_rx: watch::Receiver<bool>,
+) -> anyhow::Result<ExitCode> {
+    let state_file = StateFile::new(s.state_file.clone());
+    let saved = state_file.load()?;
+
+    let sink = connect_sink(s).await?;
+    let start = position::read(s, &sink, state_file, saved).await?;
+    connect::log_target(s, &sink);
     // The filter knows the target's mode (a cluster has only db 0), detected or given.
     let cluster = sink.target().cluster;
     let filter = s
@@ -110,24 +138,16 @@ async fn sync(
         .build()
         .context("invalid filter")?;
 
-    // One stop flag for the replica, the loop and the long phases inside it. The signal
-    // handlers are installed on the first poll of `wait_for_signal`: from here on SIGINT and
-    // SIGTERM stop the run cleanly (before, nothing is written yet and they end the process).
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = shutdown_tx.send(true);
-    });
     // The replica stops on the same signal (the loop drains the target first, then exits).
     let replica = connect::start_replica(
-        &s,
+        s,
         start.resume.as_ref(),
         start.state_file.path(),
         shutdown_rx.clone(),
     );
-    let heartbeat = report::start_heartbeat(&s);
+    let heartbeat = report::start_heartbeat(s);
 
-    let mut run = Run::new(&s, filter, start, sink, replica, shutdown_rx, shared);
+    let mut run = Run::new(s, filter, start, sink, replica, shutdown_rx, shared);
     let result = run.main_loop().await;
     let finished = run.finish().await;
     if let Some(h) = heartbeat {

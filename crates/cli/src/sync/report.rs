@@ -83,15 +83,20 @@ impl Run<'_> {
     /// Prints the status on stderr: a progress line during the full copy (unless the bar
     /// shows it), one JSON line with `--status-json`.
     pub(super) fn print_status(&self) {
+        // One line per shard of a cluster source, each naming its shard (JSON: `source`).
+        let who = match &self.s.shard {
+            Some(link) => format!("redis-sync[{}]", link.name),
+            None => "redis-sync".to_string(),
+        };
         if self.s.status_json {
             eprintln!("{}", self.stats.json_line());
         } else if self.stats.state == State::FullSync {
             if self.progress.is_drawn() {
                 return;
             }
-            eprintln!("redis-sync: {}", self.stats.progress_line());
+            eprintln!("{who}: {}", self.stats.progress_line());
         } else {
-            eprintln!("redis-sync: {}", self.stats.status_line());
+            eprintln!("{who}: {}", self.stats.status_line());
         }
     }
 

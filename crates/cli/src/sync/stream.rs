@@ -73,7 +73,7 @@ impl Run<'_> {
                 });
             }
         };
-        let (tdb, args) = match decision {
+        let (tdb, mut args) = match decision {
             Decision::Keep { db } => (db, args),
             Decision::Rewrite { db, args } => (db, args),
             Decision::Drop(reason) => {
@@ -94,6 +94,41 @@ impl Run<'_> {
             }
             _ => (db, args),
         };
+        if let Some(link) = self.s.shard.clone() {
+            // A shard of a cluster source: a resharding's moves, the cluster's bookkeeping.
+            let keys: Vec<Bytes> = if link.moves_pending() {
+                match self.classifier.classify(&args) {
+                    Ok(c) => c
+                        .keys
+                        .iter()
+                        .filter(|k| k.is_key())
+                        .filter_map(|k| args.get(k.index).cloned())
+                        .collect(),
+                    Err(_) => Vec::new(),
+                }
+            } else {
+                Vec::new()
+            };
+            let review = link
+                .review(&args, &keys, self.now_ms)
+                .await
+                .with_context(|| format!("command at source offset {offset}"))?;
+            if let Some(why) = review.note {
+                tracing::info!("offset {offset}: {why}");
+            }
+            if let Some(mut commands) = review.commands {
+                let Some(last) = commands.pop() else {
+                    self.stats.commands_filtered += 1;
+                    self.ledger.handle_settled(offset, db);
+                    return Ok(());
+                };
+                // Records of the move go with the command, in the same transaction.
+                for extra in commands {
+                    self.write_extra(tdb, extra, offset).await?;
+                }
+                args = last;
+            }
+        }
         if !self.repairs.is_empty() && self.repaired(db, &args, offset) {
             // `--on-error repair` copied this key afresh from the source after this command.
             self.stats.commands_filtered += 1;
@@ -155,6 +190,30 @@ impl Run<'_> {
             .context("writing to the target")?;
         self.ledger.handle_written(offset, db, Instant::now());
         Ok(())
+    }
+
+    /// A command the stream did not carry, applied with the next one (in its transaction).
+    async fn write_extra(&mut self, tdb: u32, args: Vec<Bytes>, offset: u64) -> anyhow::Result<()> {
+        if self.exactly_once {
+            self.batch.push(TxCommand {
+                db: tdb,
+                args,
+                offset,
+            });
+            return Ok(());
+        }
+        if self.sink_db != Some(tdb) && !self.cluster {
+            let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(tdb.to_string())];
+            self.sink
+                .write(select, None)
+                .await
+                .context("writing to the target")?;
+            self.sink_db = Some(tdb);
+        }
+        self.sink
+            .write(args, None)
+            .await
+            .context("writing to the target")
     }
 
     /// Commits the batch: its commands and the checkpoint of its last offset, in one

@@ -69,6 +69,11 @@ pub async fn sweep(
     let mut removed = 0u64;
     let mut scanned = 0u64;
     let mut last_report = std::time::Instant::now();
+    // A shard of a cluster source sweeps only its own slots: the rest are other shards'.
+    let slots = match &s.shard {
+        Some(link) => Some(link.slots().await.context("the shard's slots")?),
+        None => None,
+    };
     for node in nodes(s, cluster).await? {
         let mut c = Client::connect_addr(&s.target, &node, TIMEOUT).await?;
         let present = nonempty_dbs(&mut c).await?;
@@ -97,6 +102,9 @@ pub async fn sweep(
                 for key in keys {
                     if !filter.key_passes(&key)
                         || key.starts_with(super::TARGET_CHECKPOINT_PREFIX.as_bytes())
+                        || slots.as_ref().is_some_and(|own| {
+                            !own[usize::from(redis_sync_commands::hash_slot(&key))]
+                        })
                         || keep
                             .contains(db, &key)
                             .context("reading the snapshot's keys from a temporary file")?

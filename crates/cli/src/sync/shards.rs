@@ -1,0 +1,934 @@
+//! A Redis Cluster as the source: every master is found from one node (`CLUSTER NODES`), and
+//! each shard runs the standalone pipeline of this module (its own replication link, ledger,
+//! sink and checkpoint in the target, named after the shard's master) concurrently in this
+//! process. `--shards` takes a subset, so several processes split one cluster.
+//!
+//! What a cluster adds to a single source, and how each is handled:
+//! - **Failover.** A shard's link asks [`ShardLink::locate`] where the shard's master is before
+//!   each reconnection. The promoted replica keeps the old master's replication ID as its
+//!   second one, so the link continues with a partial resync. A restart finds the checkpoint
+//!   of the old address by that ID ([`target_checkpoint`](super::target_checkpoint)'s `adopt`).
+//! - **Resharding** (`MIGRATE`, as `redis-cli --cluster reshard` does): the importing master's
+//!   stream carries `RESTORE-ASKING key …`, applied as `RESTORE … REPLACE`; the exporting
+//!   master's stream then carries `DEL key`, which in one merged target would delete the moved
+//!   key. The two links run apart, so either may come first. A `DEL` of a key whose slot this
+//!   shard no longer owns stably (per a `CLUSTER NODES` read after the command arrived) is
+//!   checked on the node the slot is going to: when that node holds the key, the `DEL` was
+//!   the move's and is dropped ([`ShardLink::review`]).
+//! - **Sweeps** touch only the shard's own slots; `--flush-target` becomes such a sweep after
+//!   each shard's full copy (a `FLUSHDB` would empty the other shards' keys).
+//! - A `FLUSHALL`/`FLUSHDB` in one shard's stream empties only that shard on the source; it
+//!   stops the sync with an error rather than empty the whole target.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use redis_sync_commands::hash_slot;
+use redis_sync_resp::Frame;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::client::{Client, text};
+use crate::config::Settings;
+use crate::status;
+use crate::url::Endpoint;
+
+/// Number of hash slots.
+const SLOTS: usize = 16384;
+/// How long a topology read or a key check may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `--shards`: which shards of a cluster source this process syncs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardSelect {
+    /// The `k`-th (1-based) of `n` groups: shards in slot order, dealt round-robin.
+    Group { k: usize, n: usize },
+    /// Masters by `host:port` or node ID.
+    Nodes(Vec<String>),
+}
+
+impl ShardSelect {
+    /// Parses `K/N` or `node,node,…`.
+    pub fn parse(spec: &str) -> anyhow::Result<ShardSelect> {
+        let spec = spec.trim();
+        if let Some((k, n)) = spec.split_once('/') {
+            let k: usize = k.trim().parse().ok().context(BAD_SHARDS)?;
+            let n: usize = n.trim().parse().ok().context(BAD_SHARDS)?;
+            if n == 0 || k == 0 || k > n {
+                bail!("--shards {spec}: K/N needs 1 ≤ K ≤ N (e.g. 1/2 and 2/2 for two processes)");
+            }
+            return Ok(ShardSelect::Group { k, n });
+        }
+        let nodes: Vec<String> = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if nodes.is_empty() {
+            bail!("{BAD_SHARDS}");
+        }
+        Ok(ShardSelect::Nodes(nodes))
+    }
+
+    /// The chosen masters among `masters` (in slot order).
+    fn choose<'a>(&self, masters: &[&'a Node]) -> anyhow::Result<Vec<&'a Node>> {
+        match self {
+            ShardSelect::Group { k, n } => Ok(masters
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % n == k - 1)
+                .map(|(_, m)| *m)
+                .collect()),
+            ShardSelect::Nodes(names) => {
+                let mut out = Vec::new();
+                for name in names {
+                    let m = masters
+                        .iter()
+                        .find(|m| &m.id == name || &m.addr == name)
+                        .with_context(|| {
+                            format!(
+                                "--shards: {name} is not a master of the source cluster (its \
+                                 masters: {})",
+                                masters
+                                    .iter()
+                                    .map(|m| m.addr.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })?;
+                    out.push(*m);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+const BAD_SHARDS: &str =
+    "--shards: expected K/N (e.g. 2/3) or masters as host:port or node IDs, comma-separated";
+
+/// One line of `CLUSTER NODES`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    id: String,
+    addr: String,
+    /// The master's ID, for a replica.
+    master_id: Option<String>,
+    /// Flagged `fail` (the cluster agreed it is down) or `noaddr`/`handshake`.
+    down: bool,
+    /// Slot ranges served, inclusive.
+    slots: Vec<(u16, u16)>,
+    /// Slots being moved away: (slot, the importing node's ID).
+    migrating: Vec<(u16, String)>,
+}
+
+impl Node {
+    fn is_master(&self) -> bool {
+        self.master_id.is_none()
+    }
+    fn owns(&self, slot: u16) -> bool {
+        self.slots.iter().any(|&(lo, hi)| lo <= slot && slot <= hi)
+    }
+    fn first_slot(&self) -> u16 {
+        self.slots.iter().map(|r| r.0).min().unwrap_or(u16::MAX)
+    }
+}
+
+/// Parses `CLUSTER NODES`; a node without an IP (itself, before it learnt one) gets `host`.
+fn parse_nodes(body: &str, host: &str) -> Vec<Node> {
+    let mut out = Vec::new();
+    for line in body.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        // ip:port@cport[,hostname]
+        let ip_port = f[1].split(['@', ',']).next().unwrap_or_default();
+        let Some((ip, port)) = ip_port.rsplit_once(':') else {
+            continue;
+        };
+        let ip = if ip.is_empty() { host } else { ip };
+        let flags: Vec<&str> = f[2].split(',').collect();
+        let down = flags
+            .iter()
+            .any(|fl| matches!(*fl, "fail" | "noaddr" | "handshake"));
+        let master_id = (f[3] != "-" && !flags.contains(&"master")).then(|| f[3].to_string());
+        let mut slots = Vec::new();
+        let mut migrating = Vec::new();
+        for s in &f[8..] {
+            if let Some(m) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                if let Some((slot, to)) = m.split_once("->-")
+                    && let Ok(slot) = slot.parse()
+                {
+                    migrating.push((slot, to.to_string()));
+                }
+                continue;
+            }
+            let (lo, hi) = s.split_once('-').unwrap_or((s, s));
+            if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
+                && lo <= hi
+                && usize::from(hi) < SLOTS
+            {
+                slots.push((lo, hi));
+            }
+        }
+        out.push(Node {
+            id: f[0].to_string(),
+            addr: format!("{ip}:{port}"),
+            master_id,
+            down,
+            slots,
+            migrating,
+        });
+    }
+    out
+}
+
+/// The cluster as one node saw it.
+#[derive(Debug, Clone, Default)]
+struct Topology {
+    nodes: Vec<Node>,
+}
+
+impl Topology {
+    /// Masters serving slots and not down, in slot order.
+    fn masters(&self) -> Vec<&Node> {
+        let mut m: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_master() && !n.down && !n.slots.is_empty())
+            .collect();
+        m.sort_by_key(|n| n.first_slot());
+        m
+    }
+    fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+    /// The master serving `slot`.
+    fn owner(&self, slot: u16) -> Option<&Node> {
+        self.masters().into_iter().find(|n| n.owns(slot))
+    }
+    /// A master and its replicas.
+    fn shard_of<'a>(&'a self, master: &'a Node) -> impl Iterator<Item = &'a Node> {
+        self.nodes
+            .iter()
+            .filter(move |n| n.id == master.id || n.master_id.as_deref() == Some(&master.id))
+    }
+}
+
+/// Reads `CLUSTER NODES` from the first of `addrs` that answers.
+async fn read_topology(ep: &Endpoint, addrs: &[String]) -> anyhow::Result<Topology> {
+    let mut last = None;
+    for addr in addrs {
+        let r = async {
+            let mut c = Client::connect_addr(ep, addr, TIMEOUT).await?;
+            let body = c.ok(&["CLUSTER", "NODES"]).await?;
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+            anyhow::Ok(parse_nodes(&text(&body).unwrap_or_default(), host))
+        }
+        .await;
+        match r {
+            Ok(nodes) if !nodes.is_empty() => return Ok(Topology { nodes }),
+            Ok(_) => last = Some(anyhow::anyhow!("{addr}: empty CLUSTER NODES")),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no node to ask")))
+}
+
+/// Whether the source is a cluster: `--source-cluster`, or `INFO cluster` says so. A source
+/// the CLI's client cannot reach is left to the replica, whose error is the clearer one.
+pub(super) async fn is_cluster_source(s: &Settings) -> anyhow::Result<bool> {
+    if s.files.is_some() {
+        return Ok(false);
+    }
+    if s.source_cluster == Some(true) {
+        return Ok(true);
+    }
+    let detected = async {
+        let mut c = Client::connect(&s.source, TIMEOUT).await?;
+        let info = c.info("cluster").await?;
+        anyhow::Ok(crate::client::field(&info, "cluster_enabled") == Some("1"))
+    }
+    .await;
+    match detected {
+        Ok(yes) => {
+            if !yes && s.shards.is_some() {
+                bail!("--shards: the source {} is not a cluster", s.source);
+            }
+            Ok(yes)
+        }
+        Err(e) => {
+            tracing::debug!("could not ask the source whether it is a cluster: {e:#}");
+            Ok(false)
+        }
+    }
+}
+
+/// What the stream of one shard needs to know about the cluster, shared by its replica (to
+/// follow a failover) and its loop (to tell a resharding's `DEL` from a user's).
+#[derive(Debug)]
+pub struct ShardLink {
+    /// The shard's master when the run began (`host:port`), for logs.
+    pub name: String,
+    /// Credentials for every node.
+    ep: Endpoint,
+    prefer_replica: bool,
+    state: Mutex<LinkState>,
+    /// Connections to other masters, for the key checks of a resharding.
+    peers: tokio::sync::Mutex<HashMap<String, Client>>,
+    /// Shared by every shard of this process.
+    moves: Arc<Moves>,
+}
+
+#[derive(Debug)]
+struct LinkState {
+    /// IDs of the nodes of this shard seen so far (a promoted replica is one of them).
+    group: BTreeSet<String>,
+    /// The current master's ID.
+    master: String,
+    /// Every node address seen, to ask for the topology when some are gone.
+    addrs: Vec<String>,
+    /// The last topology read and when (unix ms).
+    topology: Option<(i64, Arc<Topology>)>,
+}
+
+/// What the shard's loop does with a command (see [`ShardLink::review`]): `None` applies it
+/// as it is; otherwise `commands` are applied in its place (none: it is dropped), and `note`
+/// says why.
+#[derive(Debug, Default)]
+pub struct Review {
+    pub commands: Option<Vec<Vec<Bytes>>>,
+    pub note: Option<String>,
+}
+
+impl Review {
+    fn keep() -> Review {
+        Review::default()
+    }
+    fn instead(commands: Vec<Vec<Bytes>>, note: impl Into<String>) -> Review {
+        Review {
+            commands: Some(commands),
+            note: Some(note.into()),
+        }
+    }
+}
+
+/// The keys a resharding moved between two shards of this process whose two halves (the
+/// importing shard's `RESTORE-ASKING`, the exporting shard's `DEL`) have not both been applied.
+/// The links run apart, so either half can come first:
+/// - the `RESTORE` first (`Ahead`): the value restored already holds every write the exporting
+///   shard made to the key before the move, so the exporter's commands on the key that are
+///   still to come, and its `DEL`, are dropped;
+/// - the `DEL` first (`Passed`, known because the importing node holds the key then): it is
+///   dropped (the target keeps the exporter's copy until the `RESTORE` replaces it) and the
+///   `RESTORE` then just applies.
+///
+/// Each change is also written to the target, in the same transaction as the command that
+/// made it (a key `redis-sync:checkpoint:moves:…` in the key's slot), and read back on a
+/// restart, so a crash in between loses nothing and applies nothing twice.
+#[derive(Debug, Default)]
+pub struct Moves {
+    map: Mutex<HashMap<Bytes, Move>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Move {
+    /// Restored by the shard named here; the exporter's `DEL` has not come.
+    Ahead(String),
+    /// The exporter's `DEL` came first.
+    Passed,
+}
+
+/// The prefix of the move records in the target (under the checkpoints' prefix, so sweeps and
+/// comparisons leave them alone).
+const MOVES_PREFIX: &str = "redis-sync:checkpoint:moves:";
+
+impl Moves {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Bytes, Move>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The target key that records `key`'s move, in `key`'s slot (so a cluster target commits
+    /// it in the same transaction); `None` for the rare key whose slot no name can share.
+    fn record_key(key: &[u8]) -> Option<Bytes> {
+        let mut k = MOVES_PREFIX.as_bytes().to_vec();
+        if redis_sync_commands::hash_tag(key).len() < key.len() {
+            k.extend_from_slice(key);
+        } else {
+            k.push(b'{');
+            k.extend_from_slice(key);
+            k.push(b'}');
+        }
+        (hash_slot(&k) == hash_slot(key)).then(|| Bytes::from(k))
+    }
+
+    fn set(key: &[u8], m: &Move) -> Option<Vec<Bytes>> {
+        let value = match m {
+            Move::Ahead(by) => format!("ahead {by}"),
+            Move::Passed => "passed".to_string(),
+        };
+        Some(vec![
+            Bytes::from_static(b"SET"),
+            Self::record_key(key)?,
+            Bytes::from(value),
+        ])
+    }
+
+    fn clear(key: &[u8]) -> Option<Vec<Bytes>> {
+        Some(vec![Bytes::from_static(b"DEL"), Self::record_key(key)?])
+    }
+
+    /// Reads the records an earlier run left in the target.
+    async fn load(&self, s: &Settings) -> anyhow::Result<usize> {
+        let mut c = Client::connect(&s.target, TIMEOUT).await?;
+        let info = c.info("cluster").await?;
+        let nodes = if crate::client::field(&info, "cluster_enabled") == Some("1") {
+            crate::client::cluster_masters(&mut c).await?
+        } else {
+            c.ok(&["SELECT", "0"]).await?;
+            vec![c.addr().to_string()]
+        };
+        let pattern = format!("{MOVES_PREFIX}*");
+        let mut found = Vec::new();
+        for node in nodes {
+            let mut c = Client::connect_addr(&s.target, &node, TIMEOUT).await?;
+            let mut cursor = "0".to_string();
+            for _ in 0..1_000_000 {
+                let page = c
+                    .ok(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"])
+                    .await?;
+                let parts = page.as_slice().unwrap_or(&[]);
+                cursor = parts.first().and_then(text).unwrap_or_else(|| "0".into());
+                for k in parts.get(1).and_then(Frame::as_slice).unwrap_or(&[]) {
+                    if let Some(k) = k.as_bytes() {
+                        let v = c.call(&[&b"GET"[..], k]).await?;
+                        found.push((k.clone(), text(&v).unwrap_or_default()));
+                    }
+                }
+                if cursor == "0" {
+                    break;
+                }
+            }
+        }
+        let mut map = self.lock();
+        for (record, value) in &found {
+            let key = &record[MOVES_PREFIX.len()..];
+            let key = match key.strip_prefix(b"{").and_then(|k| k.strip_suffix(b"}")) {
+                Some(inner) if Self::record_key(inner).as_deref() == Some(&record[..]) => inner,
+                _ => key,
+            };
+            let m = match value.split_once(' ') {
+                Some(("ahead", by)) => Move::Ahead(by.to_string()),
+                _ => Move::Passed,
+            };
+            map.insert(Bytes::copy_from_slice(key), m);
+        }
+        Ok(found.len())
+    }
+}
+
+impl ShardLink {
+    fn new(
+        ep: &Endpoint,
+        topo: &Topology,
+        master: &Node,
+        prefer_replica: bool,
+        moves: Arc<Moves>,
+    ) -> ShardLink {
+        ShardLink {
+            name: master.addr.clone(),
+            ep: ep.clone(),
+            prefer_replica,
+            state: Mutex::new(LinkState {
+                group: topo.shard_of(master).map(|n| n.id.clone()).collect(),
+                master: master.id.clone(),
+                addrs: topo.nodes.iter().map(|n| n.addr.clone()).collect(),
+                topology: Some((super::unix_ms(), Arc::new(topo.clone()))),
+            }),
+            peers: tokio::sync::Mutex::new(HashMap::new()),
+            moves,
+        }
+    }
+
+    /// Some key is between the two halves of a move (the loop then gives [`review`] the
+    /// keys of every command).
+    ///
+    /// [`review`]: ShardLink::review
+    pub fn moves_pending(&self) -> bool {
+        !self.moves.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A topology read at or after `since` (unix ms), from the cache or a node.
+    async fn topology(&self, since: i64) -> anyhow::Result<Arc<Topology>> {
+        let addrs = {
+            let st = self.lock();
+            if let Some((at, t)) = &st.topology
+                && *at > since
+            {
+                return Ok(t.clone());
+            }
+            // The shard's master first (only a node's own line of `CLUSTER NODES` shows the
+            // slots it is migrating), then its other nodes, then the rest.
+            let mut addrs: Vec<String> = st.addrs.clone();
+            if let Some((_, t)) = &st.topology {
+                let mut own: Vec<&Node> = t
+                    .nodes
+                    .iter()
+                    .filter(|n| st.group.contains(&n.id) && !n.down)
+                    .collect();
+                own.sort_by_key(|n| n.id != st.master);
+                let own: Vec<String> = own.iter().map(|n| n.addr.clone()).collect();
+                addrs.retain(|a| !own.contains(a));
+                addrs.splice(0..0, own);
+            }
+            addrs
+        };
+        let at = super::unix_ms();
+        let t = Arc::new(read_topology(&self.ep, &addrs).await?);
+        let mut st = self.lock();
+        for n in &t.nodes {
+            if !st.addrs.contains(&n.addr) {
+                st.addrs.push(n.addr.clone());
+            }
+        }
+        // Follow the shard: the master whose shard shares a node with ours.
+        if let Some(m) = t
+            .masters()
+            .into_iter()
+            .find(|m| t.shard_of(m).any(|n| st.group.contains(&n.id)))
+        {
+            if m.id != st.master {
+                tracing::warn!(
+                    shard = %self.name,
+                    "the shard's master is now {} ({}): a failover",
+                    m.addr,
+                    m.id
+                );
+                st.master = m.id.clone();
+            }
+            let ids: Vec<String> = t.shard_of(m).map(|n| n.id.clone()).collect();
+            st.group.extend(ids);
+        }
+        st.topology = Some((at, t.clone()));
+        Ok(t)
+    }
+
+    /// Where the shard's link should connect now: its master (or, with `--prefer-replica`, a
+    /// healthy replica of it). `None` while the cluster has no master for the shard (a
+    /// failover under way): the link retries.
+    pub async fn locate(&self) -> Option<String> {
+        let t = match self.topology(super::unix_ms()).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(shard = %self.name, "reading the cluster's topology: {e:#}");
+                return None;
+            }
+        };
+        let master = self.lock().master.clone();
+        let m = t.node(&master).filter(|m| m.is_master() && !m.down)?;
+        if self.prefer_replica
+            && let Some(r) = t.shard_of(m).find(|n| !n.is_master() && !n.down)
+        {
+            return Some(r.addr.clone());
+        }
+        Some(m.addr.clone())
+    }
+
+    /// The slots the shard's master serves now (for a sweep limited to them).
+    pub async fn slots(&self) -> anyhow::Result<Vec<bool>> {
+        let t = self.topology(super::unix_ms()).await?;
+        let master = self.lock().master.clone();
+        let mut owned = vec![false; SLOTS];
+        if let Some(m) = t.node(&master) {
+            for &(lo, hi) in &m.slots {
+                for s in lo..=hi {
+                    owned[usize::from(s)] = true;
+                }
+            }
+        }
+        Ok(owned)
+    }
+
+    /// Looks at a command of this shard's stream before it is applied; `keys` are its keys
+    /// when [`moves_pending`](ShardLink::moves_pending) (else empty). `turn_ms` is when the
+    /// loop's current turn began: the command arrived before it, so a topology read after it
+    /// shows any slot migration that produced the command.
+    pub async fn review(
+        &self,
+        args: &[Bytes],
+        keys: &[Bytes],
+        turn_ms: i64,
+    ) -> anyhow::Result<Review> {
+        let Some(name) = args.first() else {
+            return Ok(Review::keep());
+        };
+        let name = name.to_ascii_lowercase();
+        match name.as_slice() {
+            b"restore-asking" if args.len() > 1 => Ok(self.restored(args)),
+            b"del" | b"unlink" if args.len() > 1 => self.review_delete(args, turn_ms).await,
+            b"trimslots" | b"cluster" => Ok(Review::instead(
+                Vec::new(),
+                format!(
+                    "{} is the cluster's own bookkeeping of a slot migration (the keys moved \
+                     with it stay: the importing shard's stream carries them)",
+                    String::from_utf8_lossy(&args[0])
+                ),
+            )),
+            b"flushall" | b"flushdb" => bail!(
+                "{} in the stream of shard {}: on a cluster it empties only that shard, and \
+                 redis-sync does not apply it to the merged target (it would empty every \
+                 shard's keys there). Empty the target and run again with --flush-target",
+                String::from_utf8_lossy(&args[0]).to_uppercase(),
+                self.name
+            ),
+            _ if !keys.is_empty() => {
+                // A write of the exporter to a key already restored by the importer: the
+                // restored value holds it.
+                let map = self.moves.lock();
+                let ahead = keys
+                    .iter()
+                    .all(|k| matches!(map.get(k), Some(Move::Ahead(by)) if *by != self.name));
+                Ok(if ahead {
+                    Review::instead(
+                        Vec::new(),
+                        "a write to a key a resharding moved, already in the value the \
+                         importing shard restored",
+                    )
+                } else {
+                    Review::keep()
+                })
+            }
+            _ => Ok(Review::keep()),
+        }
+    }
+
+    /// `RESTORE-ASKING`: a key moved in by a resharding. It is applied as `RESTORE … REPLACE`
+    /// (the target holds the exporter's copy until its `DEL`), and the move recorded.
+    fn restored(&self, args: &[Bytes]) -> Review {
+        let key = &args[1];
+        let mut restore = Vec::with_capacity(args.len() + 1);
+        restore.push(Bytes::from_static(b"RESTORE"));
+        restore.extend(args[1..].iter().cloned());
+        if !args[1..].iter().any(|x| x.eq_ignore_ascii_case(b"REPLACE")) {
+            restore.push(Bytes::from_static(b"REPLACE"));
+        }
+        let mut map = self.moves.lock();
+        let record = if map.get(key) == Some(&Move::Passed) {
+            map.remove(key);
+            Moves::clear(key)
+        } else {
+            let m = Move::Ahead(self.name.clone());
+            let r = Moves::set(key, &m);
+            map.insert(key.clone(), m);
+            r
+        };
+        let mut commands: Vec<Vec<Bytes>> = record.into_iter().collect();
+        commands.push(restore);
+        Review {
+            commands: Some(commands),
+            note: None,
+        }
+    }
+
+    /// A `DEL`/`UNLINK`: drops the keys a resharding moved to another master.
+    async fn review_delete(&self, args: &[Bytes], turn_ms: i64) -> anyhow::Result<Review> {
+        // Keys the importer restored already: their DEL is the move's.
+        let mut moved = vec![false; args.len()];
+        let mut records = Vec::new();
+        {
+            let mut map = self.moves.lock();
+            for (i, key) in args.iter().enumerate().skip(1) {
+                if matches!(map.get(key), Some(Move::Ahead(by)) if *by != self.name) {
+                    map.remove(key);
+                    moved[i] = true;
+                    records.extend(Moves::clear(key));
+                }
+            }
+        }
+        let t = self
+            .topology(turn_ms)
+            .await
+            .with_context(|| format!("shard {}: reading the cluster's topology", self.name))?;
+        let master = self.lock().master.clone();
+        let me = t.node(&master);
+        // The others, by the node their slot is moving to (or is at).
+        let mut ask: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, key) in args.iter().enumerate().skip(1) {
+            if moved[i] {
+                continue;
+            }
+            let slot = hash_slot(key);
+            let to = match me.and_then(|m| m.migrating.iter().find(|(s, _)| *s == slot)) {
+                Some((_, to)) => t.node(to),
+                None => t.owner(slot).filter(|o| o.id != master),
+            };
+            if let Some(to) = to {
+                ask.entry(to.addr.clone()).or_default().push(i);
+            }
+        }
+        let mut peers = self.peers.lock().await;
+        for (addr, idx) in ask {
+            let mut cmds = Vec::with_capacity(idx.len() * 2);
+            for &i in &idx {
+                cmds.push(vec![Bytes::from_static(b"ASKING")]);
+                cmds.push(vec![Bytes::from_static(b"EXISTS"), args[i].clone()]);
+            }
+            let replies = match peers.get_mut(&addr) {
+                Some(c) => c.pipeline(&cmds).await,
+                None => Err(anyhow::anyhow!("not connected")),
+            };
+            let replies = match replies {
+                Ok(r) => r,
+                Err(_) => {
+                    let mut c = Client::connect_addr(&self.ep, &addr, TIMEOUT)
+                        .await
+                        .with_context(|| {
+                            format!("shard {}: checking keys moved to {addr}", self.name)
+                        })?;
+                    let r = c.pipeline(&cmds).await?;
+                    peers.insert(addr.clone(), c);
+                    r
+                }
+            };
+            let mut map = self.moves.lock();
+            for (k, &i) in idx.iter().enumerate() {
+                if replies.get(2 * k + 1).and_then(Frame::as_integer) == Some(1) {
+                    moved[i] = true;
+                    map.insert(args[i].clone(), Move::Passed);
+                    records.extend(Moves::set(&args[i], &Move::Passed));
+                }
+            }
+        }
+        let n = moved.iter().filter(|m| **m).count();
+        if n == 0 {
+            return Ok(Review::keep());
+        }
+        let kept: Vec<Bytes> = args
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i == 0 || !moved[*i])
+            .map(|(_, a)| a.clone())
+            .collect();
+        let mut commands = records;
+        if kept.len() > 1 {
+            commands.push(kept);
+        }
+        Ok(Review::instead(
+            commands,
+            format!("the DEL of {n} key(s) moved to another shard by a resharding"),
+        ))
+    }
+}
+
+/// Syncs every chosen shard of the cluster source `s.source` concurrently, until all end
+/// (or one fails: then the others stop cleanly, and its error is returned).
+pub(super) async fn run(
+    s: Settings,
+    stop_tx: Arc<watch::Sender<bool>>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<ExitCode> {
+    for (set, flag) in [
+        (s.tee_rdb.is_some(), "--tee-rdb"),
+        (s.tee_aof.is_some(), "--tee-aof"),
+        (s.heartbeat.is_some(), "--heartbeat"),
+    ] {
+        if set {
+            bail!("{flag} is not supported with a cluster source yet (one file per shard)");
+        }
+    }
+    let topo = read_topology(&s.source, &[s.source.addr()])
+        .await
+        .with_context(|| format!("reading the cluster's nodes from {}", s.source))?;
+    let masters = topo.masters();
+    if masters.is_empty() {
+        bail!("the cluster at {} has no master serving slots", s.source);
+    }
+    let covered: usize = masters
+        .iter()
+        .flat_map(|m| m.slots.iter())
+        .map(|&(lo, hi)| usize::from(hi - lo) + 1)
+        .sum();
+    let chosen = match &s.shards {
+        Some(sel) => sel.choose(&masters)?,
+        None => masters.clone(),
+    };
+    tracing::info!(
+        "source: a cluster of {} shards ({covered} of {SLOTS} slots served); this process syncs \
+         {}: {}",
+        masters.len(),
+        chosen.len(),
+        chosen
+            .iter()
+            .map(|m| m.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if chosen.is_empty() {
+        bail!("--shards chose no shard of the {} masters", masters.len());
+    }
+
+    let moves = Arc::new(Moves::default());
+    if s.transactions {
+        let n = moves
+            .load(&s)
+            .await
+            .context("reading the resharding records in the target")?;
+        if n > 0 {
+            tracing::info!("{n} keys of a resharding under way when the last run stopped");
+        }
+    }
+    let mut shards = Vec::new();
+    for m in &chosen {
+        let link = Arc::new(ShardLink::new(
+            &s.source,
+            &topo,
+            m,
+            s.prefer_replica,
+            moves.clone(),
+        ));
+        let mut one = s.clone();
+        let addr = match link.locate().await {
+            Some(a) => a,
+            None => m.addr.clone(),
+        };
+        let (host, port) = addr
+            .rsplit_once(':')
+            .context("a node address without a port")?;
+        one.source = Endpoint {
+            host: host.to_string(),
+            port: port.parse().context("a node address with a bad port")?,
+            db: None,
+            ..s.source.clone()
+        };
+        one.state_file = s
+            .state_file
+            .with_extension(format!("{}.json", m.addr.replace([':', '.'], "_")));
+        one.progress = false;
+        one.metrics = None;
+        // Not `FLUSHDB`, which would empty the other shards' keys too: after its full copy
+        // each shard removes the keys of its slots that its snapshot does not have.
+        one.sweep |= one.flush_target;
+        one.flush_target = false;
+        one.shard = Some(link);
+        shards.push(one);
+    }
+    let mut views = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for one in shards {
+        let shared: status::Shared = Arc::default();
+        let name = one
+            .shard
+            .as_ref()
+            .map_or_else(String::new, |l| l.name.clone());
+        views.push((Some(name.clone()), shared.clone()));
+        let stop = stop.clone();
+        let span = tracing::info_span!("shard", source = %name);
+        tasks.spawn(
+            async move {
+                let r = super::sync_one(&one, shared, stop).await;
+                (name, r)
+            }
+            .instrument(span),
+        );
+    }
+    if let Some(addr) = s.metrics {
+        let bound = crate::metrics::serve(addr, views).await?;
+        tracing::info!("metrics on http://{bound}/metrics (one series per shard)");
+    }
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((_, Ok(_))) => {}
+            Ok((name, Err(e))) => {
+                tracing::error!("shard {name} stopped: {e:#}");
+                let _ = stop_tx.send(true);
+                first_error.get_or_insert(e.context(format!("shard {name}")));
+            }
+            Err(e) => {
+                let _ = stop_tx.send(true);
+                first_error.get_or_insert(anyhow::anyhow!("a shard's task failed: {e}"));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "\
+07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922
+292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003 master - 0 1426238318243 3 connected 10923-16383 [10923->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca :30001@31001,host-a myself,master - 0 0 1 connected 0-5460
+6ec23923021cf3ffec47632106199cb7f496ce01 127.0.0.1:30005@31005 master,fail - 0 1426238316232 5 connected
+";
+
+    #[test]
+    fn cluster_nodes_are_parsed_with_roles_slots_and_migrations() {
+        let t = Topology {
+            nodes: parse_nodes(NODES, "10.0.0.1"),
+        };
+        let masters: Vec<&str> = t.masters().iter().map(|m| m.addr.as_str()).collect();
+        assert_eq!(
+            masters,
+            ["10.0.0.1:30001", "127.0.0.1:30002", "127.0.0.1:30003"]
+        );
+        assert_eq!(t.owner(0).map(|n| n.addr.as_str()), Some("10.0.0.1:30001"));
+        assert_eq!(
+            t.owner(10923).map(|n| n.addr.as_str()),
+            Some("127.0.0.1:30003")
+        );
+        let third = t.masters()[2].clone();
+        assert_eq!(
+            third.migrating,
+            [(
+                10923,
+                "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1".to_string()
+            )]
+        );
+        let first = t.masters()[0];
+        let shard: Vec<&str> = t.shard_of(first).map(|n| n.addr.as_str()).collect();
+        assert_eq!(shard, ["127.0.0.1:30004", "10.0.0.1:30001"]);
+        assert!(t.nodes.iter().any(|n| n.down && n.addr.ends_with(":30005")));
+    }
+
+    #[test]
+    fn shard_selections_parse_and_deal_shards_round_robin() {
+        let t = Topology {
+            nodes: parse_nodes(NODES, "h"),
+        };
+        let m = t.masters();
+        let pick = |spec: &str| -> Vec<String> {
+            ShardSelect::parse(spec)
+                .and_then(|s| s.choose(&m))
+                .map(|v| v.iter().map(|n| n.addr.clone()).collect())
+                .unwrap_or_else(|e| vec![format!("error: {e}")])
+        };
+        assert_eq!(pick("1/2"), ["h:30001", "127.0.0.1:30003"]);
+        assert_eq!(pick("2/2"), ["127.0.0.1:30002"]);
+        assert_eq!(pick("127.0.0.1:30003"), ["127.0.0.1:30003"]);
+        assert_eq!(
+            pick("67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1"),
+            ["127.0.0.1:30002"]
+        );
+        assert!(pick("9.9.9.9:1")[0].starts_with("error: --shards: 9.9.9.9:1 is not"));
+        for bad in ["0/2", "3/2", "x/2", "1/0", ","] {
+            assert!(ShardSelect::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
