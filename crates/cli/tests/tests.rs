@@ -11,6 +11,7 @@ mod crash;
 mod cross_slot;
 mod cutover;
 mod faults;
+mod module_commands;
 mod oracle;
 mod rdb_cli;
 mod sync;

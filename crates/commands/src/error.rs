@@ -157,6 +157,13 @@ pub enum Error {
         /// The compiler's message.
         reason: String,
     },
+    /// A `COMMAND` / `COMMAND INFO` reply without the shape servers send
+    /// ([`CommandSpecs::parse`](crate::CommandSpecs::parse)).
+    #[error("unexpected COMMAND reply: {detail}")]
+    BadCommandReply {
+        /// What was wrong, naming the command when known.
+        detail: String,
+    },
     /// A name in a filter that is not a known command, data type or ACL category.
     #[error("unknown {what} {name:?} in a filter; valid: {valid}")]
     BadFilterName {

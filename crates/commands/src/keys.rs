@@ -308,7 +308,9 @@ fn key_positions_slow<A: AsRef<[u8]>>(
             }
             FindKeys::Unknown => continue,
         };
-        if last < first || first >= argc || last >= argc {
+        // `first < 1`: a key-count spec's negative `firstkey` (no server table has one, but a
+        // learned module spec could) would name the command itself.
+        if first < 1 || last < first || first >= argc || last >= argc {
             continue;
         }
         let step = step.max(1) as usize;

@@ -18,6 +18,9 @@
 //!   where the meaning survives (`DEL`, `UNLINK`, `EXISTS`, `TOUCH`, `MSET`, `MULTI`/`EXEC`),
 //!   a [`Error::CrossSlot`] naming keys and slots where it does not, and what a sink needs to
 //!   emulate a cross-slot `RENAME`/`COPY` when the user asks for it.
+//! - [`learn_commands`]: module commands (`JSON.SET`, `BF.ADD`, `TS.ADD`, `FT.*`, …) learned
+//!   at run time from the source's own `COMMAND` reply ([`CommandSpecs::parse`], sans-IO), so
+//!   that everything above knows their keys too; the generated table always wins.
 //! - [`Filter`]: database include/exclude/mapping, key prefix/glob/regex, data type and
 //!   command filters, and the always-dropped heartbeat key. It returns a [`Decision`] only; the
 //!   caller keeps counting every received byte towards the replication offset.
@@ -54,6 +57,7 @@ mod error;
 mod filter;
 mod glob;
 mod keys;
+mod learn;
 mod plan;
 mod slot;
 mod split;
@@ -65,6 +69,7 @@ pub use error::{Error, KeySlot};
 pub use filter::{DataType, Decision, DropReason, Filter, FilterBuilder, HEARTBEAT_PREFIX};
 pub use glob::glob_match;
 pub use keys::{KeyPos, key_positions};
+pub use learn::{CommandSpecs, Learned, ReplyValue, learn_commands};
 pub use slot::{SLOT_COUNT, crc16, hash_slot, hash_tag};
 pub use split::{
     ClusterPlan, MoveKind, MovePlan, SlotCommand, TransactionPlan, TxPart, cross_slot_move,

@@ -8,6 +8,7 @@
 //! | commands | action |
 //! |---|---|
 //! | every `write` command (flag from `COMMAND INFO`), module writes included | [`SyncAction::Apply`] |
+//! | every module command learned from the source ([`crate::learn_commands`]), whatever its flags | apply |
 //! | `SELECT`, `MULTI`, `EXEC`, `DISCARD`, `SWAPDB`, `FLUSHDB`, `FLUSHALL` | apply |
 //! | `FUNCTION LOAD/DELETE/FLUSH/RESTORE`, `SCRIPT LOAD/FLUSH`, `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`, `FCALL`, `FCALL_RO` | apply (older masters and `lua-replicate-commands no` send scripts verbatim) |
 //! | `PFCOUNT` (it may rewrite the HLL's cached cardinality, and is then propagated) | apply |
@@ -138,8 +139,9 @@ pub(crate) enum SyncRule {
 
 impl SyncRule {
     pub(crate) fn of(def: &CommandDef) -> SyncRule {
-        // The common case first: a replicated write.
-        if def.flags().contains(Flags::WRITE) {
+        // The common case first: a replicated write. A learned (module) command is applied
+        // whatever its flags: a master sends one only because the module replicated it.
+        if def.flags().contains(Flags::WRITE) || def.is_learned() {
             return SyncRule::Apply;
         }
         match def.name {

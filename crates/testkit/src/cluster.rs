@@ -16,6 +16,7 @@ pub struct ClusterBuilder {
     version: ServerVersion,
     masters: usize,
     replicas: usize,
+    modules: Vec<String>,
 }
 
 impl ClusterBuilder {
@@ -30,13 +31,26 @@ impl ClusterBuilder {
         self
     }
 
+    /// Loads a Redis Stack module (`"rejson"`, `"redisbloom"`, …) on every node; see
+    /// [`ServerBuilder::module`](crate::ServerBuilder::module).
+    pub fn module(mut self, name: &str) -> Self {
+        self.modules.push(name.to_string());
+        self
+    }
+
+    fn node(&self) -> Server {
+        let mut b = Server::builder(&self.version).cluster();
+        for m in &self.modules {
+            b = b.module(m);
+        }
+        b.start()
+    }
+
     /// Starts every node, assigns slots, joins them and waits (30 s deadline) for
     /// `cluster_state:ok` on every node and for every replica to be linked.
     #[track_caller]
     pub fn start(self) -> Cluster {
-        let masters: Vec<Server> = (0..self.masters)
-            .map(|_| Server::builder(&self.version).cluster().start())
-            .collect();
+        let masters: Vec<Server> = (0..self.masters).map(|_| self.node()).collect();
         let per = SLOTS as usize / masters.len();
         for (i, m) in masters.iter().enumerate() {
             let lo = i * per;
@@ -52,10 +66,7 @@ impl ClusterBuilder {
         let mut replicas = Vec::new();
         for m in &masters {
             for _ in 0..self.replicas {
-                replicas.push((
-                    m.node_id(),
-                    Server::builder(&self.version).cluster().start(),
-                ));
+                replicas.push((m.node_id(), self.node()));
             }
         }
         let first = masters[0].port().to_string();
@@ -105,6 +116,7 @@ impl Cluster {
             version: version.clone(),
             masters: 3,
             replicas: 0,
+            modules: Vec::new(),
         }
     }
 

@@ -6,6 +6,8 @@
 //!    target holds ([`target_checkpoint`]; one per slot on a cluster), committed with the data
 //!    and so trusted over the state file ([`checkpoint`]). At-least-once
 //!    (`--no-transactions`): from the state file. `--mode full` never resumes.
+//!    Learn the source's module commands, so filters and cluster routing know their keys
+//!    ([`module_commands`]).
 //! 3. Start the replica on the source with manual ACKs, resuming with `PSYNC` when there is a
 //!    position ([`connect`]).
 //! 4. The loop ([`event_loop`]) handles each replica event, in order:
@@ -39,6 +41,7 @@ mod copy;
 pub(crate) mod cross_slot;
 mod event_loop;
 mod keyset;
+mod module_commands;
 mod position;
 mod progress;
 mod repair;
@@ -129,6 +132,8 @@ async fn sync_one(
     let sink = connect_sink(s).await?;
     let start = position::read(s, &sink, state_file, saved).await?;
     connect::log_target(s, &sink);
+    // Before the filter and the stream: module commands' keys, from the source's COMMAND.
+    module_commands::learn(s).await;
     // The filter knows the target's mode (a cluster has only db 0), detected or given.
     let cluster = sink.target().cluster;
     let filter = s

@@ -223,6 +223,13 @@ impl CommandDef {
     pub fn tips(&self) -> &'static [&'static str] {
         self.form().tips
     }
+    /// True for a command learned at run time from a server's `COMMAND` reply
+    /// ([`crate::learn_commands`], a module's command) rather than read from the generated
+    /// table: no table source has it.
+    #[inline]
+    pub fn is_learned(&self) -> bool {
+        self.servers.0 == 0
+    }
     /// True for a `write` command.
     #[inline]
     pub fn is_write(&self) -> bool {
@@ -390,15 +397,27 @@ fn rest_equal(lower: &[u8], name: &[u8]) -> bool {
     true
 }
 
-/// The top-level command called `name` (ASCII case-insensitive), e.g. `b"set"` or `b"FUNCTION"`.
+/// The top-level command called `name` (ASCII case-insensitive), e.g. `b"set"` or `b"FUNCTION"`;
+/// commands learned at run time ([`crate::learn_commands`]) included.
 #[inline]
 pub fn command(name: &[u8]) -> Option<&'static CommandDef> {
     plan(name).map(|p| p.def)
 }
 
-/// The [`Plan`] of the top-level command called `name` (ASCII case-insensitive).
+/// The [`Plan`] of the top-level command called `name` (ASCII case-insensitive): from the
+/// generated table, else from the commands learned at run time ([`crate::learn_commands`]).
 #[inline]
 pub(crate) fn plan(name: &[u8]) -> Option<&'static Plan> {
+    match static_plan(name) {
+        Some(p) => Some(p),
+        None => crate::learn::plan(name),
+    }
+}
+
+/// The [`Plan`] of the generated table's top-level command called `name` (ASCII
+/// case-insensitive).
+#[inline]
+pub(crate) fn static_plan(name: &[u8]) -> Option<&'static Plan> {
     // An empty name has word 0 and length 0, which no slot holds: it is not found.
     let slots = &index().slots;
     let raw = load_le(name);
@@ -472,6 +491,7 @@ mod tests {
                 Some(c.name)
             );
             assert!(!c.forms.is_empty(), "{} has no form", c.name);
+            assert!(!c.is_learned(), "{} has no table source", c.name);
         }
         assert!(commands().windows(2).all(|w| w[0].name < w[1].name));
         assert!(command(b"nosuchcommand").is_none());
