@@ -583,3 +583,23 @@ fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// The Kubernetes example runs `sync` with flags that exist.
+#[test]
+fn the_kubernetes_example_uses_existing_flags() {
+    let yaml = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/kubernetes/redis-sync-shards.yaml"
+    ))
+    .expect("the example");
+    let help = crate::util::redis_sync(&["sync", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let flags: Vec<&str> = yaml
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .filter(|w| w.starts_with("--") && w[2..].starts_with(|c: char| c.is_ascii_lowercase()))
+        .collect();
+    assert!(flags.contains(&"--shards"), "{flags:?}");
+    for f in flags {
+        assert!(help.contains(f), "{f} is not a flag of `redis-sync sync`");
+    }
+}

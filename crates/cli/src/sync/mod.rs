@@ -225,6 +225,10 @@ Examples:
     redis-sync sync --source 10.0.0.1:6379 --target 10.0.0.5:7000 --target-cluster \\
         --db 3 --db-map 3:0 --key-prefix session: --metrics 127.0.0.1:9121
 
+  A cluster as the source (any node; every shard found and followed), split over two
+  processes, this one taking the first half of the shards:
+    redis-sync sync --source 10.0.0.1:7000 --target 10.0.0.9:6379 --shards 1/2
+
   Run again after a stop or a crash: it resumes from the checkpoint kept in the target
   (exactly-once on a standalone target) with a partial resync when the source's backlog still
   covers the gap, else it copies everything again and removes the keys the source deleted
