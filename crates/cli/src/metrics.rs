@@ -308,8 +308,15 @@ mod tests {
             ]
         );
         // Each family's samples follow its HELP and TYPE lines.
-        let at = text.find("# TYPE redis_sync_commands_applied").expect("a TYPE line");
-        assert!(text[at..].lines().nth(1).is_some_and(|l| l.contains("10.0.0.1")));
+        let at = text
+            .find("# TYPE redis_sync_commands_applied")
+            .expect("a TYPE line");
+        assert!(
+            text[at..]
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.contains("10.0.0.1"))
+        );
     }
 
     #[test]

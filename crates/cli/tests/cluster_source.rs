@@ -193,6 +193,94 @@ fn two_processes_with_shards_split_a_cluster_and_together_end_equal() {
     );
 }
 
+#[test]
+fn a_flushall_on_one_master_empties_only_its_shard_in_the_target() {
+    let found = versions_where("Redis 7", |v| {
+        v.flavor() == Flavor::Redis && v.version().0 >= 7
+    });
+    let Some(v) = found.last() else {
+        return;
+    };
+    let cluster = Cluster::builder(v).masters(3).start();
+    let target = Server::builder(v).start();
+    let mut w = Writer::new(&cluster);
+    for i in 0..KEYS {
+        w.step(i);
+    }
+    let mut h = Harness::new();
+    let state = h.dir.path().join("state.json");
+    h.spawn(
+        "sync",
+        &[
+            "sync".into(),
+            "--source".into(),
+            cluster.masters()[0].addr(),
+            "--target".into(),
+            target.addr(),
+            "--state-file".into(),
+            state.display().to_string(),
+        ],
+    );
+    markers(&cluster, &target, "copied");
+    let before = target.dbsize();
+    let flushed = cluster.masters()[1].dbsize();
+    cluster.masters()[1].cmd(&["FLUSHALL"]).ok();
+    for i in 0..KEYS {
+        w.step(KEYS + i);
+    }
+    markers(&cluster, &target, "end");
+    h.terminate();
+    let log = h.log(0);
+    assert!(log.contains("a FLUSH of shard"), "{}", tail(&log, 30));
+    drop_checkpoints(&target);
+    assert_eq!(
+        target.digest(),
+        cluster.xor_digest(),
+        "{before} keys before, {flushed} flushed on one master: {}",
+        differences(&cluster, &target)
+    );
+}
+
+#[test]
+fn prefer_replica_reads_each_shard_from_its_replica() {
+    let found = versions_where("Redis 7", |v| {
+        v.flavor() == Flavor::Redis && v.version().0 >= 7
+    });
+    let Some(v) = found.last() else {
+        return;
+    };
+    let cluster = Cluster::builder(v).masters(3).replicas(1).start();
+    let target = Server::builder(v).start();
+    let mut w = Writer::new(&cluster);
+    for i in 0..KEYS {
+        w.step(i);
+    }
+    for r in cluster.replicas() {
+        r.wait_replica_synced();
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = crate::util::sync_until_caught_up(
+        &cluster.masters()[0].addr(),
+        &target.addr(),
+        &dir.path().join("state.json"),
+        &["--prefer-replica"],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for r in cluster.replicas() {
+        assert!(
+            log.contains(&format!("connected to source {}", r.addr())),
+            "{} not used:\n{log}",
+            r.addr()
+        );
+    }
+    for m in cluster.masters() {
+        assert!(!log.contains(&format!("connected to source {}", m.addr())));
+    }
+    drop_checkpoints(&target);
+    assert_eq!(target.digest(), cluster.xor_digest());
+}
+
 /// Writes one marker per master (a key of a slot it serves) and waits until all are on the
 /// target: each shard's stream is applied in order, so everything written before is there.
 fn markers(cluster: &Cluster, target: &Server, name: &str) {

@@ -17,8 +17,9 @@
 //!   the move's and is dropped ([`ShardLink::review`]).
 //! - **Sweeps** touch only the shard's own slots; `--flush-target` becomes such a sweep after
 //!   each shard's full copy (a `FLUSHDB` would empty the other shards' keys).
-//! - A `FLUSHALL`/`FLUSHDB` in one shard's stream empties only that shard on the source; it
-//!   stops the sync with an error rather than empty the whole target.
+//! - A `FLUSHALL`/`FLUSHDB` in one shard's stream empties only that shard on the source: in
+//!   the target it removes the keys of the shard's slots (a sweep that keeps nothing), not
+//!   the other shards' keys (see `Run::flush_shard`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::ExitCode;
@@ -584,13 +585,6 @@ impl ShardLink {
                     String::from_utf8_lossy(&args[0])
                 ),
             )),
-            b"flushall" | b"flushdb" => bail!(
-                "{} in the stream of shard {}: on a cluster it empties only that shard, and \
-                 redis-sync does not apply it to the merged target (it would empty every \
-                 shard's keys there). Empty the target and run again with --flush-target",
-                String::from_utf8_lossy(&args[0]).to_uppercase(),
-                self.name
-            ),
             _ if !keys.is_empty() => {
                 // A write of the exporter to a key already restored by the importer: the
                 // restored value holds it.

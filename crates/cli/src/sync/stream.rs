@@ -95,6 +95,10 @@ impl Run<'_> {
             _ => (db, args),
         };
         if let Some(link) = self.s.shard.clone() {
+            let name = args.first().map_or(&b""[..], |a| a);
+            if name.eq_ignore_ascii_case(b"FLUSHALL") || name.eq_ignore_ascii_case(b"FLUSHDB") {
+                return self.flush_shard(&link, offset, db).await;
+            }
             // A shard of a cluster source: a resharding's moves, the cluster's bookkeeping.
             let keys: Vec<Bytes> = if link.moves_pending() {
                 match self.classifier.classify(&args) {
@@ -189,6 +193,34 @@ impl Run<'_> {
             .await
             .context("writing to the target")?;
         self.ledger.handle_written(offset, db, Instant::now());
+        Ok(())
+    }
+
+    /// `FLUSHALL`/`FLUSHDB` on one master of a cluster source: it emptied that shard only, so
+    /// in the target only the keys of the shard's slots go (a sweep that keeps nothing), after
+    /// everything before it is applied. Exactly-once: the position moves past it only with the
+    /// next commit, so a restart in between flushes again, which changes nothing.
+    async fn flush_shard(
+        &mut self,
+        link: &super::ShardLink,
+        offset: u64,
+        db: u32,
+    ) -> anyhow::Result<()> {
+        self.flush_batch().await?;
+        self.sink.flush().await.context("writing to the target")?;
+        let mut none = super::keyset::SnapshotKeys::new(self.s.spool.dir.as_deref())
+            .and_then(|mut k| k.finish().map(|()| k))
+            .context("creating a temporary file")?;
+        let removed =
+            super::sweep::sweep(self.s, &self.filter, self.cluster, &self.sink, &mut none)
+                .await
+                .context("removing the shard's keys from the target")?;
+        tracing::info!(
+            "offset {offset}: a FLUSH of shard {}: removed the {removed} target keys of its slots",
+            link.name
+        );
+        self.stats.keys_swept += removed;
+        self.ledger.handle_settled(offset, db);
         Ok(())
     }
 
