@@ -1,11 +1,9 @@
 //! The cluster's slot map: which master serves each of the 16384 slots, read with
 //! `CLUSTER SHARDS` (7.0+) or `CLUSTER SLOTS`, and patched by `MOVED` replies.
 
-use std::time::Duration;
-
 use redis_sync_resp::Frame;
 
-use crate::conn::{Auth, Conn};
+use crate::conn::{Conn, Dial};
 use crate::error::Error;
 
 pub(crate) const SLOTS: usize = 16384;
@@ -145,14 +143,10 @@ pub(crate) fn parse_shards(reply: &Frame, seed: &str) -> Option<Vec<(u16, u16, S
 }
 
 /// Reads the slot map from the first of `seeds` that answers.
-pub(crate) async fn fetch(
-    seeds: &[String],
-    auth: &Auth,
-    timeout: Duration,
-) -> Result<SlotMap, Error> {
+pub(crate) async fn fetch(seeds: &[String], dial: &Dial) -> Result<SlotMap, Error> {
     let mut tried = Vec::new();
     for seed in seeds {
-        let mut conn = match Conn::open(seed, auth, timeout).await {
+        let mut conn = match Conn::open(seed, dial).await {
             Ok(c) => c,
             Err(e) => {
                 tried.push(format!("{seed}: {e}"));
