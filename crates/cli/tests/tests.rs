@@ -13,4 +13,5 @@ mod faults;
 mod oracle;
 mod rdb_cli;
 mod sync;
+mod tls;
 mod verify;

@@ -200,6 +200,10 @@ Examples:
     redis-sync sync --source 10.0.0.1:6379 --target 10.0.0.5:7000 --target-cluster \\
         --db 3 --db-map 3:0 --key-prefix session: --metrics 127.0.0.1:9121
 
+  Over TLS on both sides (each side's CA; every node of a TLS cluster target too):
+    redis-sync sync --source rediss://10.0.0.1:6380 --tls-ca source-ca.pem \\
+        --target rediss://10.0.0.2:6380 --target-tls-ca target-ca.pem
+
   Run again after a stop or a crash: it resumes from the checkpoint kept in the target
   (exactly-once on a standalone target) with a partial resync when the source's backlog still
   covers the gap, else it copies everything again and removes the keys the source deleted
