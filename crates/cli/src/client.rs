@@ -1,13 +1,15 @@
 //! A small request/reply client for the CLI's own questions to a server (`INFO`, `CONFIG GET`,
-//! `SCAN`, `DEBUG DIGEST`, the heartbeat): one connection, one command at a time or a
-//! pipelined batch, every wait bounded by a timeout. The data path uses the sink instead.
+//! `SCAN`, `DEBUG DIGEST`, the heartbeat): one connection, plain or TLS as the endpoint says,
+//! one command at a time or a pipelined batch, every wait bounded by a timeout. The data path
+//! uses the sink instead.
 
 use std::time::Duration;
 
 use anyhow::bail;
 use bytes::Bytes;
-use redis_sync_resp::{Decoder, Frame, info_fields};
+use redis_sync_resp::{ClientError, Decoder, Frame, TlsConnector, info_fields};
 
+use crate::config::{SOURCE_TLS_FLAGS, TARGET_TLS_FLAGS};
 use crate::url::Endpoint;
 
 /// Largest reply accepted (a `SCAN` page or an `INFO`; values are read through `DUMP` or
@@ -22,27 +24,30 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `ep` (TCP; `AUTH` when it has a password) and selects its db if the URL
-    /// names one.
+    /// Connects to `ep` (TCP, or TLS for `rediss://`; `AUTH` when it has a password) and
+    /// selects its db if the URL names one.
     pub async fn connect(ep: &Endpoint, timeout: Duration) -> anyhow::Result<Client> {
         Self::connect_addr(ep, &ep.addr(), timeout).await
     }
 
-    /// Connects to `addr` with `ep`'s credentials (a cluster node found through `ep`).
+    /// Connects to `addr` with `ep`'s credentials and TLS settings (a cluster node found
+    /// through `ep`).
     pub async fn connect_addr(
         ep: &Endpoint,
         addr: &str,
         timeout: Duration,
     ) -> anyhow::Result<Client> {
-        if ep.tls {
-            bail!(
-                "{ep}: TLS (rediss://) is supported for the replication link only; prechecks \
-                 and verify need a plain TCP address"
-            );
+        let inner = match &ep.tls {
+            None => redis_sync_resp::Client::connect(addr, timeout).await?,
+            Some(tls) => {
+                // Built per connection: the CLI opens few, and each names its own error.
+                let connector = TlsConnector::new(tls).map_err(|e| tls_error(ep, e))?;
+                redis_sync_resp::Client::connect_tls(addr, timeout, &connector)
+                    .await
+                    .map_err(|e| tls_error(ep, e))?
+            }
         }
-        let inner = redis_sync_resp::Client::connect(addr, timeout)
-            .await?
-            .with_decoder(Decoder::builder().max_bulk_len(MAX_REPLY).build());
+        .with_decoder(Decoder::builder().max_bulk_len(MAX_REPLY).build());
         let mut c = Client { inner };
         if let Some(pw) = &ep.password
             && let Some(e) = c.inner.auth(ep.user.as_deref(), pw).await?
@@ -107,6 +112,20 @@ impl Client {
             Frame::Map(items) => Ok(items.first().and_then(|(_, v)| text(v))),
             _ => Ok(None),
         }
+    }
+}
+
+/// A failed TLS connection, with where its settings come from when they may be the cause
+/// (the client does not know which side `ep` is: both sets of flags are named).
+fn tls_error(ep: &Endpoint, e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Tls { .. } | ClientError::TlsConfig { .. } | ClientError::Timeout { .. } => {
+            anyhow::Error::from(e).context(format!(
+                "{ep} over TLS (options: {SOURCE_TLS_FLAGS} for the source; \
+                 {TARGET_TLS_FLAGS} for the target)"
+            ))
+        }
+        other => other.into(),
     }
 }
 

@@ -48,6 +48,112 @@ pub struct ConnArgs {
     /// The target is a cluster (detected with `INFO cluster` when not given).
     #[arg(long)]
     pub target_cluster: bool,
+
+    /// rediss:// source: PEM file of the CA to trust.
+    #[arg(
+        long = "tls-ca",
+        visible_alias = "source-tls-ca",
+        value_name = "FILE",
+        env = "REDIS_SYNC_SOURCE_TLS_CA"
+    )]
+    pub tls_ca: Option<PathBuf>,
+    /// rediss:// source: accept any certificate (tests and trusted networks only).
+    #[arg(
+        long = "tls-insecure",
+        visible_alias = "source-tls-insecure",
+        env = "REDIS_SYNC_SOURCE_TLS_INSECURE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub tls_insecure: bool,
+    /// rediss:// source: the name to send as SNI and to verify the certificate against
+    /// (default: the host in the URL).
+    #[arg(
+        long = "tls-server-name",
+        visible_alias = "source-tls-server-name",
+        value_name = "NAME",
+        env = "REDIS_SYNC_SOURCE_TLS_SERVER_NAME"
+    )]
+    pub tls_server_name: Option<String>,
+
+    /// rediss:// target: PEM file of the CA to trust (every node of a cluster target; the
+    /// cluster needs `tls-cluster yes` so that its nodes announce their TLS ports).
+    #[arg(
+        long = "target-tls-ca",
+        value_name = "FILE",
+        env = "REDIS_SYNC_TARGET_TLS_CA"
+    )]
+    pub target_tls_ca: Option<PathBuf>,
+    /// rediss:// target: accept any certificate (tests and trusted networks only).
+    #[arg(
+        long = "target-tls-insecure",
+        env = "REDIS_SYNC_TARGET_TLS_INSECURE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub target_tls_insecure: bool,
+    /// rediss:// target: the name to send as SNI and to verify the certificates against
+    /// (default: the host of each node's address).
+    #[arg(
+        long = "target-tls-server-name",
+        value_name = "NAME",
+        env = "REDIS_SYNC_TARGET_TLS_SERVER_NAME"
+    )]
+    pub target_tls_server_name: Option<String>,
+}
+
+/// Which side TLS settings are for, to name its flags in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Source,
+    Target,
+}
+
+/// The flags of the source's TLS settings, for errors.
+pub const SOURCE_TLS_FLAGS: &str = "--tls-ca, --tls-insecure, --tls-server-name";
+/// The flags of the target's TLS settings, for errors.
+pub const TARGET_TLS_FLAGS: &str =
+    "--target-tls-ca, --target-tls-insecure, --target-tls-server-name";
+
+impl Side {
+    fn flags(self) -> &'static str {
+        match self {
+            Side::Source => SOURCE_TLS_FLAGS,
+            Side::Target => TARGET_TLS_FLAGS,
+        }
+    }
+}
+
+/// The TLS settings of one side: the flag wins over the file. `None` without `rediss://`;
+/// then TLS options given for the target are an error (a forgotten `rediss://` would
+/// otherwise meet a TLS port in plain text), while the source's are ignored, as they always
+/// were. The files are read once here, so a missing or bad CA file is reported, with its
+/// flag, before anything connects.
+fn tls_settings(
+    ep: &Endpoint,
+    ca: Option<&PathBuf>,
+    insecure: bool,
+    server_name: Option<&String>,
+    side: Side,
+) -> anyhow::Result<Option<TlsConfig>> {
+    if ep.tls.is_none() {
+        if side == Side::Target && (ca.is_some() || insecure || server_name.is_some()) {
+            bail!(
+                "TLS options ({}) are set for the target but its URL {ep} is not rediss://: \
+                 use rediss://host:port for a TLS port, or drop those options",
+                side.flags()
+            );
+        }
+        return Ok(None);
+    }
+    let tls = TlsConfig {
+        ca_file: ca.cloned(),
+        insecure,
+        server_name: server_name.cloned(),
+        ..TlsConfig::default()
+    };
+    redis_sync_resp::TlsConnector::new(&tls)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{ep}: TLS options {}", side.flags()))?;
+    Ok(Some(tls))
 }
 
 impl ConnArgs {
@@ -71,12 +177,30 @@ impl ConnArgs {
             .target_password_file
             .as_ref()
             .or(file.target_password_file.as_ref());
-        let source = Endpoint::parse(source)
+        let mut source = Endpoint::parse(source)
             .context("--source")?
             .with_password_from(SOURCE_PASSWORD_ENV, spf.map(PathBuf::as_path))?;
-        let target = Endpoint::parse(target)
+        let mut target = Endpoint::parse(target)
             .context("--target")?
             .with_password_from(TARGET_PASSWORD_ENV, tpf.map(PathBuf::as_path))?;
+        source.tls = tls_settings(
+            &source,
+            self.tls_ca.as_ref().or(file.tls_ca.as_ref()),
+            self.tls_insecure || file.tls_insecure.unwrap_or(false),
+            self.tls_server_name
+                .as_ref()
+                .or(file.tls_server_name.as_ref()),
+            Side::Source,
+        )?;
+        target.tls = tls_settings(
+            &target,
+            self.target_tls_ca.as_ref().or(file.target_tls_ca.as_ref()),
+            self.target_tls_insecure || file.target_tls_insecure.unwrap_or(false),
+            self.target_tls_server_name
+                .as_ref()
+                .or(file.target_tls_server_name.as_ref()),
+            Side::Target,
+        )?;
         Ok((source, target))
     }
 }
@@ -316,13 +440,6 @@ pub struct SyncArgs {
     /// Log format.
     #[arg(long = "log-format", value_enum)]
     pub log_format: Option<LogFormat>,
-
-    /// rediss://: PEM file of the CA to trust.
-    #[arg(long = "tls-ca", value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-    /// rediss://: accept any certificate (tests and trusted networks only).
-    #[arg(long = "tls-insecure")]
-    pub tls_insecure: bool,
 }
 
 /// The `--config` file: the same options as the flags.
@@ -384,8 +501,15 @@ pub struct FileConfig {
     pub metrics: Option<String>,
     pub heartbeat: Option<f64>,
     pub log_format: Option<LogFormat>,
+    #[serde(alias = "source-tls-ca")]
     pub tls_ca: Option<PathBuf>,
+    #[serde(alias = "source-tls-insecure")]
     pub tls_insecure: Option<bool>,
+    #[serde(alias = "source-tls-server-name")]
+    pub tls_server_name: Option<String>,
+    pub target_tls_ca: Option<PathBuf>,
+    pub target_tls_insecure: Option<bool>,
+    pub target_tls_server_name: Option<String>,
 }
 
 impl FileConfig {
@@ -451,7 +575,6 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     pub heartbeat: Option<Duration>,
     pub log_format: LogFormat,
-    pub tls: Option<TlsConfig>,
 }
 
 fn merged<T: Clone>(flag: &[T], file: &[T]) -> Vec<T> {
@@ -496,12 +619,6 @@ impl Settings {
                 (source, target)
             }
         };
-        if target.tls {
-            bail!(
-                "{target}: TLS to the target is not supported yet (the sink writes plain TCP); \
-                 use redis:// for the target, e.g. through a local TLS tunnel"
-            );
-        }
         let target_cluster = if a.conn.target_cluster {
             Some(true)
         } else {
@@ -640,15 +757,6 @@ impl Settings {
             Some(s) => Some(secs(s, "--heartbeat")?.max(Duration::from_millis(100))),
             None => None,
         };
-        let tls = if source.tls {
-            Some(TlsConfig {
-                ca_file: a.tls_ca.clone().or(f.tls_ca),
-                insecure: a.tls_insecure || f.tls_insecure.unwrap_or(false),
-                ..TlsConfig::default()
-            })
-        } else {
-            None
-        };
         let source_cluster = if a.source_cluster {
             Some(true)
         } else {
@@ -707,7 +815,6 @@ impl Settings {
             metrics,
             heartbeat,
             log_format: a.log_format.or(f.log_format).unwrap_or_default(),
-            tls,
         })
     }
 }
@@ -750,6 +857,40 @@ mod tests {
         assert_eq!(s.rate.ops_per_sec, Some(10.0));
         let filter = s.filter_builder.clone().build().expect("filter");
         assert_eq!(filter.target_db(3).expect("db"), Some(0));
+    }
+
+    #[test]
+    fn target_tls_settings_come_from_the_file_and_need_rediss() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "source = \"127.0.0.1:1\"\ntarget = \"rediss://127.0.0.1:2\"\n\
+             target-tls-insecure = true\ntarget_tls_server_name = \"redis.internal\"\n",
+        )
+        .expect("write");
+        let args = SyncArgs {
+            config: Some(path),
+            ..SyncArgs::default()
+        };
+        let s = Settings::resolve(&args).expect("resolves");
+        let tls = s.target.tls.expect("TLS to the target");
+        assert!(tls.insecure);
+        assert_eq!(tls.server_name.as_deref(), Some("redis.internal"));
+        assert!(s.source.tls.is_none());
+
+        // A CA flag for a redis:// target is a forgotten rediss://.
+        let args = SyncArgs {
+            conn: ConnArgs {
+                source: Some("127.0.0.1:1".into()),
+                target: Some("redis://127.0.0.1:2".into()),
+                target_tls_insecure: true,
+                ..ConnArgs::default()
+            },
+            ..SyncArgs::default()
+        };
+        let e = Settings::resolve(&args).expect_err("needs rediss://");
+        assert!(e.to_string().contains("rediss://"), "{e}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Server addresses as users write them: `redis://[user:pass@]host:port[/db]` (or `rediss://`
 //! for TLS, or a bare `host:port`), with the password also from an environment variable or a
-//! file. The password is never shown: [`Endpoint`]'s `Display` and `Debug` redact it.
+//! file, and the TLS settings from the flags. The password is never shown: [`Endpoint`]'s
+//! `Display` and `Debug` redact it.
 
 use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use redis_sync_resp::TlsConfig;
 
 /// A parsed server address with its credentials.
 #[derive(Clone, PartialEq, Eq)]
@@ -20,8 +22,11 @@ pub struct Endpoint {
     pub password: Option<String>,
     /// The db in the URL path (`/3`), if any.
     pub db: Option<u32>,
-    /// `rediss://`.
-    pub tls: bool,
+    /// `rediss://`: connect over TLS with these settings (the CA file, the insecure mode and
+    /// the server name come from the flags; the URL only says TLS). Every connection the CLI
+    /// makes to this server (prechecks, verify, the checkpoint, the sink, the replica) uses
+    /// them, so they live with the address.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Endpoint {
@@ -80,7 +85,7 @@ impl Endpoint {
             user,
             password: password.filter(|p| !p.is_empty()),
             db,
-            tls,
+            tls: tls.then(TlsConfig::default),
         })
     }
 
@@ -120,7 +125,11 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     /// The URL with the password replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "rediss" } else { "redis" };
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         write!(f, "{scheme}://")?;
         match (&self.user, &self.password) {
             (Some(u), Some(_)) => write!(f, "{u}:***@")?,
@@ -194,7 +203,7 @@ mod tests {
         assert!(!format!("{e:?}").contains("s3cret"));
 
         let e = Endpoint::parse("rediss://:pw%40x@h").expect("parses");
-        assert!(e.tls && e.user.is_none());
+        assert!(e.tls.is_some() && e.user.is_none());
         assert_eq!(e.password.as_deref(), Some("pw@x"));
         assert_eq!(e.port, 6379);
 

@@ -15,4 +15,5 @@ mod module_commands;
 mod oracle;
 mod rdb_cli;
 mod sync;
+mod tls;
 mod verify;

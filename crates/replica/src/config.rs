@@ -22,21 +22,8 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// TLS settings (tokio-rustls with the ring provider).
-#[derive(Debug, Clone, Default)]
-pub struct TlsConfig {
-    /// PEM file of the CA certificate(s) to trust. Required unless `insecure` is set.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain, for sources with `tls-auth-clients yes`.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of the client certificate.
-    pub key_file: Option<PathBuf>,
-    /// The name to send as SNI and to verify the certificate against; defaults to the host part
-    /// of the address.
-    pub server_name: Option<String>,
-    /// Accept any server certificate. For tests and trusted networks only.
-    pub insecure: bool,
-}
+/// TLS settings (rustls with the ring provider), shared with the sink and the CLI.
+pub use redis_sync_resp::TlsConfig;
 
 /// Timeouts; none of the replica's waits is unbounded.
 #[derive(Debug, Clone, Copy)]

@@ -57,13 +57,12 @@ pub enum Error {
     #[error("TLS configuration error: {0}")]
     TlsConfig(String),
     /// The TLS handshake failed.
-    #[error(
-        "TLS handshake with {addr} failed: {message}; check that the source listens for TLS on this port (tls-port), the CA file and the server name (SNI)"
-    )]
+    #[error("TLS handshake with {addr} failed: {message}")]
     Tls {
         /// The source's address.
         addr: String,
-        /// What rustls said.
+        /// What rustls said, and the likely cause (a plain port, an unknown CA, a name
+        /// the certificate does not carry) with what to do.
         message: String,
     },
     /// The source refused the password (or user name and password).

@@ -323,7 +323,7 @@ pub(crate) async fn handshake(
     }
 
     let port = if config.listening_port == 0 {
-        link.io.local_port()
+        crate::transport::local_port(&link.io)
     } else {
         config.listening_port
     };

@@ -2,80 +2,12 @@
 //! certificate, against every installed version built with TLS; plain text to a TLS port fails
 //! clearly.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use redis_sync_replica::{Error, ReplicaBuilder, TlsConfig};
-use redis_sync_testkit::{Server, ServerVersion, versions};
+use redis_sync_testkit::{Server, ServerVersion, TestCerts, versions};
 
 use crate::common::{Applier, Load, master_offset, run_until, runtime};
-
-/// A CA, a server certificate for `localhost`/127.0.0.1 and a client certificate, made with
-/// the `openssl` command. `None` when it is not installed.
-fn make_certs(dir: &Path) -> Option<()> {
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|_| ())
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .ok()?;
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=redis-sync test CA",
-    ])?;
-    for name in ["server", "client"] {
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            "/CN=localhost",
-        ])?;
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ])?;
-    }
-    Some(())
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -85,28 +17,27 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn tls_server(v: &ServerVersion, dir: &Path, port: u16) -> Option<Server> {
-    let p = |f: &str| dir.join(f).into_os_string();
+fn tls_server(v: &ServerVersion, certs: &TestCerts, port: u16) -> Option<Server> {
     Server::builder(v)
         .arg("--repl-diskless-sync-delay")
         .arg("0")
         .arg("--tls-port")
         .arg(port.to_string())
         .arg("--tls-cert-file")
-        .arg(p("server.crt"))
+        .arg(certs.server_cert())
         .arg("--tls-key-file")
-        .arg(p("server.key"))
+        .arg(certs.server_key())
         .arg("--tls-ca-cert-file")
-        .arg(p("ca.crt"))
+        .arg(certs.ca())
         .arg("--tls-auth-clients")
         .arg("yes")
         .try_start()
         .ok()
 }
 
-fn sync_over_tls(v: &ServerVersion, dir: &Path) -> bool {
+fn sync_over_tls(v: &ServerVersion, certs: &TestCerts) -> bool {
     let port = free_port();
-    let Some(source) = tls_server(v, dir, port) else {
+    let Some(source) = tls_server(v, certs, port) else {
         eprintln!("skip {v}: not built with TLS");
         return false;
     };
@@ -116,9 +47,9 @@ fn sync_over_tls(v: &ServerVersion, dir: &Path) -> bool {
         source.cmd(&["SET", &format!("tls:{i}"), "v"]).ok();
     }
     let tls = TlsConfig {
-        ca_file: Some(dir.join("ca.crt")),
-        cert_file: Some(dir.join("client.crt")),
-        key_file: Some(dir.join("client.key")),
+        ca_file: Some(certs.ca()),
+        cert_file: Some(certs.client_cert()),
+        key_file: Some(certs.client_key()),
         server_name: Some("localhost".into()),
         insecure: false,
     };
@@ -182,14 +113,12 @@ fn sync_over_tls(v: &ServerVersion, dir: &Path) -> bool {
 
 #[test]
 fn full_sync_and_stream_over_tls() {
-    let dir = tempfile::tempdir().unwrap();
-    if make_certs(dir.path()).is_none() {
-        eprintln!("skipped: the openssl command is needed to make test certificates");
+    let Some(certs) = TestCerts::generate() else {
         return;
-    }
+    };
     let ran = versions()
         .iter()
-        .filter(|v| sync_over_tls(v, dir.path()))
+        .filter(|v| sync_over_tls(v, &certs))
         .count();
     eprintln!("TLS tested on {ran} versions");
 }

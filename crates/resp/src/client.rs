@@ -1,5 +1,5 @@
-//! A request/reply connection over TCP (feature `client`): one command or one pipelined batch
-//! at a time, every wait bounded by a timeout.
+//! A request/reply connection over TCP, or TLS with the `tls` feature (feature `client`): one
+//! command or one pipelined batch at a time, every wait bounded by a timeout.
 //!
 //! It is the one client the project uses for its own questions to a server (a target's
 //! topology and checkpoint, a source's `INFO`, the CLI's prechecks and verify); the data paths
@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::{Decoder, Frame, encode_command};
+use crate::{Decoder, Frame, Stream, encode_command};
 
 /// Why a [`Client`] call failed. Every variant names the server's address.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +49,23 @@ pub enum ClientError {
         /// The server's address.
         addr: String,
     },
+    /// The TLS settings are unusable: a file missing or malformed, no CA and not insecure
+    /// (feature `tls`).
+    #[error("TLS configuration error: {message}")]
+    TlsConfig {
+        /// What is wrong, naming the file.
+        message: String,
+    },
+    /// The TLS handshake failed (feature `tls`).
+    #[error("TLS handshake with {addr} failed: {message}; {hint}")]
+    Tls {
+        /// The server's address.
+        addr: String,
+        /// What rustls said.
+        message: String,
+        /// The likely cause and what to do.
+        hint: &'static str,
+    },
     /// The server sent bytes that are not a valid reply (or one over the size limit).
     #[error("{addr} sent an invalid reply: {source}")]
     Protocol {
@@ -78,7 +94,7 @@ pub enum ClientError {
 #[derive(Debug)]
 pub struct Client {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     decoder: Decoder,
     timeout: Duration,
@@ -89,31 +105,30 @@ impl Client {
     /// every wait for a reply. Replies are limited to the [`Decoder`]'s default limits; see
     /// [`Client::with_decoder`].
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Client, ClientError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                return Err(ClientError::Connect {
-                    addr: addr.to_string(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    addr: addr.to_string(),
-                    what: "accept the connection",
-                    after: timeout,
-                });
-            }
-        };
-        // Requests are small and answered one by one: do not wait for Nagle.
-        stream.set_nodelay(true).ok();
-        Ok(Client {
+        let stream = Stream::connect(addr, timeout).await?;
+        Ok(Client::new(addr, stream, timeout))
+    }
+
+    /// Like [`connect`](Self::connect), over TLS: `timeout` bounds the connect and the
+    /// handshake together.
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: &str,
+        timeout: Duration,
+        tls: &crate::TlsConnector,
+    ) -> Result<Client, ClientError> {
+        let stream = Stream::connect_tls(addr, timeout, tls).await?;
+        Ok(Client::new(addr, stream, timeout))
+    }
+
+    fn new(addr: &str, stream: Stream, timeout: Duration) -> Client {
+        Client {
             addr: addr.to_string(),
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
             decoder: Decoder::new(),
             timeout,
-        })
+        }
     }
 
     /// Replaces the reply decoder (to change its limits, e.g. a larger
@@ -178,7 +193,7 @@ impl Client {
 
     /// The socket and the bytes read but not decoded yet (none after a call: each reads
     /// exactly its replies), for a caller that takes the connection over.
-    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+    pub fn into_parts(self) -> (Stream, BytesMut) {
         (self.stream, self.buf)
     }
 

@@ -19,7 +19,11 @@
 //! - With the `codec` feature, [`FrameCodec`] and [`CommandCodec`] implement
 //!   `tokio_util::codec::{Decoder, Encoder}`.
 //! - With the `client` feature, [`Client`] is a small request/reply connection over tokio's
-//!   TCP, every wait bounded by a timeout.
+//!   TCP, every wait bounded by a timeout; [`Stream`] is its connection, for callers that
+//!   take it over.
+//! - With the `tls` feature, [`TlsConnector`] (made from a [`TlsConfig`]) opens the same
+//!   connections over TLS (rustls, ring provider): [`Client::connect_tls`],
+//!   [`Stream::connect_tls`].
 //!
 //! Every RESP3 type is supported: simple string, error, integer, bulk string, array, the RESP2
 //! nulls and RESP3's `_`, boolean, double (`inf`, `-inf`, `nan` too), big number, bulk error,
@@ -76,6 +80,10 @@ mod frame;
 mod info;
 mod parse;
 mod quick;
+#[cfg(feature = "client")]
+mod stream;
+#[cfg(feature = "tls")]
+mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -90,3 +98,7 @@ pub use encode::{command_len, encode, encode_command, encode_resp2};
 pub use error::{Error, Text};
 pub use frame::Frame;
 pub use info::{info_field, info_fields};
+#[cfg(feature = "client")]
+pub use stream::Stream;
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsConnector};

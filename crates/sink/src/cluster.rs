@@ -1,11 +1,9 @@
 //! The cluster's slot map: which master serves each of the 16384 slots, read with
 //! `CLUSTER SHARDS` (7.0+) or `CLUSTER SLOTS`, and patched by `MOVED` replies.
 
-use std::time::Duration;
-
 use redis_sync_resp::Frame;
 
-use crate::conn::{Auth, Conn};
+use crate::conn::{Conn, Dial};
 use crate::error::Error;
 
 pub(crate) const SLOTS: usize = 16384;
@@ -119,8 +117,14 @@ fn field<'a>(f: &'a Frame, name: &str) -> Option<&'a Frame> {
     }
 }
 
-/// Parses a `CLUSTER SHARDS` reply: each shard's slot ranges and its online master.
-pub(crate) fn parse_shards(reply: &Frame, seed: &str) -> Option<Vec<(u16, u16, String)>> {
+/// Parses a `CLUSTER SHARDS` reply: each shard's slot ranges and its online master. A node
+/// may announce a plain `port` and a `tls-port`; `tls` (the sink talks TLS) picks the latter
+/// when there is one, as a TLS hello to the plain port would never be answered.
+pub(crate) fn parse_shards(
+    reply: &Frame,
+    seed: &str,
+    tls: bool,
+) -> Option<Vec<(u16, u16, String)>> {
     let mut out = Vec::new();
     for shard in reply.as_slice()? {
         let slots = field(shard, "slots")?.as_slice()?;
@@ -131,8 +135,13 @@ pub(crate) fn parse_shards(reply: &Frame, seed: &str) -> Option<Vec<(u16, u16, S
         });
         let Some(master) = master else { continue };
         let ip = field(master, "ip").and_then(bytes_text);
-        let port = field(master, "port")
-            .or_else(|| field(master, "tls-port"))
+        let (first, second) = if tls {
+            ("tls-port", "port")
+        } else {
+            ("port", "tls-port")
+        };
+        let port = field(master, first)
+            .or_else(|| field(master, second))
             .and_then(int)?;
         let addr = format!("{}:{port}", host(ip, seed));
         for pair in slots.chunks(2) {
@@ -145,14 +154,10 @@ pub(crate) fn parse_shards(reply: &Frame, seed: &str) -> Option<Vec<(u16, u16, S
 }
 
 /// Reads the slot map from the first of `seeds` that answers.
-pub(crate) async fn fetch(
-    seeds: &[String],
-    auth: &Auth,
-    timeout: Duration,
-) -> Result<SlotMap, Error> {
+pub(crate) async fn fetch(seeds: &[String], dial: &Dial) -> Result<SlotMap, Error> {
     let mut tried = Vec::new();
     for seed in seeds {
-        let mut conn = match Conn::open(seed, auth, timeout).await {
+        let mut conn = match Conn::open(seed, dial).await {
             Ok(c) => c,
             Err(e) => {
                 tried.push(format!("{seed}: {e}"));
@@ -161,7 +166,7 @@ pub(crate) async fn fetch(
         };
         let mut ranges = None;
         if let Ok(reply) = conn.call(&["CLUSTER", "SHARDS"]).await {
-            ranges = parse_shards(&reply, seed);
+            ranges = parse_shards(&reply, seed, dial.tls.is_some());
         }
         if ranges.as_ref().is_none_or(Vec::is_empty) {
             match conn.call(&["CLUSTER", "SLOTS"]).await {
@@ -244,7 +249,7 @@ mod tests {
                 node("master", 3, "online"),
             ]),
         ])]);
-        let r = parse_shards(&reply, "x:1").expect("parses");
+        let r = parse_shards(&reply, "x:1", false).expect("parses");
         assert_eq!(
             r,
             vec![
@@ -252,5 +257,25 @@ mod tests {
                 (20, 30, "127.0.0.1:3".to_string())
             ]
         );
+        // A node with both ports: the TLS one for a TLS sink.
+        let both = Frame::Array(vec![Frame::Array(vec![
+            b("slots"),
+            Frame::Array(vec![Frame::Integer(0), Frame::Integer(16383)]),
+            b("nodes"),
+            Frame::Array(vec![Frame::Array(vec![
+                b("ip"),
+                b("127.0.0.1"),
+                b("port"),
+                Frame::Integer(7000),
+                b("tls-port"),
+                Frame::Integer(17000),
+                b("role"),
+                b("master"),
+            ])]),
+        ])]);
+        let plain = parse_shards(&both, "x:1", false).expect("parses");
+        assert_eq!(plain[0].2, "127.0.0.1:7000");
+        let tls = parse_shards(&both, "x:1", true).expect("parses");
+        assert_eq!(tls[0].2, "127.0.0.1:17000");
     }
 }

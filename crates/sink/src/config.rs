@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::conn::Auth;
+use redis_sync_resp::TlsConfig;
+
+use crate::conn::{Auth, Dial};
 use crate::deadletter::DeadLetterFormat;
 use crate::rate::RateLimit;
 
@@ -43,7 +45,10 @@ pub enum Conflict {
 pub(crate) struct Settings {
     pub(crate) seeds: Vec<String>,
     pub(crate) cluster: Option<bool>,
-    pub(crate) auth: Auth,
+    /// Credentials, connect timeout and (once connected) the TLS connector.
+    pub(crate) dial: Dial,
+    /// TLS to the target, as configured; made into `dial.tls` by `connect`.
+    pub(crate) tls: Option<TlsConfig>,
     pub(crate) window: usize,
     pub(crate) window_bytes: usize,
     pub(crate) batch_bytes: usize,
@@ -52,7 +57,6 @@ pub(crate) struct Settings {
     pub(crate) rate: RateLimit,
     pub(crate) conflict: Conflict,
     pub(crate) max_attempts: u32,
-    pub(crate) connect_timeout: Duration,
     pub(crate) small_key_commands: usize,
     pub(crate) small_key_bytes: usize,
     pub(crate) max_value_bytes: Option<u64>,
@@ -86,7 +90,12 @@ impl Default for SinkBuilder {
             s: Settings {
                 seeds: Vec::new(),
                 cluster: None,
-                auth: Auth::default(),
+                dial: Dial {
+                    auth: Auth::default(),
+                    timeout: Duration::from_secs(5),
+                    tls: None,
+                },
+                tls: None,
                 window: 4096,
                 window_bytes: 16 * 1024 * 1024,
                 batch_bytes: 256 * 1024,
@@ -95,7 +104,6 @@ impl Default for SinkBuilder {
                 rate: RateLimit::none(),
                 conflict: Conflict::Overwrite,
                 max_attempts: 40,
-                connect_timeout: Duration::from_secs(5),
                 small_key_commands: 3,
                 small_key_bytes: 1024 * 1024,
                 max_value_bytes: None,
@@ -131,14 +139,23 @@ impl SinkBuilder {
 
     /// `AUTH password` on every connection.
     pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.s.auth.password = Some(password.into());
+        self.s.dial.auth.password = Some(password.into());
         self
     }
 
     /// `AUTH user password` on every connection (Redis 6+ ACL users).
     pub fn user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.s.auth.user = Some(user.into());
-        self.s.auth.password = Some(password.into());
+        self.s.dial.auth.user = Some(user.into());
+        self.s.dial.auth.password = Some(password.into());
+        self
+    }
+
+    /// Connect to every node over TLS (rustls, ring provider): a CA file or `insecure`, an
+    /// optional client certificate and server name. The files are read when the sink connects,
+    /// which fails with [`Error::Tls`](crate::Error::Tls) naming the target if they are
+    /// unusable. For a cluster, the nodes must announce their TLS ports (`tls-cluster yes`).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.s.tls = Some(tls);
         self
     }
 
@@ -208,7 +225,7 @@ impl SinkBuilder {
 
     /// Timeout of each connection attempt (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.s.connect_timeout = timeout;
+        self.s.dial.timeout = timeout;
         self
     }
 

@@ -1,12 +1,11 @@
-//! Opening a connection to a target node: TCP, `AUTH`, and the request/reply calls the sink
-//! makes before it starts pipelining (server version, `proto-max-bulk-len`, RDB version probe,
-//! cluster topology).
+//! Opening a connection to a target node: TCP or TLS, `AUTH`, and the request/reply calls the
+//! sink makes before it starts pipelining (server version, `proto-max-bulk-len`, RDB version
+//! probe, cluster topology).
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use redis_sync_resp::{Client, ClientError, Frame, info_field};
-use tokio::net::TcpStream;
+use redis_sync_resp::{Client, ClientError, Frame, Stream, TlsConnector, info_field};
 
 use crate::error::Error;
 
@@ -26,6 +25,17 @@ impl std::fmt::Debug for Auth {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .finish()
     }
+}
+
+/// How every connection to a target node is opened: the credentials, the connect timeout and,
+/// for a TLS target, the connector (its CA and client certificate read once, when the sink
+/// connects). Every node of a cluster is dialled the same way: with `tls-cluster yes` the
+/// nodes announce their TLS ports in the topology.
+#[derive(Debug, Clone)]
+pub(crate) struct Dial {
+    pub(crate) auth: Auth,
+    pub(crate) timeout: Duration,
+    pub(crate) tls: Option<TlsConnector>,
 }
 
 /// How long a request/reply call may wait for its answer. The sink's own questions (topology,
@@ -51,6 +61,15 @@ fn client_error(e: ClientError) -> Error {
             addr,
             message: source.to_string(),
         },
+        ClientError::Tls {
+            addr,
+            message,
+            hint,
+        } => Error::Tls {
+            addr,
+            message: format!("{message}; {hint}"),
+        },
+        ClientError::TlsConfig { message } => Error::Config(format!("TLS: {message}")),
         other => {
             let (addr, kind) = match &other {
                 ClientError::Timeout { addr, .. } => (addr.clone(), std::io::ErrorKind::TimedOut),
@@ -63,8 +82,23 @@ fn client_error(e: ClientError) -> Error {
 }
 
 impl Conn {
-    pub(crate) async fn open(addr: &str, auth: &Auth, timeout: Duration) -> Result<Conn, Error> {
-        let mut client = Client::connect(addr, timeout).await.map_err(client_error)?;
+    pub(crate) async fn open(addr: &str, dial: &Dial) -> Result<Conn, Error> {
+        let (auth, timeout) = (&dial.auth, dial.timeout);
+        let mut client = match &dial.tls {
+            // A TLS connect that times out most often met a plain port, which waits for a
+            // line the TLS hello never ends: report it as a TLS failure, with that hint,
+            // rather than as an unreachable server.
+            Some(tls) => Client::connect_tls(addr, timeout, tls)
+                .await
+                .map_err(|e| match e {
+                    ClientError::Timeout { .. } => Error::Tls {
+                        addr: addr.to_string(),
+                        message: e.to_string(),
+                    },
+                    other => client_error(other),
+                })?,
+            None => Client::connect(addr, timeout).await.map_err(client_error)?,
+        };
         client.set_timeout(REPLY_TIMEOUT.max(timeout));
         if let Some(password) = &auth.password
             && let Some(e) = client
@@ -95,7 +129,7 @@ impl Conn {
 
     /// The stream and the bytes read but not decoded yet (none, in practice: every call read
     /// exactly its replies).
-    pub(crate) fn into_stream(self) -> (TcpStream, BytesMut) {
+    pub(crate) fn into_stream(self) -> (Stream, BytesMut) {
         self.client.into_parts()
     }
 }

@@ -30,7 +30,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use redis_sync_resp::{Frame, encode_command};
+use redis_sync_resp::{Frame, Stream, encode_command};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::classify::{ErrorClass, advice, classify, parse_redirect};
@@ -44,7 +44,7 @@ use crate::rate::Limiter;
 use crate::reader::{self, Event};
 use crate::route;
 use crate::slots;
-use crate::writer::NodeWriter;
+use crate::writer::{NodeWriter, WriteSide};
 use crate::{CheckpointWrite, TxCommand};
 
 /// Holds at most this many commands taken off the input channel but not placed yet.
@@ -207,6 +207,12 @@ impl Entry {
             Kind::Query(_) | Kind::Exec(_) | Kind::Commit { nx: true, .. }
         )
     }
+}
+
+/// The read side of a node connection, for its reader task.
+enum Reader {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Stream(tokio::io::ReadHalf<Stream>),
 }
 
 /// One target node: its connection, output buffer and the commands in flight on it.
@@ -987,7 +993,18 @@ impl Engine {
 
     fn attach(&mut self, i: usize, conn: Conn) {
         let (stream, buf) = conn.into_stream();
-        let (rd, wr) = stream.into_split();
+        // Plain TCP keeps its owned halves (the writer's direct `try_write`, the reader's
+        // direct socket read); TLS is split with a shared lock, as its session is one state.
+        let (wr, rd) = match stream {
+            Stream::Tcp(tcp) => {
+                let (rd, wr) = tcp.into_split();
+                (WriteSide::Tcp(wr), Reader::Tcp(rd))
+            }
+            other => {
+                let (rd, wr) = tokio::io::split(other);
+                (WriteSide::Stream(wr), Reader::Stream(rd))
+            }
+        };
         let (want_tx, want_rx) = mpsc::unbounded_channel();
         let node = &mut self.nodes[i];
         if node.connected_once {
@@ -1009,14 +1026,13 @@ impl Engine {
         node.tx = None;
         node.tx_owner = None;
         node.out.clear();
-        tokio::spawn(reader::run(
-            i,
-            node.generation,
-            rd,
-            buf,
-            want_rx,
-            self.events_tx.clone(),
-        ));
+        let (generation, events) = (node.generation, self.events_tx.clone());
+        match rd {
+            Reader::Tcp(rd) => tokio::spawn(reader::run(i, generation, rd, buf, want_rx, events)),
+            Reader::Stream(rd) => {
+                tokio::spawn(reader::run(i, generation, rd, buf, want_rx, events))
+            }
+        };
     }
 
     /// Which node `e` goes to (its index in `nodes`).
@@ -1178,11 +1194,10 @@ impl Engine {
         }
         node.connecting = true;
         let addr = node.addr.clone();
-        let auth = self.settings.auth.clone();
-        let timeout = self.settings.connect_timeout;
+        let dial = self.settings.dial.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
-            let result = Conn::open(&addr, &auth, timeout).await.map(Box::new);
+            let result = Conn::open(&addr, &dial).await.map(Box::new);
             let _ = events.send(Event::Connected { node: i, result });
         });
     }
@@ -1782,7 +1797,7 @@ impl Engine {
             let mut seeds: Vec<String> = self.settings.seeds.clone();
             seeds.extend(self.nodes.iter().map(|n| n.addr.clone()));
             seeds.dedup();
-            match cluster::fetch(&seeds, &self.settings.auth, self.settings.connect_timeout).await {
+            match cluster::fetch(&seeds, &self.settings.dial).await {
                 Ok(map) => {
                     self.slots = Some(map);
                     self.refresh = false;
@@ -1943,7 +1958,7 @@ impl Engine {
 
     /// The stamp (`engine id`, `MULTI` seq) of the checkpoint hash `key` (db 0) on `addr`.
     async fn read_checkpoint(&self, addr: &str, key: &Bytes) -> Result<Option<(u64, u64)>, Error> {
-        let mut conn = Conn::open(addr, &self.settings.auth, self.settings.connect_timeout).await?;
+        let mut conn = Conn::open(addr, &self.settings.dial).await?;
         let reply = conn
             .call_many(&[
                 vec![Bytes::from_static(b"SELECT"), Bytes::from_static(b"0")],

@@ -21,6 +21,15 @@ pub enum Error {
         #[source]
         source: Arc<io::Error>,
     },
+    /// The TLS handshake with a target node failed (a plain port, an untrusted certificate, a
+    /// name the certificate does not carry), or the TLS settings are unusable.
+    #[error("TLS to target {addr} failed: {message}")]
+    Tls {
+        /// The node's address.
+        addr: String,
+        /// What went wrong, with the likely cause and what to do.
+        message: String,
+    },
     /// Authentication was refused at connect time.
     #[error("target {addr} refused authentication: {message} (check the sink's user and password)")]
     Auth {

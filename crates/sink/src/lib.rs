@@ -101,7 +101,7 @@ mod writer;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use redis_sync_resp::Frame;
+use redis_sync_resp::{Frame, TlsConnector};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -435,15 +435,24 @@ impl SinkBuilder {
                     .into(),
             ));
         }
+        if let Some(tls) = &s.tls {
+            // Read the CA and client certificate once, for every connection the sink opens.
+            let connector = TlsConnector::new(tls).map_err(|e| Error::Tls {
+                addr: s.seeds.join(", "),
+                message: e.to_string(),
+            })?;
+            s.dial.tls = Some(connector);
+        }
         let mut first = None;
         let mut last_err = None;
         for seed in &s.seeds {
-            match conn::Conn::open(seed, &s.auth, s.connect_timeout).await {
+            match conn::Conn::open(seed, &s.dial).await {
                 Ok(c) => {
                     first = Some((seed.clone(), c));
                     break;
                 }
-                Err(e @ Error::Auth { .. }) => return Err(e),
+                // Retrying cannot fix refused credentials or a TLS mismatch.
+                Err(e @ (Error::Auth { .. } | Error::Tls { .. })) => return Err(e),
                 Err(e) => last_err = Some(e),
             }
         }
@@ -469,7 +478,7 @@ impl SinkBuilder {
             info.proto_max_bulk_len = info.proto_max_bulk_len.min(max);
         }
         let slots = if info.cluster {
-            Some(cluster::fetch(&s.seeds, &s.auth, s.connect_timeout).await?)
+            Some(cluster::fetch(&s.seeds, &s.dial).await?)
         } else {
             None
         };

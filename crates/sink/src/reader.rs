@@ -10,8 +10,7 @@
 
 use bytes::{Buf, BytesMut};
 use redis_sync_resp::{Decoder, Frame};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// What a reader tells the engine task.
@@ -48,10 +47,12 @@ fn has_error(frame: &Frame) -> bool {
     }
 }
 
-pub(crate) async fn run(
+/// Reads `stream` (a TCP read half, or one half of a TLS stream: generic, so the plain path
+/// stays a direct socket read) until it ends.
+pub(crate) async fn run<R: AsyncRead + Unpin>(
     node: usize,
     generation: u64,
-    mut stream: OwnedReadHalf,
+    mut stream: R,
     mut buf: BytesMut,
     mut want: UnboundedReceiver<u64>,
     events: UnboundedSender<Event>,

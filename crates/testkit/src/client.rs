@@ -4,9 +4,12 @@
 //! It is deliberately independent of `redis-sync-resp`: the code under test must not be the
 //! code that checks it.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 /// A RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,22 +75,58 @@ impl Reply {
     }
 }
 
+/// The socket under a [`Client`]: plain, or TLS (rustls's blocking stream).
+#[derive(Debug)]
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// A blocking connection to one server.
 #[derive(Debug)]
 pub struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    /// Reads through the buffer; writes go to the socket under it (`get_mut`).
+    conn: BufReader<Conn>,
 }
 
 impl Client {
     /// Connects to `127.0.0.1:port` with a 30 s read timeout (so a test never hangs forever).
     pub fn connect(port: u16) -> io::Result<Client> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.set_nodelay(true)?;
         Ok(Client {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
+            conn: BufReader::new(Conn::Tcp(tcp(port)?)),
+        })
+    }
+
+    /// Connects over TLS (see [`crate::TestCerts`]), checking the certificate for 127.0.0.1.
+    pub(crate) fn connect_tls(port: u16, config: Arc<ClientConfig>) -> io::Result<Client> {
+        let tls = ClientConnection::new(config, crate::tls::server_name())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(Client {
+            conn: BufReader::new(Conn::Tls(Box::new(StreamOwned::new(tls, tcp(port)?)))),
         })
     }
 
@@ -100,18 +139,27 @@ impl Client {
 
     /// Sends one command without waiting for its reply (for pipelining).
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> io::Result<()> {
-        self.writer.write_all(&encode(args))
+        self.send_raw(&encode(args))
     }
 
     /// Writes raw bytes to the socket.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.writer.write_all(bytes)
+        let conn = self.conn.get_mut();
+        conn.write_all(bytes)?;
+        conn.flush()
     }
 
     /// Reads one reply.
     pub fn read_reply(&mut self) -> io::Result<Reply> {
-        read_reply(&mut self.reader)
+        read_reply(&mut self.conn)
     }
+}
+
+fn tcp(port: u16) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// Encodes a command as a RESP array of bulk strings.

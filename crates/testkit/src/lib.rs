@@ -28,6 +28,7 @@ mod cluster;
 mod dataset;
 mod poll;
 mod server;
+mod tls;
 
 pub use catalog::{Flavor, ServerVersion, find, require, versions, versions_where};
 pub use client::{Client, Reply};
@@ -38,6 +39,7 @@ pub use dataset::{
 };
 pub use poll::poll_until;
 pub use server::{Server, ServerBuilder};
+pub use tls::TestCerts;
 
 /// How to get the test servers: said by every test that finds none (or not the one it needs).
 pub const SERVERS_HINT: &str = "install servers with `scripts/install-servers.sh` from the \

@@ -6,13 +6,17 @@ use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::ClientConfig;
 
 use tempfile::TempDir;
 
 use crate::catalog::ServerVersion;
 use crate::client::{Client, Reply};
 use crate::poll::poll_until;
+use crate::tls::TestCerts;
 
 /// How to start a server; see [`Server::builder`].
 #[derive(Debug, Clone)]
@@ -23,6 +27,8 @@ pub struct ServerBuilder {
     modules: Vec<String>,
     replica_of: Option<(u16, Option<String>)>,
     cluster: bool,
+    /// TLS only: the certificate files and the kit's client configuration.
+    tls: Option<(Vec<OsString>, Arc<ClientConfig>)>,
 }
 
 impl ServerBuilder {
@@ -46,6 +52,27 @@ impl ServerBuilder {
     /// Starts as a replica of `master` (using the master's password, if any).
     pub fn replica_of(mut self, master: &Server) -> Self {
         self.replica_of = Some((master.port, master.password.clone()));
+        self
+    }
+    /// Listens for TLS only (`--port 0 --tls-port PORT`, no client certificates asked), with
+    /// the certificate of `certs`; [`Server::port`] is then the TLS port, and the kit's own
+    /// client ([`Server::cmd`], [`Server::digest`], …) talks TLS. Fails at start when the
+    /// server is built without TLS.
+    pub fn tls(mut self, certs: &TestCerts) -> Self {
+        let args = vec![
+            "--tls-cert-file".into(),
+            certs.server_cert().into_os_string(),
+            "--tls-key-file".into(),
+            certs.server_key().into_os_string(),
+            "--tls-ca-cert-file".into(),
+            certs.ca().into_os_string(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        match certs.client_config() {
+            Ok(config) => self.tls = Some((args, config)),
+            Err(e) => panic!("cannot read the test CA {}: {e}", certs.ca().display()),
+        }
         self
     }
     /// Starts with `cluster-enabled yes` (used by [`crate::Cluster`]).
@@ -86,21 +113,26 @@ impl ServerBuilder {
             .tempdir()?;
         let log = dir.path().join("server.log");
         let mut cmd = Command::new(self.version.bin());
-        cmd.arg("--port")
-            .arg(port.to_string())
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--dbfilename",
-                "dump.rdb",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--logfile")
-            .arg(&log);
+        match &self.tls {
+            None => cmd.arg("--port").arg(port.to_string()),
+            Some((files, _)) => cmd
+                .args(["--port", "0", "--tls-port"])
+                .arg(port.to_string())
+                .args(files),
+        };
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--dbfilename",
+            "dump.rdb",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--logfile")
+        .arg(&log);
         if self.version.needs_debug_flag() {
             cmd.args(["--enable-debug-command", "yes"]);
         }
@@ -144,6 +176,7 @@ impl ServerBuilder {
             child,
             dir,
             command: cmd,
+            tls: self.tls.as_ref().map(|(_, c)| c.clone()),
         };
         server.wait_ready()?;
         Ok(server)
@@ -178,6 +211,8 @@ pub struct Server {
     dir: TempDir,
     /// How it was started (to start it again, same port and directory).
     command: Command,
+    /// TLS only: the kit's client configuration.
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl Server {
@@ -190,6 +225,7 @@ impl Server {
             modules: Vec::new(),
             replica_of: None,
             cluster: false,
+            tls: None,
         }
     }
 
@@ -293,7 +329,10 @@ impl Server {
     }
 
     fn try_client(&self) -> io::Result<Client> {
-        let mut c = Client::connect(self.port)?;
+        let mut c = match &self.tls {
+            Some(config) => Client::connect_tls(self.port, config.clone())?,
+            None => Client::connect(self.port)?,
+        };
         if let Some(pw) = &self.password {
             c.call(&["AUTH", pw.as_str()])?;
         }

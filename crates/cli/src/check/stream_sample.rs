@@ -43,9 +43,6 @@ pub(super) async fn cross_slot_sample(
              attached), and sampling its stream would take a full copy",
         );
     }
-    if source.tls {
-        return row(NAME, Level::Skip, "not sampled over TLS");
-    }
     let secs = secs.max(0.1);
     let mut builder = ReplicaBuilder::new(source.addr()).resume_from(ResumePoint {
         replid: replid.to_string(),
@@ -54,6 +51,9 @@ pub(super) async fn cross_slot_sample(
     });
     if let Some(pw) = &source.password {
         builder = builder.password(source.user.as_deref(), pw);
+    }
+    if let Some(tls) = &source.tls {
+        builder = builder.tls(tls.clone());
     }
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let mut replica = builder.start(tokio::time::sleep_until(until.into()));

@@ -4,12 +4,11 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use redis_sync_replica::{AckMode, Replica, ReplicaBuilder, ResumePoint};
 use redis_sync_sink::Sink;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::{Settings, TARGET_TLS_FLAGS};
 
 // Memory: every buffer between the source's socket and the target's is bounded in bytes, so
 // the process stays within a few tens of MiB whatever the data (a 1 GiB key streams through):
@@ -47,9 +46,20 @@ pub(super) async fn connect_sink(s: &Settings) -> anyhow::Result<Sink> {
     if let Some(dl) = &s.dead_letter {
         b = b.dead_letter(dl.clone());
     }
-    b.connect()
-        .await
-        .with_context(|| format!("connecting to the target {}", s.target))
+    if let Some(tls) = &s.target.tls {
+        b = b.tls(tls.clone());
+    }
+    b.connect().await.map_err(|e| {
+        let tls = matches!(e, redis_sync_sink::Error::Tls { .. });
+        anyhow::Error::from(e).context(if tls {
+            format!(
+                "connecting to the target {} over TLS (options: {TARGET_TLS_FLAGS})",
+                s.target
+            )
+        } else {
+            format!("connecting to the target {}", s.target)
+        })
+    })
 }
 
 /// Logs what the target is.
@@ -85,7 +95,7 @@ pub(super) fn start_replica(
     if let Some(pw) = &s.source.password {
         builder = builder.password(s.source.user.as_deref(), pw);
     }
-    if let Some(tls) = &s.tls {
+    if let Some(tls) = &s.source.tls {
         builder = builder.tls(tls.clone());
     }
     if let Some(link) = &s.shard {

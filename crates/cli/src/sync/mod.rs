@@ -229,6 +229,10 @@ Examples:
   processes, this one taking the first half of the shards:
     redis-sync sync --source 10.0.0.1:7000 --target 10.0.0.9:6379 --shards 1/2
 
+  Over TLS on both sides (each side's CA; every node of a TLS cluster target too):
+    redis-sync sync --source rediss://10.0.0.1:6380 --tls-ca source-ca.pem \\
+        --target rediss://10.0.0.2:6380 --target-tls-ca target-ca.pem
+
   Run again after a stop or a crash: it resumes from the checkpoint kept in the target
   (exactly-once on a standalone target) with a partial resync when the source's backlog still
   covers the gap, else it copies everything again and removes the keys the source deleted
