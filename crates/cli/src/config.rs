@@ -134,6 +134,10 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
 
+    /// `--source-mode scan` and its `--scan-*` flags (see `source_mode`).
+    #[command(flatten)]
+    pub scan: crate::source_mode::ScanArgs,
+
     /// A TOML file with any of these options (e.g. `target = "redis://…"`, `db-map = ["3:0"]`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -425,6 +429,8 @@ pub struct Settings {
     pub heartbeat: Option<Duration>,
     pub log_format: LogFormat,
     pub tls: Option<TlsConfig>,
+    /// `--source-mode scan`: read the source with SCAN + DUMP instead of replicating.
+    pub scan: Option<redis_sync_replica::ScanOptions>,
 }
 
 fn merged<T: Clone>(flag: &[T], file: &[T]) -> Vec<T> {
@@ -622,7 +628,7 @@ impl Settings {
         } else {
             None
         };
-        Ok(Settings {
+        let mut settings = Settings {
             source,
             target,
             target_cluster,
@@ -664,7 +670,10 @@ impl Settings {
             heartbeat,
             log_format: a.log_format.or(f.log_format).unwrap_or_default(),
             tls,
-        })
+            scan: None,
+        };
+        crate::source_mode::apply(&a.scan, &mut settings)?;
+        Ok(settings)
     }
 }
 

@@ -12,5 +12,6 @@ mod cutover;
 mod faults;
 mod oracle;
 mod rdb_cli;
+mod scan_source;
 mod sync;
 mod verify;

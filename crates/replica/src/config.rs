@@ -152,6 +152,8 @@ pub struct Config {
     pub(crate) rdb_tee: Option<std::path::PathBuf>,
     /// Read a backup (RDB and/or AOF files) instead of a server.
     pub(crate) files: Option<crate::files::Files>,
+    /// Read the keyspace with SCAN + DUMP instead of replicating.
+    pub(crate) scan: Option<crate::scan::ScanOptions>,
 }
 
 /// Builds a [`Replica`](crate::Replica).
@@ -192,6 +194,7 @@ impl ReplicaBuilder {
                 rdb_restore_limit: None,
                 rdb_tee: None,
                 files: None,
+                scan: None,
             },
         }
     }
@@ -320,6 +323,19 @@ impl ReplicaBuilder {
             aof: aof.map(Into::into),
             until: None,
         });
+        self
+    }
+
+    /// Reads the source with ordinary commands instead of `PSYNC`, for servers that refuse
+    /// replication (managed services): `SCAN` + `DUMP`/`PTTL` for the copy, and with
+    /// [`ScanOptions::notify`](crate::ScanOptions::notify) the keys that keyspace
+    /// notifications name, read again and handed out as `RESTORE … REPLACE ABSTTL` or `DEL`
+    /// commands. The events are a live source's (`FullResync`, the snapshot as `Rdb` events,
+    /// `RdbDone`, `Command`s), but the offsets are synthetic: nothing can resume such a run
+    /// ([`resume_from`](Self::resume_from) is ignored; each run is a full copy), and the copy
+    /// is no point-in-time snapshot (see the `scan` module's limits).
+    pub fn from_scan(mut self, options: crate::ScanOptions) -> Self {
+        self.config.scan = Some(options);
         self
     }
 
