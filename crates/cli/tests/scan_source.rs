@@ -124,7 +124,7 @@ fn a_source_refusing_sync_is_copied_with_scan_and_dump() {
 /// Writes `rounds` rounds of non-idempotent commands over two dbs (LPUSH, INCR, XADD with
 /// generated IDs, HINCRBY, APPEND, RENAME, DEL, keys with a short TTL), then makes the short
 /// TTLs expire on the source (EXISTS deletes an expired key: an `expired` event).
-fn workload(src: &Server, rounds: usize) -> thread::JoinHandle<()> {
+fn workload(src: &Server, p: &'static str, rounds: usize) -> thread::JoinHandle<()> {
     let mut c = src.client();
     thread::spawn(move || {
         for i in 0..rounds {
@@ -132,39 +132,39 @@ fn workload(src: &Server, rounds: usize) -> thread::JoinHandle<()> {
             c.call(&["SELECT", db]).expect("select");
             let n = i.to_string();
             let cmds: Vec<Vec<String>> = vec![
-                vec!["LPUSH".into(), "w:list".into(), n.clone()],
-                vec!["INCR".into(), "w:counter".into()],
+                vec!["LPUSH".into(), format!("{p}:list"), n.clone()],
+                vec!["INCR".into(), format!("{p}:counter")],
                 vec![
                     "XADD".into(),
-                    "w:stream".into(),
+                    format!("{p}:stream"),
                     "*".into(),
                     "f".into(),
                     n.clone(),
                 ],
                 vec![
                     "HINCRBY".into(),
-                    "w:hash".into(),
+                    format!("{p}:hash"),
                     format!("f{}", i % 7),
                     "3".into(),
                 ],
-                vec!["APPEND".into(), "w:str".into(), n.clone()],
-                vec!["SET".into(), format!("w:tmp:{i}"), n.clone()],
+                vec!["APPEND".into(), format!("{p}:str"), n.clone()],
+                vec!["SET".into(), format!("{p}:tmp:{i}"), n.clone()],
                 vec![
                     "RENAME".into(),
-                    format!("w:tmp:{i}"),
-                    format!("w:renamed:{}", i % 11),
+                    format!("{p}:tmp:{i}"),
+                    format!("{p}:renamed:{}", i % 11),
                 ],
-                vec!["DEL".into(), format!("w:renamed:{}", (i + 5) % 11)],
+                vec!["DEL".into(), format!("{p}:renamed:{}", (i + 5) % 11)],
                 vec![
                     "SET".into(),
-                    format!("w:short:{i}"),
+                    format!("{p}:short:{i}"),
                     n.clone(),
                     "PX".into(),
                     "30".into(),
                 ],
                 vec![
                     "SET".into(),
-                    format!("w:ttl:{}", i % 13),
+                    format!("{p}:ttl:{}", i % 13),
                     n.clone(),
                     "EX".into(),
                     "100000".into(),
@@ -178,7 +178,7 @@ fn workload(src: &Server, rounds: usize) -> thread::JoinHandle<()> {
         for i in 0..rounds {
             let db = if i % 3 == 0 { "3" } else { "0" };
             c.call(&["SELECT", db]).expect("select");
-            let key = format!("w:short:{i}");
+            let key = format!("{p}:short:{i}");
             poll_until(Duration::from_secs(10), "a 30 ms key to expire", || {
                 (c.call(&["EXISTS", &key]).expect("exists").int() == 0).then_some(())
             });
@@ -235,15 +235,18 @@ fn scan_notify_follows_a_non_idempotent_workload_and_restores_the_setting() {
             },
         );
         // The workload runs during the copy and after it.
-        workload(&src, 300).join().expect("workload");
+        workload(&src, "w", 300).join().expect("workload");
         // The copy is complete once the target's checkpoint says `streaming`.
         let checkpoint = format!("redis-sync:checkpoint:{}", src.addr());
         poll_until(Duration::from_secs(120), "the end of the copy", || {
             let state = dst.cmd(&["HGET", &checkpoint, "state"]);
             (state.bulk() == Some(b"streaming".to_vec())).then_some(())
         });
-        // And more of it once the copy is done: each write now comes as a re-read key.
-        workload(&src, 100).join().expect("workload after the copy");
+        // And more of it once the copy is done, on other keys (so the keys written during
+        // the copy are right only if their notifications were followed).
+        workload(&src, "a", 100)
+            .join()
+            .expect("workload after the copy");
         // The marker is written last, after the copy (so only a notification brings it):
         // once the target has it, every key notified before it was read again after its
         // last write (the keys wait in order, each once).
