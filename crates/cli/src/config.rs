@@ -258,6 +258,10 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
 
+    /// `--source-mode scan` and its `--scan-*` flags (see `source_mode`).
+    #[command(flatten)]
+    pub scan: crate::source_mode::ScanArgs,
+
     /// A TOML file with any of these options (e.g. `target = "redis://…"`, `db-map = ["3:0"]`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -575,6 +579,8 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     pub heartbeat: Option<Duration>,
     pub log_format: LogFormat,
+    /// `--source-mode scan`: read the source with SCAN + DUMP instead of replicating.
+    pub scan: Option<redis_sync_replica::ScanOptions>,
 }
 
 fn merged<T: Clone>(flag: &[T], file: &[T]) -> Vec<T> {
@@ -770,7 +776,7 @@ impl Settings {
         if (shards.is_some() || prefer_replica) && files.is_some() {
             bail!("--shards and --prefer-replica need a cluster as the source, not a file");
         }
-        Ok(Settings {
+        let mut settings = Settings {
             source,
             target,
             target_cluster,
@@ -815,7 +821,10 @@ impl Settings {
             metrics,
             heartbeat,
             log_format: a.log_format.or(f.log_format).unwrap_or_default(),
-        })
+            scan: None,
+        };
+        crate::source_mode::apply(&a.scan, &mut settings)?;
+        Ok(settings)
     }
 }
 

@@ -14,6 +14,7 @@ mod faults;
 mod module_commands;
 mod oracle;
 mod rdb_cli;
+mod scan_source;
 mod sync;
 mod tls;
 mod verify;

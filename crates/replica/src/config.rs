@@ -141,6 +141,8 @@ pub struct Config {
     pub(crate) files: Option<crate::files::Files>,
     /// Asked for the source's address before each reconnection (see [`ReplicaBuilder::locate`]).
     pub(crate) locate: Option<Locate>,
+    /// Read the keyspace with SCAN + DUMP instead of replicating.
+    pub(crate) scan: Option<crate::scan::ScanOptions>,
 }
 
 type LocateFn = dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>
@@ -196,6 +198,7 @@ impl ReplicaBuilder {
                 rdb_tee: None,
                 files: None,
                 locate: None,
+                scan: None,
             },
         }
     }
@@ -324,6 +327,19 @@ impl ReplicaBuilder {
             aof: aof.map(Into::into),
             until: None,
         });
+        self
+    }
+
+    /// Reads the source with ordinary commands instead of `PSYNC`, for servers that refuse
+    /// replication (managed services): `SCAN` + `DUMP`/`PTTL` for the copy, and with
+    /// [`ScanOptions::notify`](crate::ScanOptions::notify) the keys that keyspace
+    /// notifications name, read again and handed out as `RESTORE … REPLACE ABSTTL` or `DEL`
+    /// commands. The events are a live source's (`FullResync`, the snapshot as `Rdb` events,
+    /// `RdbDone`, `Command`s), but the offsets are synthetic: nothing can resume such a run
+    /// ([`resume_from`](Self::resume_from) is ignored; each run is a full copy), and the copy
+    /// is no point-in-time snapshot (see the `scan` module's limits).
+    pub fn from_scan(mut self, options: crate::ScanOptions) -> Self {
+        self.config.scan = Some(options);
         self
     }
 

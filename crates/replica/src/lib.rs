@@ -78,6 +78,10 @@
 //! # }
 //! ```
 //!
+//! [`ReplicaBuilder::from_files`] reads a backup (RDB, AOF) and [`ReplicaBuilder::from_scan`]
+//! a server that refuses replication (`SCAN` + `DUMP`, keyspace notifications) as the same
+//! events.
+//!
 //! See `examples/print_writes.rs` in the repository for a complete program.
 #![deny(missing_docs)]
 
@@ -91,6 +95,7 @@ mod metrics;
 mod offset;
 mod payload;
 mod replica;
+mod scan;
 mod spool;
 mod stream;
 mod transport;
@@ -104,3 +109,4 @@ pub use ledger::{Ledger, Replay};
 pub use metrics::Metrics;
 pub use offset::AppliedOffset;
 pub use replica::Replica;
+pub use scan::{IDLE_GRACE, ScanOptions};

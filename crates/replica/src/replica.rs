@@ -43,6 +43,8 @@ pub struct Replica {
     progress: Progress,
     mode: AckMode,
     task: JoinHandle<()>,
+    /// Dropped by [`close`](Replica::close): ends the task as the shutdown future does.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +71,21 @@ impl Replica {
             applied: applied.clone(),
         };
         let mode = config.ack_mode;
+        // `close` ends the task as the shutdown future does, and waits for it.
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = stop_rx => {}
+            }
+        };
         let task = tokio::spawn(async move {
+            if let Some(scan) = config.scan.clone() {
+                // The SCAN source has cleanup to do after a stop (set
+                // `notify-keyspace-events` back), so it races the shutdown itself.
+                crate::scan::run(&config, &scan, &tx, &shared, shutdown).await;
+                return;
+            }
             tokio::select! {
                 r = drive(&config, &tx, &shared) => {
                     if let Err(e) = r {
@@ -88,6 +104,20 @@ impl Replica {
             progress,
             mode,
             task,
+            stop: Some(stop_tx),
+        }
+    }
+
+    /// Stops the source's tasks and waits, at most `timeout`, until they have ended (the
+    /// SCAN source sets `notify-keyspace-events` back first). Dropping the `Replica` instead
+    /// aborts them at once. Events not yet taken are dropped.
+    pub async fn close(&mut self, timeout: Duration) {
+        drop(self.stop.take());
+        // The task may wait for room in the event channel: empty it.
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+        if tokio::time::timeout(timeout, &mut self.task).await.is_err() {
+            self.task.abort();
         }
     }
 
@@ -224,7 +254,7 @@ impl Out {
         std::mem::take(&mut *self.batch.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    async fn push(&self, item: Item) -> Result<(), Gone> {
+    pub(crate) async fn push(&self, item: Item) -> Result<(), Gone> {
         let full = {
             let mut b = self.batch.lock().unwrap_or_else(|e| e.into_inner());
             b.push(item);

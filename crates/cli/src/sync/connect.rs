@@ -109,6 +109,10 @@ pub(super) fn start_replica(
     if let Some(path) = &s.tee_rdb {
         builder = builder.tee_rdb(path);
     }
+    if let Some(scan) = &s.scan {
+        crate::source_mode::explain(scan);
+        builder = builder.from_scan(scan.clone());
+    }
     if let Some((rdb, aof)) = &s.files {
         builder = builder.from_files(rdb.as_ref(), aof.as_ref());
         if let Some(t) = s.until_time {

@@ -187,6 +187,16 @@ impl Run<'_> {
             .handle_event(&self.sink, &event, self.now_ms)
             .await
             .context("writing the snapshot to the target")?;
+        if let Event::Header(h) = &event
+            && self.s.scan.as_ref().is_some_and(|o| o.notify)
+            && self.loader.uses_restore() == Some(false)
+        {
+            // The SCAN source writes changed keys with RESTORE of the source's payloads.
+            anyhow::bail!(
+                "the target cannot load the source's DUMP payloads (RDB version {}), which                  --scan-notify writes changed keys with: use a target at least as new as the                  source, or drop --scan-notify for a one-shot copy (native commands)",
+                h.version
+            );
+        }
         if key_end {
             self.stats.rdb_keys_written += 1;
         }

@@ -165,7 +165,10 @@ impl<'a> Run<'a> {
             goal: None,
             goal_rx: None,
             stats: Snapshot {
-                delivery: if exactly_once {
+                delivery: if s.scan.is_some() {
+                    // No replication offset: each run is a full copy (see source_mode).
+                    "scan"
+                } else if exactly_once {
                     "exactly-once"
                 } else {
                     "at-least-once"
@@ -395,8 +398,9 @@ impl Run<'_> {
     /// the answer (at least `floor`) becomes the goal. When the source does not answer, the
     /// offset received by then is the goal.
     pub(super) fn ask_goal(&mut self, floor: u64) {
-        if self.s.files.is_some() {
-            // A backup's stream ends at the end of its AOF: the run stops there anyway.
+        if self.s.files.is_some() || self.s.scan.is_some() {
+            // A backup's stream ends at the end of its AOF, a SCAN source's once nothing
+            // waits (it has no offset to ask for): the run stops there anyway.
             return;
         }
         let source = self.s.source.clone();

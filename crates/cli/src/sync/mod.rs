@@ -155,6 +155,9 @@ async fn sync_one(
     let mut run = Run::new(s, filter, start, sink, replica, shutdown_rx, shared);
     let result = run.main_loop().await;
     let finished = run.finish().await;
+    // The source's tasks end before the process does (the SCAN source sets
+    // `notify-keyspace-events` back).
+    run.replica.close(std::time::Duration::from_secs(15)).await;
     if let Some(h) = heartbeat {
         h.abort();
     }

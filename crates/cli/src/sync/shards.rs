@@ -732,6 +732,7 @@ pub(super) async fn run(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
     for (set, flag) in [
+        (s.scan.is_some(), "--source-mode scan"),
         (s.tee_rdb.is_some(), "--tee-rdb"),
         (s.tee_aof.is_some(), "--tee-aof"),
         (s.heartbeat.is_some(), "--heartbeat"),
