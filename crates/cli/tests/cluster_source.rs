@@ -141,6 +141,105 @@ fn through_failover_and_resharding(v: &ServerVersion) {
 }
 
 #[test]
+fn an_atomic_slot_migration_during_the_sync_ends_equal_on_valkey_9() {
+    let found = versions_where("Valkey 9", |v| {
+        v.flavor() == Flavor::Valkey && v.version().0 >= 9
+    });
+    if let Some(v) = found.last() {
+        atomic_slot_migration(v);
+    }
+}
+
+#[test]
+fn an_atomic_slot_migration_during_the_sync_ends_equal_on_redis_8_4_or_later() {
+    let found = versions_where("Redis 8.4+", |v| {
+        v.flavor() == Flavor::Redis && v.version() >= (8, 4, 0)
+    });
+    if let Some(v) = found.last() {
+        atomic_slot_migration(v);
+    }
+}
+
+/// Moves the first 500 slots of the second master to the third with the server's own atomic
+/// slot migration (Valkey: `CLUSTER MIGRATESLOTS` on the exporter; Redis: `CLUSTER MIGRATION
+/// IMPORT` on the importer) while writes go on.
+fn atomic_slot_migration(v: &ServerVersion) {
+    let cluster = Cluster::builder(v).masters(3).start();
+    let target = Server::builder(v).start();
+    let mut h = Harness::new();
+    let mut w = Writer::new(&cluster);
+    for i in 0..KEYS {
+        w.step(i);
+    }
+    let state = h.dir.path().join("state.json");
+    h.spawn(
+        "sync",
+        &[
+            "sync".into(),
+            "--source".into(),
+            cluster.masters()[0].addr(),
+            "--target".into(),
+            target.addr(),
+            "--state-file".into(),
+            state.display().to_string(),
+        ],
+    );
+    let writes = w.run_in_background();
+    markers(&cluster, &target, "started");
+
+    let (from, to) = (&cluster.masters()[1], &cluster.masters()[2]);
+    let first = (0..16384u16)
+        .find(|s| cluster.master_for_slot(*s).port() == from.port())
+        .expect("a slot of the second master");
+    let (lo, hi) = (first.to_string(), (first + 499).to_string());
+    let reply = if v.flavor() == Flavor::Valkey {
+        let id = to.node_id();
+        from.cmd(&[
+            "CLUSTER",
+            "MIGRATESLOTS",
+            "SLOTSRANGE",
+            lo.as_str(),
+            hi.as_str(),
+            "NODE",
+            id.as_str(),
+        ])
+    } else {
+        to.cmd(&["CLUSTER", "MIGRATION", "IMPORT", lo.as_str(), hi.as_str()])
+    };
+    assert!(!reply.is_error(), "{reply:?}");
+    poll_until(
+        Duration::from_secs(60),
+        "the slots to reach the third master",
+        || {
+            (cluster.master_for_slot(first).port() == to.port()
+                && cluster.master_for_slot(first + 499).port() == to.port())
+            .then_some(())
+        },
+    );
+    markers(&cluster, &target, "after-migration");
+    let written = writes.stop();
+    markers(&cluster, &target, "end");
+    h.terminate();
+    let log = h.log(0);
+    assert!(
+        log.contains(&format!(
+            "atomic slot migration of slots {first}-{}",
+            first + 499
+        )) && log.contains("into this shard is done"),
+        "{}",
+        tail(&log, 40)
+    );
+    drop_checkpoints(&target);
+    assert_eq!(
+        target.digest(),
+        cluster.xor_digest(),
+        "after {written} writes and an atomic migration: {}\n{}",
+        differences(&cluster, &target),
+        tail(&log, 40)
+    );
+}
+
+#[test]
 fn two_processes_with_shards_split_a_cluster_and_together_end_equal() {
     let found = versions_where("Redis 7", |v| {
         v.flavor() == Flavor::Redis && v.version().0 >= 7

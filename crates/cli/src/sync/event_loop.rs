@@ -362,6 +362,9 @@ impl Run<'_> {
             }
         }
         self.stats.commands_applied = self.ledger.applied_commands();
+        if let (Some(link), Some((o, _))) = (&self.s.shard, self.ledger.applied_offset()) {
+            link.publish_applied(o);
+        }
         if let Some(p) = self.ledger.applied_offset()
             && self.last_applied != Some(p)
         {

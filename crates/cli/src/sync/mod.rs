@@ -36,6 +36,7 @@
 
 mod batch;
 mod checkpoint;
+mod cluster_topology;
 mod connect;
 mod copy;
 pub(crate) mod cross_slot;
@@ -46,6 +47,7 @@ mod position;
 mod progress;
 mod repair;
 mod report;
+mod resharding;
 mod shards;
 mod stream;
 mod sweep;

@@ -33,7 +33,9 @@ use redis_sync_resp::Frame;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::client::{Client, text};
+use super::cluster_topology::{Node, Topology, read_topology};
+use super::resharding::{Asm, Import, Move, Resharding, parse_asm, show_ranges};
+use crate::client::Client;
 use crate::config::Settings;
 use crate::status;
 use crate::url::Endpoint;
@@ -113,135 +115,6 @@ impl ShardSelect {
 const BAD_SHARDS: &str =
     "--shards: expected K/N (e.g. 2/3) or masters as host:port or node IDs, comma-separated";
 
-/// One line of `CLUSTER NODES`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Node {
-    id: String,
-    addr: String,
-    /// The master's ID, for a replica.
-    master_id: Option<String>,
-    /// Flagged `fail` (the cluster agreed it is down) or `noaddr`/`handshake`.
-    down: bool,
-    /// Slot ranges served, inclusive.
-    slots: Vec<(u16, u16)>,
-    /// Slots being moved away: (slot, the importing node's ID).
-    migrating: Vec<(u16, String)>,
-}
-
-impl Node {
-    fn is_master(&self) -> bool {
-        self.master_id.is_none()
-    }
-    fn owns(&self, slot: u16) -> bool {
-        self.slots.iter().any(|&(lo, hi)| lo <= slot && slot <= hi)
-    }
-    fn first_slot(&self) -> u16 {
-        self.slots.iter().map(|r| r.0).min().unwrap_or(u16::MAX)
-    }
-}
-
-/// Parses `CLUSTER NODES`; a node without an IP (itself, before it learnt one) gets `host`.
-fn parse_nodes(body: &str, host: &str) -> Vec<Node> {
-    let mut out = Vec::new();
-    for line in body.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 8 {
-            continue;
-        }
-        // ip:port@cport[,hostname]
-        let ip_port = f[1].split(['@', ',']).next().unwrap_or_default();
-        let Some((ip, port)) = ip_port.rsplit_once(':') else {
-            continue;
-        };
-        let ip = if ip.is_empty() { host } else { ip };
-        let flags: Vec<&str> = f[2].split(',').collect();
-        let down = flags
-            .iter()
-            .any(|fl| matches!(*fl, "fail" | "noaddr" | "handshake"));
-        let master_id = (f[3] != "-" && !flags.contains(&"master")).then(|| f[3].to_string());
-        let mut slots = Vec::new();
-        let mut migrating = Vec::new();
-        for s in &f[8..] {
-            if let Some(m) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-                if let Some((slot, to)) = m.split_once("->-")
-                    && let Ok(slot) = slot.parse()
-                {
-                    migrating.push((slot, to.to_string()));
-                }
-                continue;
-            }
-            let (lo, hi) = s.split_once('-').unwrap_or((s, s));
-            if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
-                && lo <= hi
-                && usize::from(hi) < SLOTS
-            {
-                slots.push((lo, hi));
-            }
-        }
-        out.push(Node {
-            id: f[0].to_string(),
-            addr: format!("{ip}:{port}"),
-            master_id,
-            down,
-            slots,
-            migrating,
-        });
-    }
-    out
-}
-
-/// The cluster as one node saw it.
-#[derive(Debug, Clone, Default)]
-struct Topology {
-    nodes: Vec<Node>,
-}
-
-impl Topology {
-    /// Masters serving slots and not down, in slot order.
-    fn masters(&self) -> Vec<&Node> {
-        let mut m: Vec<&Node> = self
-            .nodes
-            .iter()
-            .filter(|n| n.is_master() && !n.down && !n.slots.is_empty())
-            .collect();
-        m.sort_by_key(|n| n.first_slot());
-        m
-    }
-    fn node(&self, id: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.id == id)
-    }
-    /// The master serving `slot`.
-    fn owner(&self, slot: u16) -> Option<&Node> {
-        self.masters().into_iter().find(|n| n.owns(slot))
-    }
-    /// A master and its replicas.
-    fn shard_of<'a>(&'a self, master: &'a Node) -> impl Iterator<Item = &'a Node> {
-        self.nodes
-            .iter()
-            .filter(move |n| n.id == master.id || n.master_id.as_deref() == Some(&master.id))
-    }
-}
-
-/// Reads `CLUSTER NODES` from the first of `addrs` that answers.
-async fn read_topology(ep: &Endpoint, addrs: &[String]) -> anyhow::Result<Topology> {
-    let mut last = None;
-    for addr in addrs {
-        let r = async {
-            let mut c = Client::connect_addr(ep, addr, TIMEOUT).await?;
-            let body = c.ok(&["CLUSTER", "NODES"]).await?;
-            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
-            anyhow::Ok(parse_nodes(&text(&body).unwrap_or_default(), host))
-        }
-        .await;
-        match r {
-            Ok(nodes) if !nodes.is_empty() => return Ok(Topology { nodes }),
-            Ok(_) => last = Some(anyhow::anyhow!("{addr}: empty CLUSTER NODES")),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no node to ask")))
-}
-
 /// Whether the source is a cluster: `--source-cluster`, or `INFO cluster` says so. A source
 /// the CLI's client cannot reach is left to the replica, whose error is the clearer one.
 pub(super) async fn is_cluster_source(s: &Settings) -> anyhow::Result<bool> {
@@ -272,7 +145,7 @@ pub(super) async fn is_cluster_source(s: &Settings) -> anyhow::Result<bool> {
 }
 
 /// What the stream of one shard needs to know about the cluster, shared by its replica (to
-/// follow a failover) and its loop (to tell a resharding's `DEL` from a user's).
+/// follow a failover) and its loop (to tell a resharding's commands from a user's).
 #[derive(Debug)]
 pub struct ShardLink {
     /// The shard's master when the run began (`host:port`), for logs.
@@ -284,7 +157,12 @@ pub struct ShardLink {
     /// Connections to other masters, for the key checks of a resharding.
     peers: tokio::sync::Mutex<HashMap<String, Client>>,
     /// Shared by every shard of this process.
-    moves: Arc<Moves>,
+    resharding: Arc<Resharding>,
+    /// The offset up to which the target holds this shard's stream (for another shard's
+    /// import that waits for it).
+    applied: watch::Sender<u64>,
+    /// The run's stop flag (a wait for another shard ends with it).
+    stop: watch::Receiver<bool>,
 }
 
 #[derive(Debug)]
@@ -318,121 +196,16 @@ impl Review {
             note: Some(note.into()),
         }
     }
-}
-
-/// The keys a resharding moved between two shards of this process whose two halves (the
-/// importing shard's `RESTORE-ASKING`, the exporting shard's `DEL`) have not both been applied.
-/// The links run apart, so either half can come first:
-/// - the `RESTORE` first (`Ahead`): the value restored already holds every write the exporting
-///   shard made to the key before the move, so the exporter's commands on the key that are
-///   still to come, and its `DEL`, are dropped;
-/// - the `DEL` first (`Passed`, known because the importing node holds the key then): it is
-///   dropped (the target keeps the exporter's copy until the `RESTORE` replaces it) and the
-///   `RESTORE` then just applies.
-///
-/// Each change is also written to the target, in the same transaction as the command that
-/// made it (a key `redis-sync:checkpoint:moves:…` in the key's slot), and read back on a
-/// restart, so a crash in between loses nothing and applies nothing twice.
-#[derive(Debug, Default)]
-pub struct Moves {
-    map: Mutex<HashMap<Bytes, Move>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Move {
-    /// Restored by the shard named here; the exporter's `DEL` has not come.
-    Ahead(String),
-    /// The exporter's `DEL` came first.
-    Passed,
-}
-
-/// The prefix of the move records in the target (under the checkpoints' prefix, so sweeps and
-/// comparisons leave them alone).
-const MOVES_PREFIX: &str = "redis-sync:checkpoint:moves:";
-
-impl Moves {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Bytes, Move>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The target key that records `key`'s move, in `key`'s slot (so a cluster target commits
-    /// it in the same transaction); `None` for the rare key whose slot no name can share.
-    fn record_key(key: &[u8]) -> Option<Bytes> {
-        let mut k = MOVES_PREFIX.as_bytes().to_vec();
-        if redis_sync_commands::hash_tag(key).len() < key.len() {
-            k.extend_from_slice(key);
-        } else {
-            k.push(b'{');
-            k.extend_from_slice(key);
-            k.push(b'}');
+    fn silently_dropped() -> Review {
+        Review {
+            commands: Some(Vec::new()),
+            note: None,
         }
-        (hash_slot(&k) == hash_slot(key)).then(|| Bytes::from(k))
-    }
-
-    fn set(key: &[u8], m: &Move) -> Option<Vec<Bytes>> {
-        let value = match m {
-            Move::Ahead(by) => format!("ahead {by}"),
-            Move::Passed => "passed".to_string(),
-        };
-        Some(vec![
-            Bytes::from_static(b"SET"),
-            Self::record_key(key)?,
-            Bytes::from(value),
-        ])
-    }
-
-    fn clear(key: &[u8]) -> Option<Vec<Bytes>> {
-        Some(vec![Bytes::from_static(b"DEL"), Self::record_key(key)?])
-    }
-
-    /// Reads the records an earlier run left in the target.
-    async fn load(&self, s: &Settings) -> anyhow::Result<usize> {
-        let mut c = Client::connect(&s.target, TIMEOUT).await?;
-        let info = c.info("cluster").await?;
-        let nodes = if crate::client::field(&info, "cluster_enabled") == Some("1") {
-            crate::client::cluster_masters(&mut c).await?
-        } else {
-            c.ok(&["SELECT", "0"]).await?;
-            vec![c.addr().to_string()]
-        };
-        let pattern = format!("{MOVES_PREFIX}*");
-        let mut found = Vec::new();
-        for node in nodes {
-            let mut c = Client::connect_addr(&s.target, &node, TIMEOUT).await?;
-            let mut cursor = "0".to_string();
-            for _ in 0..1_000_000 {
-                let page = c
-                    .ok(&["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"])
-                    .await?;
-                let parts = page.as_slice().unwrap_or(&[]);
-                cursor = parts.first().and_then(text).unwrap_or_else(|| "0".into());
-                for k in parts.get(1).and_then(Frame::as_slice).unwrap_or(&[]) {
-                    if let Some(k) = k.as_bytes() {
-                        let v = c.call(&[&b"GET"[..], k]).await?;
-                        found.push((k.clone(), text(&v).unwrap_or_default()));
-                    }
-                }
-                if cursor == "0" {
-                    break;
-                }
-            }
-        }
-        let mut map = self.lock();
-        for (record, value) in &found {
-            let key = &record[MOVES_PREFIX.len()..];
-            let key = match key.strip_prefix(b"{").and_then(|k| k.strip_suffix(b"}")) {
-                Some(inner) if Self::record_key(inner).as_deref() == Some(&record[..]) => inner,
-                _ => key,
-            };
-            let m = match value.split_once(' ') {
-                Some(("ahead", by)) => Move::Ahead(by.to_string()),
-                _ => Move::Passed,
-            };
-            map.insert(Bytes::copy_from_slice(key), m);
-        }
-        Ok(found.len())
     }
 }
+
+/// How long an import's end waits for the exporting shard (then it goes on, and says so).
+const IMPORT_WAIT: Duration = Duration::from_secs(60);
 
 impl ShardLink {
     fn new(
@@ -440,7 +213,8 @@ impl ShardLink {
         topo: &Topology,
         master: &Node,
         prefer_replica: bool,
-        moves: Arc<Moves>,
+        resharding: Arc<Resharding>,
+        stop: watch::Receiver<bool>,
     ) -> ShardLink {
         ShardLink {
             name: master.addr.clone(),
@@ -453,23 +227,39 @@ impl ShardLink {
                 topology: Some((super::unix_ms(), Arc::new(topo.clone()))),
             }),
             peers: tokio::sync::Mutex::new(HashMap::new()),
-            moves,
+            resharding,
+            applied: watch::Sender::new(0),
+            stop,
         }
-    }
-
-    /// Some key is between the two halves of a move (the loop then gives [`review`] the
-    /// keys of every command).
-    ///
-    /// [`review`]: ShardLink::review
-    pub fn moves_pending(&self) -> bool {
-        !self.moves.lock().is_empty()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A topology read at or after `since` (unix ms), from the cache or a node.
+    /// Node `id` is (or was) one of this shard's.
+    pub(super) fn has_node(&self, id: &str) -> bool {
+        self.lock().group.contains(id)
+    }
+
+    /// Some key or slot is on its way between shards: the loop gives [`review`] the keys of
+    /// every command.
+    ///
+    /// [`review`]: ShardLink::review
+    pub fn needs_keys(&self) -> bool {
+        self.resharding.needs_keys()
+    }
+
+    /// The target holds this shard's stream up to `offset`.
+    pub fn publish_applied(&self, offset: u64) {
+        self.applied.send_if_modified(|o| {
+            let moved = offset > *o;
+            *o = (*o).max(offset);
+            moved
+        });
+    }
+
+    /// A topology read after `since` (unix ms), from the cache or a node.
     async fn topology(&self, since: i64) -> anyhow::Result<Arc<Topology>> {
         let addrs = {
             let st = self.lock();
@@ -561,9 +351,9 @@ impl ShardLink {
     }
 
     /// Looks at a command of this shard's stream before it is applied; `keys` are its keys
-    /// when [`moves_pending`](ShardLink::moves_pending) (else empty). `turn_ms` is when the
-    /// loop's current turn began: the command arrived before it, so a topology read after it
-    /// shows any slot migration that produced the command.
+    /// when [`needs_keys`](ShardLink::needs_keys) (else empty). `turn_ms` is when the loop's
+    /// current turn began: the command arrived before it, so a topology read after it shows
+    /// any slot migration that produced the command.
     pub async fn review(
         &self,
         args: &[Bytes],
@@ -573,25 +363,23 @@ impl ShardLink {
         let Some(name) = args.first() else {
             return Ok(Review::keep());
         };
+        if let Some(asm) = parse_asm(args) {
+            return Ok(self.slot_migration(args, asm).await);
+        }
+        // An import's commands: the target has these keys from the exporter already.
+        if self.resharding.is_import(&self.name, keys) {
+            return Ok(Review::silently_dropped());
+        }
         let name = name.to_ascii_lowercase();
         match name.as_slice() {
             b"restore-asking" if args.len() > 1 => Ok(self.restored(args)),
             b"del" | b"unlink" if args.len() > 1 => self.review_delete(args, turn_ms).await,
-            b"trimslots" | b"cluster" => Ok(Review::instead(
-                Vec::new(),
-                format!(
-                    "{} is the cluster's own bookkeeping of a slot migration (the keys moved \
-                     with it stay: the importing shard's stream carries them)",
-                    String::from_utf8_lossy(&args[0])
-                ),
-            )),
             _ if !keys.is_empty() => {
                 // A write of the exporter to a key already restored by the importer: the
                 // restored value holds it.
-                let map = self.moves.lock();
-                let ahead = keys
-                    .iter()
-                    .all(|k| matches!(map.get(k), Some(Move::Ahead(by)) if *by != self.name));
+                let ahead = keys.iter().all(|k| {
+                    matches!(self.resharding.move_of(k), Some(Move::Ahead(by)) if by != self.name)
+                });
                 Ok(if ahead {
                     Review::instead(
                         Vec::new(),
@@ -606,8 +394,161 @@ impl ShardLink {
         }
     }
 
-    /// `RESTORE-ASKING`: a key moved in by a resharding. It is applied as `RESTORE … REPLACE`
-    /// (the target holds the exporter's copy until its `DEL`), and the move recorded.
+    /// The entries of an atomic slot migration (and the cluster's other bookkeeping).
+    async fn slot_migration(&self, args: &[Bytes], asm: Asm) -> Review {
+        match asm {
+            Asm::Start {
+                name,
+                exporter,
+                ranges,
+            } if !self.has_node(&exporter) => {
+                let record = self.resharding.import_started(Import {
+                    name,
+                    importer: self.name.clone(),
+                    exporter,
+                    ranges: ranges.clone(),
+                    failed: false,
+                });
+                match record {
+                    Some(r) => Review::instead(
+                        vec![r],
+                        format!(
+                            "an atomic slot migration of slots {} into this shard: its import \
+                             is not applied (the target has those keys from the exporting \
+                             shard, whose stream carries their writes until the hand-over)",
+                            show_ranges(&ranges)
+                        ),
+                    ),
+                    None => Review::silently_dropped(),
+                }
+            }
+            Asm::Done { name, ok } => {
+                let Some(import) = self.resharding.import_of(&self.name, &name) else {
+                    return Review::silently_dropped();
+                };
+                if ok {
+                    self.wait_for_exporter(&import).await;
+                }
+                let record = self.resharding.import_ended(&import, ok);
+                let note = if ok {
+                    format!(
+                        "the atomic slot migration of slots {} into this shard is done: from \
+                         here this shard's stream carries them",
+                        show_ranges(&import.ranges)
+                    )
+                } else {
+                    format!(
+                        "the atomic slot migration of slots {} into this shard failed: the \
+                         removal of what it imported is not applied (the exporting shard keeps \
+                         those keys)",
+                        show_ranges(&import.ranges)
+                    )
+                };
+                Review::instead(record.into_iter().collect(), note)
+            }
+            _ => Review::instead(
+                Vec::new(),
+                format!(
+                    "{} is the cluster's own bookkeeping of a slot migration (the keys moved \
+                     with it are carried by the importing shard's stream)",
+                    args.iter()
+                        .take(3)
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            ),
+        }
+    }
+
+    /// At the end of an atomic import: waits until the exporting shard's link has applied
+    /// everything the exporter wrote before it handed the slots over (its replication offset
+    /// once it holds none of their keys), so that writes to a moved key reach the target in
+    /// the source's order. Bounded by [`IMPORT_WAIT`] and the stop flag; then it goes on and
+    /// says so.
+    async fn wait_for_exporter(&self, import: &Import) {
+        let Some(exporter) = self.resharding.link_of(&import.exporter) else {
+            tracing::warn!(
+                shard = %self.name,
+                "the shard that gave slots {} is not synced by this process: its last writes to \
+                 them and this shard's first may reach the target out of order",
+                show_ranges(&import.ranges)
+            );
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + IMPORT_WAIT;
+        let offset = async {
+            let addr = exporter.locate().await.context("no node")?;
+            let mut c = Client::connect_addr(&self.ep, &addr, TIMEOUT).await?;
+            // The exporter drops the slots' keys once it learns of the hand-over.
+            let slots: Vec<u16> = import.ranges.iter().flat_map(|&(lo, hi)| lo..=hi).collect();
+            loop {
+                let mut left = 0;
+                for chunk in slots.chunks(1000) {
+                    let asks: Vec<Vec<Bytes>> = chunk
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                Bytes::from_static(b"CLUSTER"),
+                                Bytes::from_static(b"COUNTKEYSINSLOT"),
+                                Bytes::from(s.to_string()),
+                            ]
+                        })
+                        .collect();
+                    left += c
+                        .pipeline(&asks)
+                        .await?
+                        .iter()
+                        .filter_map(Frame::as_integer)
+                        .sum::<i64>();
+                }
+                if left == 0 || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let info = c.info("replication").await?;
+            crate::client::field(&info, "master_repl_offset")
+                .and_then(|o| o.parse::<u64>().ok())
+                .context("no master_repl_offset")
+        }
+        .await;
+        let offset = match offset {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(
+                    shard = %self.name,
+                    "could not read where shard {} is ({e:#}): writes to slots {} may reach \
+                     the target out of order",
+                    exporter.name,
+                    show_ranges(&import.ranges)
+                );
+                return;
+            }
+        };
+        let mut applied = exporter.applied.subscribe();
+        let mut stop = self.stop.clone();
+        let waited = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                r = applied.wait_for(|o| *o >= offset) => r.is_ok(),
+                _ = stop.wait_for(|s| *s) => false,
+            }
+        })
+        .await;
+        if waited != Ok(true) {
+            tracing::warn!(
+                shard = %self.name,
+                "shard {} has not applied its writes before the hand-over of slots {} (offset \
+                 {offset}): going on, so they may reach the target out of order",
+                exporter.name,
+                show_ranges(&import.ranges)
+            );
+        }
+    }
+
+    /// `RESTORE-ASKING`: a key moved in by a classic resharding. It is applied as
+    /// `RESTORE … REPLACE` (the target holds the exporter's copy until its `DEL`), and the move
+    /// recorded.
     fn restored(&self, args: &[Bytes]) -> Review {
         let key = &args[1];
         let mut restore = Vec::with_capacity(args.len() + 1);
@@ -616,17 +557,11 @@ impl ShardLink {
         if !args[1..].iter().any(|x| x.eq_ignore_ascii_case(b"REPLACE")) {
             restore.push(Bytes::from_static(b"REPLACE"));
         }
-        let mut map = self.moves.lock();
-        let record = if map.get(key) == Some(&Move::Passed) {
-            map.remove(key);
-            Moves::clear(key)
-        } else {
-            let m = Move::Ahead(self.name.clone());
-            let r = Moves::set(key, &m);
-            map.insert(key.clone(), m);
-            r
-        };
-        let mut commands: Vec<Vec<Bytes>> = record.into_iter().collect();
+        let mut commands: Vec<Vec<Bytes>> = self
+            .resharding
+            .restored(key, &self.name)
+            .into_iter()
+            .collect();
         commands.push(restore);
         Review {
             commands: Some(commands),
@@ -636,24 +571,26 @@ impl ShardLink {
 
     /// A `DEL`/`UNLINK`: drops the keys a resharding moved to another master.
     async fn review_delete(&self, args: &[Bytes], turn_ms: i64) -> anyhow::Result<Review> {
-        // Keys the importer restored already: their DEL is the move's.
         let mut moved = vec![false; args.len()];
         let mut records = Vec::new();
-        {
-            let mut map = self.moves.lock();
-            for (i, key) in args.iter().enumerate().skip(1) {
-                if matches!(map.get(key), Some(Move::Ahead(by)) if *by != self.name) {
-                    map.remove(key);
-                    moved[i] = true;
-                    records.extend(Moves::clear(key));
-                }
+        for (i, key) in args.iter().enumerate().skip(1) {
+            // Restored by the importer already: this DEL is the move's.
+            if matches!(self.resharding.move_of(key), Some(Move::Ahead(by)) if by != self.name) {
+                moved[i] = true;
+                records.extend(self.resharding.deleted_after_restore(key));
+            } else if self.resharding.is_failed_import(&self.name, key) {
+                // This shard removes what a failed import brought; the exporter keeps it.
+                moved[i] = true;
             }
         }
         let t = self
             .topology(turn_ms)
             .await
             .with_context(|| format!("shard {}: reading the cluster's topology", self.name))?;
-        let master = self.lock().master.clone();
+        let (master, group) = {
+            let st = self.lock();
+            (st.master.clone(), st.group.clone())
+        };
         let me = t.node(&master);
         // The others, by the node their slot is moving to (or is at).
         let mut ask: HashMap<String, Vec<usize>> = HashMap::new();
@@ -694,12 +631,13 @@ impl ShardLink {
                     r
                 }
             };
-            let mut map = self.moves.lock();
             for (k, &i) in idx.iter().enumerate() {
                 if replies.get(2 * k + 1).and_then(Frame::as_integer) == Some(1) {
                     moved[i] = true;
-                    map.insert(args[i].clone(), Move::Passed);
-                    records.extend(Moves::set(&args[i], &Move::Passed));
+                    // An atomic migration's clean-up pairs with no RESTORE: nothing to record.
+                    if !self.resharding.is_exported(&group, hash_slot(&args[i])) {
+                        records.extend(self.resharding.deleted_before_restore(&args[i]));
+                    }
                 }
             }
         }
@@ -772,14 +710,14 @@ pub(super) async fn run(
         bail!("--shards chose no shard of the {} masters", masters.len());
     }
 
-    let moves = Arc::new(Moves::default());
+    let resharding = Arc::new(Resharding::default());
     if s.transactions {
-        let n = moves
+        let n = resharding
             .load(&s)
             .await
             .context("reading the resharding records in the target")?;
         if n > 0 {
-            tracing::info!("{n} keys of a resharding under way when the last run stopped");
+            tracing::info!("{n} records of a resharding under way when the last run stopped");
         }
     }
     let mut shards = Vec::new();
@@ -789,8 +727,10 @@ pub(super) async fn run(
             &topo,
             m,
             s.prefer_replica,
-            moves.clone(),
+            resharding.clone(),
+            stop.clone(),
         ));
+        resharding.register(&link);
         let mut one = s.clone();
         let addr = match link.locate().await {
             Some(a) => a,
@@ -863,6 +803,7 @@ pub(super) async fn run(
 
 #[cfg(test)]
 mod tests {
+    use super::super::cluster_topology::parse_nodes;
     use super::*;
 
     const NODES: &str = "\

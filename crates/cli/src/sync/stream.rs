@@ -100,7 +100,7 @@ impl Run<'_> {
                 return self.flush_shard(&link, offset, db).await;
             }
             // A shard of a cluster source: a resharding's moves, the cluster's bookkeeping.
-            let keys: Vec<Bytes> = if link.moves_pending() {
+            let keys: Vec<Bytes> = if link.needs_keys() {
                 match self.classifier.classify(&args) {
                     Ok(c) => c
                         .keys
