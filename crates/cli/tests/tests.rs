@@ -12,6 +12,7 @@ mod cross_slot;
 mod cutover;
 mod faults;
 mod module_commands;
+mod newer_commands;
 mod oracle;
 mod rdb_cli;
 mod scan_source;
