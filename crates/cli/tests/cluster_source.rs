@@ -394,9 +394,73 @@ fn prefer_replica_reads_each_shard_from_its_replica() {
     assert_eq!(target.digest(), cluster.xor_digest());
 }
 
+/// Where redis-sync writes: a server or a cluster.
+trait Target {
+    fn exists(&self, key: &str) -> bool;
+}
+
+impl Target for Server {
+    fn exists(&self, key: &str) -> bool {
+        self.cmd(&["EXISTS", key]).int() == 1
+    }
+}
+
+impl Target for Cluster {
+    fn exists(&self, key: &str) -> bool {
+        self.master_for_slot(hash_slot(key.as_bytes()))
+            .cmd(&["EXISTS", key])
+            .int()
+            == 1
+    }
+}
+
+#[test]
+fn a_cluster_source_into_a_cluster_target_through_a_resharding_ends_equal() {
+    let found = versions_where("Redis 7", |v| {
+        v.flavor() == Flavor::Redis && v.version().0 >= 7
+    });
+    let Some(v) = found.last() else {
+        return;
+    };
+    let cluster = Cluster::builder(v).masters(3).start();
+    let target = Cluster::builder(v).masters(3).start();
+    let mut w = Writer::new(&cluster);
+    for i in 0..KEYS {
+        w.step(i);
+    }
+    let mut h = Harness::new();
+    let state = h.dir.path().join("state.json");
+    h.spawn(
+        "sync",
+        &[
+            "sync".into(),
+            "--source".into(),
+            cluster.masters()[2].addr(),
+            "--target".into(),
+            target.masters()[1].addr(),
+            "--state-file".into(),
+            state.display().to_string(),
+        ],
+    );
+    let writes = w.run_in_background();
+    markers(&cluster, &target, "started");
+    let moved = reshard(&cluster, &cluster.masters()[0], &cluster.masters()[1], 40);
+    assert!(moved > 0, "the resharding moved no key");
+    let written = writes.stop();
+    markers(&cluster, &target, "end");
+    h.terminate();
+    target.drop_checkpoints();
+    assert_eq!(
+        target.xor_digest(),
+        cluster.xor_digest(),
+        "a cluster into a cluster after {written} writes, {moved} keys resharded\n{}",
+        tail(&h.log(0), 40)
+    );
+}
+
 /// Writes one marker per master (a key of a slot it serves) and waits until all are on the
 /// target: each shard's stream is applied in order, so everything written before is there.
-fn markers(cluster: &Cluster, target: &Server, name: &str) {
+fn markers(cluster: &Cluster, target: &dyn Target, name: &str) {
     let mut w = Writer::new(cluster);
     let mut ports: Vec<u16> = w.slots.clone();
     ports.sort_unstable();
@@ -420,7 +484,7 @@ fn markers(cluster: &Cluster, target: &Server, name: &str) {
         || {
             names
                 .iter()
-                .all(|k| target.cmd(&["EXISTS", k.as_str()]).int() == 1)
+                .all(|k| target.exists(k))
                 .then_some(())
         },
     );
