@@ -22,6 +22,14 @@ use redis_sync_testkit::{
     Client, Cluster, Flavor, Reply, Server, ServerVersion, poll_until, versions_where,
 };
 
+/// The newest Redis 7 or later installed (the tests that need one version of the features).
+fn redis_7_or_later() -> Option<ServerVersion> {
+    versions_where("Redis 7+", |v| {
+        v.flavor() == Flavor::Redis && v.version().0 >= 7
+    })
+    .pop()
+}
+
 /// Keys of the workload (spread over every slot range).
 const KEYS: u64 = 600;
 
@@ -241,12 +249,10 @@ fn atomic_slot_migration(v: &ServerVersion) {
 
 #[test]
 fn two_processes_with_shards_split_a_cluster_and_together_end_equal() {
-    let found = versions_where("Redis 7", |v| {
-        v.flavor() == Flavor::Redis && v.version().0 >= 7
-    });
-    let Some(v) = found.last() else {
+    let Some(v) = redis_7_or_later() else {
         return;
     };
+    let v = &v;
     let cluster = Cluster::builder(v).masters(3).start();
     let target = Server::builder(v).start();
     let mut w = Writer::new(&cluster);
@@ -308,12 +314,10 @@ fn two_processes_with_shards_split_a_cluster_and_together_end_equal() {
 
 #[test]
 fn a_flushall_on_one_master_empties_only_its_shard_in_the_target() {
-    let found = versions_where("Redis 7", |v| {
-        v.flavor() == Flavor::Redis && v.version().0 >= 7
-    });
-    let Some(v) = found.last() else {
+    let Some(v) = redis_7_or_later() else {
         return;
     };
+    let v = &v;
     let cluster = Cluster::builder(v).masters(3).start();
     let target = Server::builder(v).start();
     let mut w = Writer::new(&cluster);
@@ -356,12 +360,10 @@ fn a_flushall_on_one_master_empties_only_its_shard_in_the_target() {
 
 #[test]
 fn prefer_replica_reads_each_shard_from_its_replica() {
-    let found = versions_where("Redis 7", |v| {
-        v.flavor() == Flavor::Redis && v.version().0 >= 7
-    });
-    let Some(v) = found.last() else {
+    let Some(v) = redis_7_or_later() else {
         return;
     };
+    let v = &v;
     let cluster = Cluster::builder(v).masters(3).replicas(1).start();
     let target = Server::builder(v).start();
     let mut w = Writer::new(&cluster);
@@ -416,12 +418,10 @@ impl Target for Cluster {
 
 #[test]
 fn a_cluster_source_into_a_cluster_target_through_a_resharding_ends_equal() {
-    let found = versions_where("Redis 7", |v| {
-        v.flavor() == Flavor::Redis && v.version().0 >= 7
-    });
-    let Some(v) = found.last() else {
+    let Some(v) = redis_7_or_later() else {
         return;
     };
+    let v = &v;
     let cluster = Cluster::builder(v).masters(3).start();
     let target = Cluster::builder(v).masters(3).start();
     let mut w = Writer::new(&cluster);
@@ -481,12 +481,7 @@ fn markers(cluster: &Cluster, target: &dyn Target, name: &str) {
     poll_until(
         Duration::from_secs(90),
         &format!("the markers {name} on the target"),
-        || {
-            names
-                .iter()
-                .all(|k| target.exists(k))
-                .then_some(())
-        },
+        || names.iter().all(|k| target.exists(k)).then_some(()),
     );
 }
 

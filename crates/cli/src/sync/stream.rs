@@ -180,18 +180,7 @@ impl Run<'_> {
             }
             return Ok(());
         }
-        if self.sink_db != Some(tdb) && !self.cluster {
-            let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(tdb.to_string())];
-            self.sink
-                .write(select, None)
-                .await
-                .context("writing to the target")?;
-            self.sink_db = Some(tdb);
-        }
-        self.sink
-            .write(args, Some(offset))
-            .await
-            .context("writing to the target")?;
+        self.write_in_db(tdb, args, Some(offset)).await?;
         self.ledger.handle_written(offset, db, Instant::now());
         Ok(())
     }
@@ -234,6 +223,17 @@ impl Run<'_> {
             });
             return Ok(());
         }
+        self.write_in_db(tdb, args, None).await
+    }
+
+    /// At-least-once: `args` to the sink in target db `tdb` (a `SELECT` first when the sink's
+    /// stream is in another db), ending at source `offset` when it is the stream's command.
+    async fn write_in_db(
+        &mut self,
+        tdb: u32,
+        args: Vec<Bytes>,
+        offset: Option<u64>,
+    ) -> anyhow::Result<()> {
         if self.sink_db != Some(tdb) && !self.cluster {
             let select = vec![Bytes::from_static(b"SELECT"), Bytes::from(tdb.to_string())];
             self.sink
@@ -243,7 +243,7 @@ impl Run<'_> {
             self.sink_db = Some(tdb);
         }
         self.sink
-            .write(args, None)
+            .write(args, offset)
             .await
             .context("writing to the target")
     }
