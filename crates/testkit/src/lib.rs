@@ -27,6 +27,7 @@ mod client;
 mod cluster;
 mod dataset;
 mod poll;
+mod sentinel;
 mod server;
 
 pub use catalog::{Flavor, ServerVersion, find, require, versions, versions_where};
@@ -37,6 +38,7 @@ pub use dataset::{
     data_digest, describe, unix_ms, write_dataset, xinfo_view,
 };
 pub use poll::poll_until;
+pub use sentinel::{Sentinels, SentinelsBuilder};
 pub use server::{Server, ServerBuilder};
 
 /// How to get the test servers: said by every test that finds none (or not the one it needs).
