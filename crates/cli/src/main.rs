@@ -15,6 +15,7 @@ mod lag;
 mod logging;
 mod metrics;
 mod rdb;
+mod sentinel;
 mod status;
 mod sync;
 mod url;

@@ -22,18 +22,25 @@ pub struct Endpoint {
     pub db: Option<u32>,
     /// `rediss://`.
     pub tls: bool,
+    /// `redis+sentinel://`: the sentinels that name the master (see [`crate::sentinel`]);
+    /// `host`/`port` are then the master found when the command started.
+    pub sentinel: Option<crate::sentinel::Sentinels>,
 }
 
 impl Endpoint {
     /// Parses `redis://[user:pass@]host:port[/db]`, `rediss://…` or `host:port`.
     pub fn parse(url: &str) -> anyhow::Result<Endpoint> {
+        if let Some(ep) = crate::sentinel::parse(url)? {
+            return Ok(ep);
+        }
         let (tls, rest) = if let Some(r) = url.strip_prefix("rediss://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("redis://") {
             (false, r)
         } else if url.contains("://") {
             bail!(
-                "unsupported address `{}`: use redis://host:port or rediss://host:port",
+                "unsupported address `{}`: use redis://host:port, rediss://host:port or \
+                 redis+sentinel://host:port[,host:port…]/master-name",
                 redact_url(url)
             );
         } else {
@@ -81,6 +88,7 @@ impl Endpoint {
             password: password.filter(|p| !p.is_empty()),
             db,
             tls,
+            sentinel: None,
         })
     }
 
@@ -120,6 +128,9 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     /// The URL with the password replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.sentinel {
+            return crate::sentinel::fmt_url(self, s, f);
+        }
         let scheme = if self.tls { "rediss" } else { "redis" };
         write!(f, "{scheme}://")?;
         match (&self.user, &self.password) {
@@ -158,7 +169,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -14,5 +14,6 @@ mod faults;
 mod module_commands;
 mod oracle;
 mod rdb_cli;
+mod sentinel;
 mod sync;
 mod verify;
