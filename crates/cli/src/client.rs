@@ -25,9 +25,11 @@ pub struct Client {
 
 impl Client {
     /// Connects to `ep` (TCP, or TLS for `rediss://`; `AUTH` when it has a password) and
-    /// selects its db if the URL names one.
+    /// selects its db if the URL names one. A sentinel endpoint connects to its master now,
+    /// which a failover may have moved since the command started.
     pub async fn connect(ep: &Endpoint, timeout: Duration) -> anyhow::Result<Client> {
-        Self::connect_addr(ep, &ep.addr(), timeout).await
+        let addr = crate::sentinel::master_addr(ep).await?;
+        Self::connect_addr(ep, &addr, timeout).await
     }
 
     /// Connects to `addr` with `ep`'s credentials and TLS settings (a cluster node found

@@ -27,13 +27,15 @@ pub const DEFAULT_VALUE_BUDGET: u64 = 8 << 20;
 /// Where to connect: shared by `sync`, `check` and `verify`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConnArgs {
-    /// The source: `redis://[user:pass@]host:port`, `rediss://…` for TLS, or `host:port`.
+    /// The source: `redis://[user:pass@]host:port`, `rediss://…` for TLS, `host:port`, or
+    /// `redis+sentinel://host:port[,host:port…]/master-name` (followed across failovers).
     /// The password may also come from $REDIS_SYNC_SOURCE_PASSWORD or --source-password-file.
     #[arg(long, value_name = "URL")]
     pub source: Option<String>,
 
-    /// The target: `redis://[user:pass@]host:port[/db]` (any node of a cluster). The password
-    /// may also come from $REDIS_SYNC_TARGET_PASSWORD or --target-password-file.
+    /// The target: `redis://[user:pass@]host:port[/db]` (any node of a cluster), or
+    /// `redis+sentinel://host:port[,host:port…]/master-name[/db]`. The password may also come
+    /// from $REDIS_SYNC_TARGET_PASSWORD or --target-password-file.
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
 
@@ -831,7 +833,9 @@ impl Settings {
 /// `~/.local/state/redis-sync/<source>-to-<target>.json` (or in the current directory when
 /// there is no home).
 fn default_state_file(source: &Endpoint, target: &Endpoint) -> PathBuf {
-    let clean = |e: &Endpoint| e.addr().replace([':', '[', ']', '/'], "_");
+    let clean = |e: &Endpoint| {
+        crate::sentinel::checkpoint_name(e).replace([':', '[', ']', '/', ',', '@'], "_")
+    };
     let name = format!("{}-to-{}.json", clean(source), clean(target));
     match std::env::var_os("HOME") {
         Some(h) => PathBuf::from(h).join(".local/state/redis-sync").join(name),

@@ -109,6 +109,7 @@ pub fn run(args: &CutoverArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (source, target) = rt.block_on(crate::sentinel::resolve_pair(source, target))?;
     let report = rt.block_on(cutover(&source, &target, args))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -47,7 +47,11 @@ pub async fn source_position(c: &mut Client) -> anyhow::Result<SourcePosition> {
 /// The key of the checkpoint of `source` in a target (the sync names it after the source's
 /// address as given).
 pub fn checkpoint_key(source: &Endpoint) -> String {
-    format!("{}{}", crate::sync::TARGET_CHECKPOINT_PREFIX, source.addr())
+    format!(
+        "{}{}",
+        crate::sync::TARGET_CHECKPOINT_PREFIX,
+        crate::sentinel::checkpoint_name(source)
+    )
 }
 
 /// Why a target's checkpoint does not say how far it is in the source's stream.

@@ -15,6 +15,7 @@ mod lag;
 mod logging;
 mod metrics;
 mod rdb;
+mod sentinel;
 mod source_mode;
 mod status;
 mod sync;

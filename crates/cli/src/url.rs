@@ -27,18 +27,25 @@ pub struct Endpoint {
     /// makes to this server (prechecks, verify, the checkpoint, the sink, the replica) uses
     /// them, so they live with the address.
     pub tls: Option<TlsConfig>,
+    /// `redis+sentinel://`: the sentinels that name the master (see [`crate::sentinel`]);
+    /// `host`/`port` are then the master found when the command started.
+    pub sentinel: Option<crate::sentinel::Sentinels>,
 }
 
 impl Endpoint {
     /// Parses `redis://[user:pass@]host:port[/db]`, `rediss://…` or `host:port`.
     pub fn parse(url: &str) -> anyhow::Result<Endpoint> {
+        if let Some(ep) = crate::sentinel::parse(url)? {
+            return Ok(ep);
+        }
         let (tls, rest) = if let Some(r) = url.strip_prefix("rediss://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("redis://") {
             (false, r)
         } else if url.contains("://") {
             bail!(
-                "unsupported address `{}`: use redis://host:port or rediss://host:port",
+                "unsupported address `{}`: use redis://host:port, rediss://host:port or \
+                 redis+sentinel://host:port[,host:port…]/master-name",
                 redact_url(url)
             );
         } else {
@@ -86,6 +93,7 @@ impl Endpoint {
             password: password.filter(|p| !p.is_empty()),
             db,
             tls: tls.then(TlsConfig::default),
+            sentinel: None,
         })
     }
 
@@ -125,6 +133,9 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     /// The URL with the password replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.sentinel {
+            return crate::sentinel::fmt_url(self, s, f);
+        }
         let scheme = if self.tls.is_some() {
             "rediss"
         } else {
@@ -167,7 +178,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

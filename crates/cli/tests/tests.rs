@@ -16,6 +16,7 @@ mod newer_commands;
 mod oracle;
 mod rdb_cli;
 mod scan_source;
+mod sentinel;
 mod sync;
 mod tls;
 mod verify;

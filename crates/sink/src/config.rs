@@ -62,6 +62,8 @@ pub(crate) struct Settings {
     pub(crate) max_value_bytes: Option<u64>,
     pub(crate) channel: usize,
     pub(crate) queue_bytes: usize,
+    /// Asked where a standalone target's master is before each reconnection.
+    pub(crate) locate: Option<crate::locate::Locate>,
 }
 
 /// Configures and connects a [`Sink`](crate::Sink).
@@ -109,6 +111,7 @@ impl Default for SinkBuilder {
                 max_value_bytes: None,
                 channel: 8192,
                 queue_bytes: 16 * 1024 * 1024,
+                locate: None,
             },
         }
     }
@@ -234,6 +237,32 @@ impl SinkBuilder {
     pub fn small_key(mut self, commands: usize, bytes: usize) -> Self {
         self.s.small_key_commands = commands.max(1);
         self.s.small_key_bytes = bytes;
+        self
+    }
+
+    /// A standalone target whose master can move (Redis Sentinel): before each reconnection
+    /// the sink asks `locate` for the master's `host:port` (`None` keeps the last address),
+    /// checks that the node says `master` to `ROLE`, and takes a `READONLY` reply as "this node
+    /// became a replica: find the master" rather than as a fatal error. Reconnecting is retried
+    /// for about three minutes, the time a failover may take.
+    ///
+    /// Checkpointed transactions stay exactly-once across the switch: those in flight are
+    /// resolved by their stamp on the new master, and if the new master lacks one the old one
+    /// had acknowledged (asynchronous replication), the sink stops with
+    /// [`Error::Regressed`](crate::Error::Regressed) instead of going on with a hole. Plain
+    /// writes ([`Sink::write`](crate::Sink::write)) are at-least-once, as after any lost
+    /// connection, and an acknowledged one the failover lost is not detected.
+    ///
+    /// Without it (the default) nothing changes: a lost connection reconnects to the same
+    /// address. Ignored for a cluster target, which follows its failovers through its slot map.
+    pub fn locate<F, Fut>(mut self, locate: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Option<String>> + Send + 'static,
+    {
+        self.s.locate = Some(crate::locate::Locate(std::sync::Arc::new(move || {
+            Box::pin(locate())
+        })));
         self
     }
 

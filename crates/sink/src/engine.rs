@@ -39,6 +39,7 @@ use crate::config::{Conflict, ErrorPolicy, Settings};
 use crate::conn::{Conn, TargetInfo};
 use crate::deadletter::DeadLetter;
 use crate::error::{Committed, Error, show_bytes, show_command};
+use crate::locate::{self, Acked};
 use crate::metrics::Counters;
 use crate::rate::Limiter;
 use crate::reader::{self, Event};
@@ -398,6 +399,13 @@ pub(crate) struct Engine {
     /// The command that caused `fatal`.
     stop_seq: Option<u64>,
     connect_failures: u32,
+    /// With a locate (a target whose master can move): per checkpoint key, the last
+    /// transaction the target acknowledged, checked on the master found after a reconnection
+    /// (see [`crate::locate`]). Empty otherwise.
+    acked_txns: HashMap<Bytes, Acked>,
+    /// With a locate: a node answered `READONLY` (it became a replica); its connection is
+    /// dropped once the replies at hand are handled, and the master looked up again.
+    demoted: Option<usize>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -469,6 +477,8 @@ impl Engine {
             fatal: None,
             stop_seq: None,
             connect_failures: 0,
+            acked_txns: HashMap::new(),
+            demoted: None,
         };
         let (addr, conn) = first;
         let i = engine.node_index(&addr);
@@ -1213,7 +1223,7 @@ impl Engine {
             Err(e @ Error::Auth { .. }) => self.fatal = self.fatal.take().or(Some(e)),
             Err(e) => {
                 self.connect_failures += 1;
-                if self.connect_failures > self.settings.max_attempts {
+                if self.connect_failures > self.connect_budget() {
                     self.fatal = self.fatal.take().or(Some(e));
                     return;
                 }
@@ -1221,6 +1231,9 @@ impl Engine {
                 self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
                 if self.slots.is_some() {
                     self.refresh = true;
+                    self.barrier = true;
+                } else if self.settings.locate.is_some() {
+                    // The barrier's end asks where the master is now.
                     self.barrier = true;
                 }
             }
@@ -1323,6 +1336,10 @@ impl Engine {
                     return;
                 }
                 self.on_replies(node, count, frames);
+                if let Some(i) = self.demoted.take() {
+                    let generation = self.nodes[i].generation;
+                    self.on_closed(i, generation, "the node became a replica (READONLY)");
+                }
             }
             Event::Closed {
                 node,
@@ -1378,11 +1395,13 @@ impl Engine {
         let error = frame.as_ref().and_then(reply_error);
         if let (Kind::Exec(_), Some(id), None) = (&e.kind, e.txn, &error) {
             // It ran: nothing of it is sent again.
-            self.txn_done(id);
+            if let Some(r) = self.txn_done(id) {
+                self.note_acked(id, &r);
+            }
         }
         if let Some((index, msg)) = error {
             if let Kind::Query(tx) = &mut e.kind {
-                let class = classify(&msg, self.info.cluster);
+                let class = self.classify_reply(i, &msg);
                 if !matches!(class, ErrorClass::Routing | ErrorClass::Retryable) {
                     if let (Some(tx), Some(f)) = (tx.take(), frame) {
                         let _ = tx.send(Ok(f));
@@ -1490,7 +1509,11 @@ impl Engine {
         let Kind::Exec(members) = &e.kind else {
             return;
         };
-        let through = e.txn.and_then(|id| self.txn_done(id)).map(|r| r.offset);
+        let done = e.txn.and_then(|id| Some((id, self.txn_done(id)?)));
+        if let Some((id, r)) = &done {
+            self.note_acked(*id, r);
+        }
+        let through = done.map(|(_, r)| r.offset);
         let failures: Vec<(usize, Bytes)> = items
             .iter()
             .enumerate()
@@ -1551,7 +1574,7 @@ impl Engine {
     }
 
     fn on_error(&mut self, i: usize, mut e: Entry, msg: &[u8], index: Option<usize>) {
-        let class = classify(msg, self.info.cluster);
+        let class = self.classify_reply(i, msg);
         self.counters.error(class);
         let text = String::from_utf8_lossy(msg).into_owned();
         if let Some(id) = e.txn {
@@ -1812,6 +1835,16 @@ impl Engine {
                 }
             }
         }
+        if self.settings.locate.is_some()
+            && self.slots.is_none()
+            && self
+                .nodes
+                .first()
+                .is_some_and(|n| n.writer.is_none() && !n.connecting)
+            && !self.relocate().await?
+        {
+            return Ok(()); // retried after a back-off
+        }
         if !self.lost_txns.is_empty() && !self.resolve_lost_txns().await? {
             return Ok(());
         }
@@ -1894,7 +1927,7 @@ impl Engine {
                 }
                 Err(e) => {
                     self.connect_failures += 1;
-                    if self.connect_failures > self.settings.max_attempts {
+                    if self.connect_failures > self.connect_budget() {
                         return Err(e);
                     }
                     tracing::warn!("reading the checkpoint back from {}: {e}", k.0);
@@ -1933,6 +1966,7 @@ impl Engine {
             let held = stamp_of(&record, &self.slots);
             if !record.failed && held.is_some_and(|(engine, seq)| engine == self.id && seq >= id) {
                 Counters::add(&self.counters.commands_acked, record.entries.len() as u64);
+                self.note_acked(id, &record);
                 continue;
             }
             record.failed = false;
@@ -1954,6 +1988,115 @@ impl Engine {
             Counters::add(&self.counters.txns_open, 1);
         }
         Ok(true)
+    }
+
+    // ---- a target that moves (see `crate::locate`) -------------------------------------
+
+    /// How many failed connection attempts in a row end the sink: a target found through a
+    /// locate is given the time a failover takes.
+    fn connect_budget(&self) -> u32 {
+        if self.settings.locate.is_some() && self.slots.is_none() {
+            locate::RELOCATE_ATTEMPTS
+        } else {
+            self.settings.max_attempts
+        }
+    }
+
+    /// `classify`, except that with a locate a standalone node's `READONLY` means it became a
+    /// replica in a failover: retryable, once its connection is dropped and the master found.
+    fn classify_reply(&mut self, i: usize, msg: &[u8]) -> ErrorClass {
+        if self.settings.locate.is_some() && self.slots.is_none() && msg.starts_with(b"READONLY") {
+            self.demoted = Some(i);
+            return ErrorClass::Retryable;
+        }
+        classify(msg, self.info.cluster)
+    }
+
+    /// Transaction `id` ran on the target: remembered (with a locate only) as the last one of
+    /// its checkpoint key, to check the next master holds it.
+    fn note_acked(&mut self, id: u64, r: &TxnRecord) {
+        if self.settings.locate.is_none() {
+            return;
+        }
+        let a = self.acked_txns.entry(r.key.clone()).or_default();
+        if id >= a.seq {
+            *a = Acked {
+                seq: id,
+                offset: r.offset,
+            };
+        }
+    }
+
+    /// Node 0 (the standalone target) lost its connection: asks the locate where the master
+    /// is, connects there, checks it is a master and holds every acknowledged transaction, and
+    /// attaches the connection. False when it must be tried again after a back-off.
+    async fn relocate(&mut self) -> Result<bool, Error> {
+        let Some(find) = self.settings.locate.clone() else {
+            return Ok(true);
+        };
+        let timeout = self.settings.dial.timeout;
+        let current = self.nodes[0].addr.clone();
+        let addr = match tokio::time::timeout(timeout, (find.0)()).await {
+            Ok(Some(a)) => a,
+            _ => current.clone(),
+        };
+        let attempt = async {
+            let mut conn = Conn::open(&addr, &self.settings.dial).await?;
+            if !locate::is_master(&mut conn).await? {
+                return Ok(None);
+            }
+            Ok(Some(conn))
+        };
+        let failed = match attempt.await {
+            Ok(Some(mut conn)) => {
+                if addr != current {
+                    tracing::warn!(
+                        "the target's master moved from {current} to {addr}: following it"
+                    );
+                    self.by_addr.remove(&current);
+                    self.by_addr.insert(addr.clone(), 0);
+                    self.nodes[0].addr = addr;
+                }
+                // Before anything is written there: does it hold what the old one acknowledged?
+                match locate::check_committed(&mut conn, self.id, &self.acked_txns, TXN_FIELD).await
+                {
+                    Ok(()) => {}
+                    Err(e @ Error::Regressed { .. }) => return Err(e),
+                    Err(e) => {
+                        self.connect_failures += 1;
+                        if self.connect_failures > locate::RELOCATE_ATTEMPTS {
+                            return Err(e);
+                        }
+                        tracing::warn!("reading the checkpoints back from the target: {e}");
+                        self.resume_at =
+                            Some(Instant::now() + backoff_delay(self.connect_failures));
+                        return Ok(false);
+                    }
+                }
+                self.attach(0, conn);
+                self.connect_failures = 0;
+                return Ok(true);
+            }
+            Ok(None) => format!("{addr} is not a master (yet): a failover is under way"),
+            Err(e @ (Error::Auth { .. } | Error::Regressed { .. })) => return Err(e),
+            Err(e) => {
+                if self.connect_failures + 1 > locate::RELOCATE_ATTEMPTS {
+                    return Err(e);
+                }
+                e.to_string()
+            }
+        };
+        self.connect_failures += 1;
+        if self.connect_failures > locate::RELOCATE_ATTEMPTS {
+            return Err(Error::RetriesExhausted {
+                command: "finding the target's master".into(),
+                attempts: self.connect_failures,
+                message: failed,
+            });
+        }
+        tracing::warn!("looking for the target's master: {failed}");
+        self.resume_at = Some(Instant::now() + backoff_delay(self.connect_failures));
+        Ok(false)
     }
 
     /// The stamp (`engine id`, `MULTI` seq) of the checkpoint hash `key` (db 0) on `addr`.

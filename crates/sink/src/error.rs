@@ -120,6 +120,25 @@ pub enum Error {
     /// The configuration is not usable.
     #[error("invalid sink configuration: {0}")]
     Config(String),
+    /// After a failover, the target's new master does not hold transactions the old one had
+    /// acknowledged (asynchronous replication lost them): the sink stops rather than go on
+    /// with a hole in the target. Resume from the checkpoint the new master holds.
+    #[error(
+        "the target's new master {addr} lost acknowledged writes in the failover: its \
+         checkpoint {key} is at offset {held_part}, offset {committed} had been committed \
+         (replication to it is asynchronous); resume from its checkpoint",
+        held_part = held.map_or_else(|| "none".to_string(), |o| o.to_string())
+    )]
+    Regressed {
+        /// The new master.
+        addr: String,
+        /// The checkpoint key that is behind.
+        key: String,
+        /// The offset of the checkpoint the new master holds, if any.
+        held: Option<u64>,
+        /// The offset of the last transaction acknowledged on this key.
+        committed: u64,
+    },
     /// The sink was shut down (or its task ended) and takes no more writes.
     #[error("the sink is shut down and takes no more writes")]
     Closed,

@@ -44,6 +44,11 @@
 //!   window) may already have been applied; the acknowledged offset stays before it.
 //! - On a cluster target a source's `MULTI`/`EXEC` written with [`Sink::write`] are dropped
 //!   and its commands sent one by one (they may span nodes).
+//! - A standalone target whose master can move (Redis Sentinel): with
+//!   [`SinkBuilder::locate`] a lost connection or a `READONLY` reply sends the sink to the
+//!   master found then, with the same exactly-once resolution of the transactions in flight;
+//!   a new master that lacks an acknowledged transaction (asynchronous replication) stops the
+//!   sink with [`Error::Regressed`] (see `locate.rs`).
 //! - Memory: the queue between the callers and the engine task is bounded in bytes
 //!   ([`SinkBuilder::queue_bytes`]), the in-flight window too ([`SinkBuilder::window`]).
 //! - A `LOADING`/`BUSY` reply is retried after a back-off; commands behind it that succeeded
@@ -91,6 +96,7 @@ mod engine;
 mod error;
 mod file;
 mod loader;
+mod locate;
 mod metrics;
 mod rate;
 mod reader;
@@ -443,6 +449,13 @@ impl SinkBuilder {
             })?;
             s.dial.tls = Some(connector);
         }
+        if let Some(find) = s.locate.clone()
+            && s.cluster != Some(true)
+            && let Ok(Some(addr)) = tokio::time::timeout(s.dial.timeout, (find.0)()).await
+        {
+            // A target whose master can move: start where the master is now.
+            s.seeds = vec![addr];
+        }
         let mut first = None;
         let mut last_err = None;
         for seed in &s.seeds {
@@ -459,6 +472,12 @@ impl SinkBuilder {
         let Some((addr, mut conn)) = first else {
             return Err(last_err.unwrap_or(Error::Closed));
         };
+        if s.locate.is_some() && s.cluster != Some(true) && !locate::is_master(&mut conn).await? {
+            // Its RDB-version probe writes a key: a replica would answer READONLY.
+            return Err(Error::Config(format!(
+                "{addr} is not a master (a failover under way?): try again once it is over"
+            )));
+        }
         let mut info = conn::probe(&mut conn).await?;
         match s.cluster {
             Some(true) if !info.cluster => {

@@ -27,6 +27,7 @@ mod client;
 mod cluster;
 mod dataset;
 mod poll;
+mod sentinel;
 mod server;
 mod tls;
 
@@ -38,6 +39,7 @@ pub use dataset::{
     data_digest, describe, unix_ms, write_dataset, xinfo_view,
 };
 pub use poll::poll_until;
+pub use sentinel::{Sentinels, SentinelsBuilder};
 pub use server::{Server, ServerBuilder};
 pub use tls::TestCerts;
 

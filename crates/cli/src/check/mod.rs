@@ -131,6 +131,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (source, target) = rt.block_on(crate::sentinel::resolve_pair(source, target))?;
     let rows = rt.block_on(rows::all(&source, &target, args));
     if args.json {
         let blocking = rows.iter().any(|r| r.level == Level::Fail);

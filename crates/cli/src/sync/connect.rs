@@ -31,6 +31,11 @@ pub(super) async fn connect_sink(s: &Settings) -> anyhow::Result<Sink> {
         Some(true) => b.cluster([s.target.addr()]),
         _ => b.target(s.target.addr()),
     };
+    if let Some(locate) = crate::sentinel::locator(&s.target) {
+        // A sentinel target: the sink starts at the master the sentinels name now and, after
+        // a lost connection or a READONLY, asks them again (a failover).
+        b = b.locate(locate);
+    }
     if let Some(pw) = &s.target.password {
         b = match &s.target.user {
             Some(u) => b.user(u.clone(), pw.clone()),
@@ -97,6 +102,11 @@ pub(super) fn start_replica(
     }
     if let Some(tls) = &s.source.tls {
         builder = builder.tls(tls.clone());
+    }
+    if let Some(locate) = crate::sentinel::locator(&s.source) {
+        // A sentinel source: after a lost link, replicate from the master the sentinels name
+        // (a promoted replica continues the old master's history: a partial resync).
+        builder = builder.locate(locate);
     }
     if let Some(link) = &s.shard {
         // A shard of a cluster: after a lost link, connect where its master is now.

@@ -110,6 +110,9 @@ async fn sync(
             let _ = tx.send(true);
         });
     }
+    // Sentinel addresses: start at the masters the sentinels name now.
+    let mut s = s;
+    (s.source, s.target) = crate::sentinel::resolve_pair(s.source, s.target).await?;
     if shards::is_cluster_source(&s).await? {
         return shards::run(s, shutdown_tx, shutdown_rx).await;
     }
@@ -118,7 +121,33 @@ async fn sync(
         let bound = crate::metrics::serve(addr, vec![(None, shared.clone())]).await?;
         tracing::info!("metrics on http://{bound}/metrics");
     }
-    sync_one(&s, shared, shutdown_rx).await
+    // A sentinel target whose failover lost writes it had acknowledged (asynchronous
+    // replication): the run stops with `Regressed`, and starts again from the checkpoint the
+    // new master holds (the source's backlog still has what was lost when it is big enough).
+    let mut regressions = 0;
+    loop {
+        match sync_one(&s, shared.clone(), shutdown_rx.clone()).await {
+            Err(e) if target_regressed(&e) && regressions < MAX_REGRESSIONS => {
+                regressions += 1;
+                tracing::warn!("{e:#}: resuming from the new master's checkpoint");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How many times in a run a target failover that lost acknowledged writes is resumed from
+/// (more in one run means something else is wrong: stop and say so).
+const MAX_REGRESSIONS: u32 = 10;
+
+/// True when the run stopped because the target's new master lacks acknowledged writes.
+fn target_regressed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<redis_sync_sink::Error>(),
+            Some(redis_sync_sink::Error::Regressed { .. })
+        )
+    })
 }
 
 /// One source (a server, a backup, or one shard of a cluster) into the target, until
@@ -187,7 +216,11 @@ fn unix_ms() -> i64 {
 
 /// The target key of `--checkpoint-in-target`.
 pub fn target_checkpoint_key(s: &Settings) -> String {
-    format!("{}{}", TARGET_CHECKPOINT_PREFIX, s.source.addr())
+    format!(
+        "{}{}",
+        TARGET_CHECKPOINT_PREFIX,
+        crate::sentinel::checkpoint_name(&s.source)
+    )
 }
 
 /// Prefix of the checkpoint keys kept in targets (never swept).

@@ -134,6 +134,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (source, target) = rt.block_on(crate::sentinel::resolve_pair(source, target))?;
     let report = rt.block_on(async {
         let mut src = Side::open(&source).await.context("source")?;
         let mut dst = Side::open(&target).await.context("target")?;
