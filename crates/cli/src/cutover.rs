@@ -210,6 +210,16 @@ async fn cutover(
 ) -> anyhow::Result<Report> {
     let key = lag::checkpoint_key(source);
     let mut src = Client::connect(source, TIMEOUT).await.context("source")?;
+    if crate::client::field(&src.info("cluster").await?, "cluster_enabled") == Some("1") {
+        // Pausing one master and reading one shard's checkpoint would report a cut-over that
+        // did not happen for the other shards.
+        bail!(
+            "{source} is a cluster node: cutover handles a single source server only (each \
+             shard has its own checkpoint and its own writes to pause). Stop the \
+             application's writes, run `redis-sync sync … --until-caught-up` against the \
+             cluster, then `redis-sync verify`"
+        );
+    }
     let (flavor, version) = server_version(&src.info("server").await?);
     let pause = !(args.no_pause || args.dry_run);
     if pause && flavor == "redis" && version < parse_version("6.2.0") {

@@ -349,6 +349,20 @@ fn a_flushall_on_one_master_empties_only_its_shard_in_the_target() {
     h.terminate();
     let log = h.log(0);
     assert!(log.contains("a FLUSH of shard"), "{}", tail(&log, 30));
+    // `cutover` handles one source server: it refuses a cluster rather than pause one master.
+    let out = crate::util::redis_sync(&[
+        "cutover",
+        "--source",
+        &cluster.masters()[0].addr(),
+        "--target",
+        &target.addr(),
+        "--dry-run",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cutover handles a single source server only"),
+        "{err}"
+    );
     drop_checkpoints(&target);
     assert_eq!(
         target.digest(),

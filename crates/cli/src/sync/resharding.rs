@@ -6,10 +6,12 @@
 //!
 //! - **Classic** (`MIGRATE`, as `redis-cli --cluster reshard` does): per key, the importing
 //!   shard's stream has `RESTORE-ASKING key …` and the exporting shard's then has `DEL key`.
-//!   Either may reach the target first ([`Move`]):
+//!   Before the `RESTORE` is applied, the other shards' links apply what their masters held
+//!   then (`ShardLink::wait_for_others`), so the exporter's writes to the key are on the target
+//!   first. Then either half may come first ([`Move`]):
 //!   - the `RESTORE` first (`Ahead`): the restored value already holds every write the exporter
-//!     made to the key, so the exporter's commands on the key still to come, and its `DEL`, are
-//!     dropped;
+//!     made to the key, so the exporter's commands on the key still to come (only after a wait
+//!     that timed out), and its `DEL`, are dropped;
 //!   - the `DEL` first (`Passed`, known because the importing node holds the key then): it is
 //!     dropped (the target keeps the exporter's copy until the `RESTORE` replaces it).
 //! - **Atomic** (Valkey 9 `CLUSTER MIGRATESLOTS`, Redis 8.4 `CLUSTER MIGRATION IMPORT`): the
@@ -220,6 +222,17 @@ impl Resharding {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::downgrade(link));
+    }
+
+    /// The links of the other shards of this process.
+    pub(super) fn others(&self, me: &ShardLink) -> Vec<Arc<ShardLink>> {
+        self.links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|l| !std::ptr::eq(l.as_ref(), me))
+            .collect()
     }
 
     /// The link of the shard that has (or had) node `id`.

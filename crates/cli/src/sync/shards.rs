@@ -7,14 +7,11 @@
 //! - **Failover.** A shard's link asks [`ShardLink::locate`] where the shard's master is before
 //!   each reconnection. The promoted replica keeps the old master's replication ID as its
 //!   second one, so the link continues with a partial resync. A restart finds the checkpoint
-//!   of the old address by that ID ([`target_checkpoint`](super::target_checkpoint)'s `adopt`).
-//! - **Resharding** (`MIGRATE`, as `redis-cli --cluster reshard` does): the importing master's
-//!   stream carries `RESTORE-ASKING key …`, applied as `RESTORE … REPLACE`; the exporting
-//!   master's stream then carries `DEL key`, which in one merged target would delete the moved
-//!   key. The two links run apart, so either may come first. A `DEL` of a key whose slot this
-//!   shard no longer owns stably (per a `CLUSTER NODES` read after the command arrived) is
-//!   checked on the node the slot is going to: when that node holds the key, the `DEL` was
-//!   the move's and is dropped ([`ShardLink::review`]).
+//!   of the old address by that ID (`adopt` in `target_checkpoint`).
+//! - **Resharding**, classic (`MIGRATE`) or atomic (Valkey 9, Redis 8.4): the keys move from
+//!   one shard's stream to another's, which this process reads apart; [`ShardLink::review`]
+//!   looks at each command with what `resharding` knows, so that a moved
+//!   key is neither deleted by its old shard's `DEL` nor written twice.
 //! - **Sweeps** touch only the shard's own slots; `--flush-target` becomes such a sweep after
 //!   each shard's full copy (a `FLUSHDB` would empty the other shards' keys).
 //! - A `FLUSHALL`/`FLUSHDB` in one shard's stream empties only that shard on the source: in
@@ -163,6 +160,10 @@ pub struct ShardLink {
     applied: watch::Sender<u64>,
     /// The run's stop flag (a wait for another shard ends with it).
     stop: watch::Receiver<bool>,
+    /// When the other shards' offsets were last read for [`wait_for_others`] (unix ms).
+    ///
+    /// [`wait_for_others`]: ShardLink::wait_for_others
+    others_read: Mutex<i64>,
 }
 
 #[derive(Debug)]
@@ -230,6 +231,7 @@ impl ShardLink {
             resharding,
             applied: watch::Sender::new(0),
             stop,
+            others_read: Mutex::new(i64::MIN),
         }
     }
 
@@ -335,6 +337,13 @@ impl ShardLink {
         Some(m.addr.clone())
     }
 
+    /// The shard's master now.
+    async fn master_addr(&self) -> Option<String> {
+        let t = self.topology(super::unix_ms()).await.ok()?;
+        let master = self.lock().master.clone();
+        t.node(&master).map(|m| m.addr.clone())
+    }
+
     /// The slots the shard's master serves now (for a sweep limited to them).
     pub async fn slots(&self) -> anyhow::Result<Vec<bool>> {
         let t = self.topology(super::unix_ms()).await?;
@@ -372,7 +381,7 @@ impl ShardLink {
         }
         let name = name.to_ascii_lowercase();
         match name.as_slice() {
-            b"restore-asking" if args.len() > 1 => Ok(self.restored(args)),
+            b"restore-asking" if args.len() > 1 => Ok(self.restored(args, turn_ms).await),
             b"del" | b"unlink" if args.len() > 1 => self.review_delete(args, turn_ms).await,
             _ if !keys.is_empty() => {
                 // A write of the exporter to a key already restored by the importer: the
@@ -526,16 +535,7 @@ impl ShardLink {
                 return;
             }
         };
-        let mut applied = exporter.applied.subscribe();
-        let mut stop = self.stop.clone();
-        let waited = tokio::time::timeout_at(deadline, async {
-            tokio::select! {
-                r = applied.wait_for(|o| *o >= offset) => r.is_ok(),
-                _ = stop.wait_for(|s| *s) => false,
-            }
-        })
-        .await;
-        if waited != Ok(true) {
+        if !self.caught_up_with(&exporter, offset, deadline).await {
             tracing::warn!(
                 shard = %self.name,
                 "shard {} has not applied its writes before the hand-over of slots {} (offset \
@@ -546,10 +546,69 @@ impl ShardLink {
         }
     }
 
+    /// Waits until `other`'s link has applied its stream up to `offset` (false: the deadline
+    /// or a stop came first).
+    async fn caught_up_with(
+        &self,
+        other: &ShardLink,
+        offset: u64,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let mut applied = other.applied.subscribe();
+        let mut stop = self.stop.clone();
+        let waited = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                r = applied.wait_for(|o| *o >= offset) => r.is_ok(),
+                _ = stop.wait_for(|s| *s) => false,
+            }
+        })
+        .await;
+        waited == Ok(true)
+    }
+
+    /// Before a classic resharding's `RESTORE` of a key: waits until every other shard's link
+    /// has applied what its master held when the command arrived, which includes the
+    /// exporter's every write to the key before the move (they precede the `RESTORE-ASKING`
+    /// on the source). Else one of them, still in that link's queue, would reach the target
+    /// after the `RESTORE` and be applied twice. Once per turn of the loop (`turn_ms`): the
+    /// masters' offsets read after the turn began cover every command of the turn.
+    async fn wait_for_others(&self, turn_ms: i64) {
+        if *self.others_read.lock().unwrap_or_else(|e| e.into_inner()) > turn_ms {
+            return;
+        }
+        let read_at = super::unix_ms();
+        let deadline = tokio::time::Instant::now() + IMPORT_WAIT;
+        for other in self.resharding.others(self) {
+            let offset = async {
+                let addr = other.master_addr().await.context("no master")?;
+                let mut c = Client::connect_addr(&self.ep, &addr, TIMEOUT).await?;
+                let info = c.info("replication").await?;
+                crate::client::field(&info, "master_repl_offset")
+                    .and_then(|o| o.parse::<u64>().ok())
+                    .context("no master_repl_offset")
+            }
+            .await;
+            let ok = match offset {
+                Ok(o) => self.caught_up_with(&other, o, deadline).await,
+                Err(_) => false,
+            };
+            if !ok {
+                tracing::warn!(
+                    shard = %self.name,
+                    "shard {} did not catch up before a key moved from it was restored here: \
+                     going on, so a write to the key may be applied twice",
+                    other.name
+                );
+            }
+        }
+        *self.others_read.lock().unwrap_or_else(|e| e.into_inner()) = read_at;
+    }
+
     /// `RESTORE-ASKING`: a key moved in by a classic resharding. It is applied as
     /// `RESTORE … REPLACE` (the target holds the exporter's copy until its `DEL`), and the move
     /// recorded.
-    fn restored(&self, args: &[Bytes]) -> Review {
+    async fn restored(&self, args: &[Bytes], turn_ms: i64) -> Review {
+        self.wait_for_others(turn_ms).await;
         let key = &args[1];
         let mut restore = Vec::with_capacity(args.len() + 1);
         restore.push(Bytes::from_static(b"RESTORE"));
