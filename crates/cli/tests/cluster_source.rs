@@ -122,16 +122,26 @@ fn through_failover_and_resharding(v: &ServerVersion) {
         tail(&log, 40)
     );
 
-    // A resharding: 40 slots (some keys in each) from the second master to the third.
+    // A resharding: 40 slots (some keys in each) from the second master to the third, and a
+    // SIGKILL and restart halfway through it (the moves under way are recorded in the target).
     let (from, to) = (&cluster.masters()[1], &cluster.masters()[2]);
-    let moved = reshard(&cluster, from, to, 40);
+    let done = AtomicU64::new(0);
+    let moved = thread::scope(|sc| {
+        let moving = sc.spawn(|| reshard(&cluster, from, to, 40, &done));
+        poll_until(Duration::from_secs(60), "half the resharding", || {
+            (done.load(Ordering::Relaxed) >= 20).then_some(())
+        });
+        h.kill();
+        h.spawn("killed during the resharding", &args(&state));
+        moving.join().expect("the resharding")
+    });
     assert!(moved > 0, "the resharding moved no key");
     markers(&cluster, &target, "after-resharding");
 
     let written = writes.stop();
     markers(&cluster, &target, "end");
     h.terminate();
-    let log = h.log(1);
+    let log = format!("{}{}", h.log(1), h.log(2));
     assert!(
         log.contains("moved to another shard by a resharding"),
         "the resharding's DELs were not recognised:\n{}",
@@ -144,7 +154,7 @@ fn through_failover_and_resharding(v: &ServerVersion) {
         "the target differs from the cluster after {written} writes ({moved} keys resharded): \
          {}\n{}",
         differences(&cluster, &target),
-        tail(&h.log(1), 40)
+        tail(&h.log(2), 40)
     );
 }
 
@@ -458,7 +468,13 @@ fn a_cluster_source_into_a_cluster_target_through_a_resharding_ends_equal() {
     );
     let writes = w.run_in_background();
     markers(&cluster, &target, "started");
-    let moved = reshard(&cluster, &cluster.masters()[0], &cluster.masters()[1], 40);
+    let moved = reshard(
+        &cluster,
+        &cluster.masters()[0],
+        &cluster.masters()[1],
+        40,
+        &AtomicU64::new(0),
+    );
     assert!(moved > 0, "the resharding moved no key");
     let written = writes.stop();
     markers(&cluster, &target, "end");
@@ -525,7 +541,7 @@ fn replica_of<'a>(cluster: &'a Cluster, master: &Server) -> &'a Server {
 
 /// Moves `n` slots of `from` that hold keys to `to`, key by key with `MIGRATE`, while writes
 /// go on; returns how many keys moved.
-fn reshard(cluster: &Cluster, from: &Server, to: &Server, n: usize) -> u64 {
+fn reshard(cluster: &Cluster, from: &Server, to: &Server, n: usize, done: &AtomicU64) -> u64 {
     let (from_id, to_id) = (from.node_id(), to.node_id());
     let mut slots: Vec<u16> = (0..KEYS)
         .map(|i| hash_slot(workload_key(i).as_bytes()))
@@ -575,12 +591,18 @@ fn reshard(cluster: &Cluster, from: &Server, to: &Server, n: usize) -> u64 {
             from.cmd(&args).ok();
             moved += keys.len() as u64;
         }
-        for node in cluster.nodes() {
+        // The importer first, then the exporter (as redis-cli does), then the others: the
+        // other order leaves a moment where each sends the other's clients back.
+        let others = cluster
+            .nodes()
+            .filter(|n| n.port() != to.port() && n.port() != from.port());
+        for node in [to, from].into_iter().chain(others) {
             if role(node) == "master" {
                 node.cmd(&["CLUSTER", "SETSLOT", s.as_str(), "NODE", to_id.as_str()])
                     .ok();
             }
         }
+        done.fetch_add(1, Ordering::Relaxed);
     }
     moved
 }
@@ -637,7 +659,11 @@ impl Writer {
         let slot = usize::from(hash_slot(args[1].as_bytes()));
         let mut port = self.slots[slot];
         let mut asking = false;
-        for _ in 0..50 {
+        for attempt in 0..200 {
+            if attempt >= 10 {
+                // Nodes that disagree for a moment about a slot: give them time to agree.
+                thread::sleep(Duration::from_millis(10));
+            }
             let c = self.conn(port);
             if asking {
                 c.call(&["ASKING"]).expect("ASKING");

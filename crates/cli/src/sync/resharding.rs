@@ -6,14 +6,9 @@
 //!
 //! - **Classic** (`MIGRATE`, as `redis-cli --cluster reshard` does): per key, the importing
 //!   shard's stream has `RESTORE-ASKING key …` and the exporting shard's then has `DEL key`.
-//!   Before the `RESTORE` is applied, the other shards' links apply what their masters held
-//!   then (`ShardLink::wait_for_others`), so the exporter's writes to the key are on the target
-//!   first. Then either half may come first ([`Move`]):
-//!   - the `RESTORE` first (`Ahead`): the restored value already holds every write the exporter
-//!     made to the key, so the exporter's commands on the key still to come (only after a wait
-//!     that timed out), and its `DEL`, are dropped;
-//!   - the `DEL` first (`Passed`, known because the importing node holds the key then): it is
-//!     dropped (the target keeps the exporter's copy until the `RESTORE` replaces it).
+//!   Nothing is kept here for it: the importer waits for the other links before its `RESTORE`
+//!   and the exporter asks the importing node about its `DEL` (see `ShardLink::restored` and
+//!   `ShardLink::review_delete`).
 //! - **Atomic** (Valkey 9 `CLUSTER MIGRATESLOTS`, Redis 8.4 `CLUSTER MIGRATION IMPORT`): the
 //!   importing shard's stream carries the slots' whole content between two markers
 //!   (`CLUSTER SYNCSLOTS ESTABLISH … FINISH`, or `ASM-TASK …:import:…` states) while the
@@ -24,11 +19,10 @@
 //!   replication offset once its copy of the slots is gone), so the two shards' writes to a
 //!   moved key reach the target in the source's order.
 //!
-//! Every change here is also written to the target in the same transaction as the command that
-//! made it (keys `redis-sync:checkpoint:moves:…` and `…:import:…`), and read back on a
-//! restart: a crash in the middle of a resharding loses nothing and applies nothing twice.
+//! Every import is also written to the target in the same transaction as the command that
+//! began or ended it (a key `redis-sync:checkpoint:import:{name}`), and read back on a restart:
+//! a crash in the middle of a migration loses nothing and applies nothing twice.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -39,22 +33,11 @@ use super::shards::ShardLink;
 use crate::client::{Client, text};
 use crate::config::Settings;
 
-/// The prefix of the per-key records of a classic move (under the checkpoints' prefix, so
-/// sweeps and comparisons leave them alone).
-const MOVES_PREFIX: &str = "redis-sync:checkpoint:moves:";
-/// The prefix of the records of an atomic slot migration into a shard.
+/// The prefix of the records of an atomic slot migration into a shard (under the checkpoints'
+/// prefix, so sweeps and comparisons leave them alone).
 const IMPORTS_PREFIX: &str = "redis-sync:checkpoint:import:";
 /// How long a connection to the target may take while reading the records back.
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Where a key moved by a classic resharding is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Move {
-    /// Restored by the shard named here; the exporter's `DEL` has not come.
-    Ahead(String),
-    /// The exporter's `DEL` came first.
-    Passed,
-}
 
 /// An atomic slot migration into a shard of this process, as its stream announced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,24 +180,19 @@ pub(super) fn show_ranges(ranges: &[(u16, u16)]) -> String {
 /// The reshardings under way between the shards of this process.
 #[derive(Debug, Default)]
 pub struct Resharding {
-    moves: Mutex<HashMap<Bytes, Move>>,
     imports: Mutex<Vec<Import>>,
     /// Every shard's link, to find the exporter of an import.
     links: Mutex<Vec<Weak<ShardLink>>>,
 }
 
 impl Resharding {
-    fn moves(&self) -> std::sync::MutexGuard<'_, HashMap<Bytes, Move>> {
-        self.moves.lock().unwrap_or_else(|e| e.into_inner())
-    }
     fn imports(&self) -> std::sync::MutexGuard<'_, Vec<Import>> {
         self.imports.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Some key or slot is on its way: the loop then gives the shards the keys of every
-    /// command.
+    /// Some slots are on their way: the loop then gives the shards the keys of every command.
     pub(super) fn needs_keys(&self) -> bool {
-        !self.moves().is_empty() || !self.imports().is_empty()
+        !self.imports().is_empty()
     }
 
     pub(super) fn register(&self, link: &Arc<ShardLink>) {
@@ -244,39 +222,6 @@ impl Resharding {
             .filter_map(Weak::upgrade)
             .find(|l| l.has_node(id))
     }
-
-    // Classic moves.
-
-    pub(super) fn move_of(&self, key: &[u8]) -> Option<Move> {
-        self.moves().get(key).cloned()
-    }
-
-    /// The importer `by` restored `key`: the record to write with the `RESTORE`.
-    pub(super) fn restored(&self, key: &Bytes, by: &str) -> Option<Vec<Bytes>> {
-        let mut map = self.moves();
-        if map.get(key) == Some(&Move::Passed) {
-            map.remove(key);
-            return clear(&move_record(key)?);
-        }
-        let m = Move::Ahead(by.to_string());
-        let record = set(&move_record(key)?, &move_value(&m));
-        map.insert(key.clone(), m);
-        record
-    }
-
-    /// The exporter's `DEL` of a key restored `Ahead`: the record to remove.
-    pub(super) fn deleted_after_restore(&self, key: &[u8]) -> Option<Vec<Bytes>> {
-        self.moves().remove(key);
-        clear(&move_record(key)?)
-    }
-
-    /// The exporter's `DEL` came before the `RESTORE`: the record to write.
-    pub(super) fn deleted_before_restore(&self, key: &Bytes) -> Option<Vec<Bytes>> {
-        self.moves().insert(key.clone(), Move::Passed);
-        set(&move_record(key)?, &move_value(&Move::Passed))
-    }
-
-    // Atomic slot migrations.
 
     /// An import into `importer` starts: the record to write (none when it is known already,
     /// as after a restart that replays its start).
@@ -348,13 +293,6 @@ impl Resharding {
             .any(|i| i.importer == importer && i.failed && i.covers(slot))
     }
 
-    /// An atomic migration away from a node of `group` covers `slot`.
-    pub(super) fn is_exported(&self, group: &BTreeSet<String>, slot: u16) -> bool {
-        self.imports()
-            .iter()
-            .any(|i| group.contains(&i.exporter) && i.covers(slot))
-    }
-
     /// Reads the records an earlier run left in the target; returns how many.
     pub(super) async fn load(&self, s: &Settings) -> anyhow::Result<usize> {
         let mut c = Client::connect(&s.target, TIMEOUT).await?;
@@ -368,8 +306,8 @@ impl Resharding {
         for node in nodes {
             let mut c = Client::connect_addr(&s.target, &node, TIMEOUT).await?;
             c.ok(&["SELECT", "0"]).await?;
-            for prefix in [MOVES_PREFIX, IMPORTS_PREFIX] {
-                let pattern = format!("{prefix}*");
+            {
+                let pattern = format!("{IMPORTS_PREFIX}*");
                 let mut cursor = "0".to_string();
                 for _ in 0..1_000_000 {
                     let page = c
@@ -389,44 +327,12 @@ impl Resharding {
                 }
             }
         }
-        for (record, value) in &found {
-            if let Some(key) = record.strip_prefix(MOVES_PREFIX.as_bytes()) {
-                let key = match key.strip_prefix(b"{").and_then(|k| k.strip_suffix(b"}")) {
-                    Some(inner) if move_record(inner).as_deref() == Some(&record[..]) => inner,
-                    _ => key,
-                };
-                let m = match value.split_once(' ') {
-                    Some(("ahead", by)) => Move::Ahead(by.to_string()),
-                    _ => Move::Passed,
-                };
-                self.moves().insert(Bytes::copy_from_slice(key), m);
-            } else if let Some(import) = parse_import(value) {
+        for (_, value) in &found {
+            if let Some(import) = parse_import(value) {
                 self.imports().push(import);
             }
         }
         Ok(found.len())
-    }
-}
-
-/// The target key that records `key`'s move, in `key`'s slot (so a cluster target commits it
-/// in the same transaction as the command); `None` for the rare key whose slot no name can
-/// share.
-fn move_record(key: &[u8]) -> Option<Bytes> {
-    let mut k = MOVES_PREFIX.as_bytes().to_vec();
-    if redis_sync_commands::hash_tag(key).len() < key.len() {
-        k.extend_from_slice(key);
-    } else {
-        k.push(b'{');
-        k.extend_from_slice(key);
-        k.push(b'}');
-    }
-    (hash_slot(&k) == hash_slot(key)).then(|| Bytes::from(k))
-}
-
-fn move_value(m: &Move) -> String {
-    match m {
-        Move::Ahead(by) => format!("ahead {by}"),
-        Move::Passed => "passed".to_string(),
     }
 }
 
@@ -560,12 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn records_round_trip_and_stay_in_the_keys_slot() {
-        for key in [&b"plain"[..], b"{tag}rest", b"a{}b", b""] {
-            if let Some(r) = move_record(key) {
-                assert_eq!(hash_slot(&r), hash_slot(key), "{key:?}");
-            }
-        }
+    fn import_records_round_trip() {
         let i = Import {
             name: "n".into(),
             importer: "127.0.0.1:7000".into(),

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::cluster_topology::{Node, Topology, read_topology};
-use super::resharding::{Asm, Import, Move, Resharding, parse_asm, show_ranges};
+use super::resharding::{Asm, Import, Resharding, parse_asm, show_ranges};
 use crate::client::Client;
 use crate::config::Settings;
 use crate::status;
@@ -383,22 +383,6 @@ impl ShardLink {
         match name.as_slice() {
             b"restore-asking" if args.len() > 1 => Ok(self.restored(args, turn_ms).await),
             b"del" | b"unlink" if args.len() > 1 => self.review_delete(args, turn_ms).await,
-            _ if !keys.is_empty() => {
-                // A write of the exporter to a key already restored by the importer: the
-                // restored value holds it.
-                let ahead = keys.iter().all(|k| {
-                    matches!(self.resharding.move_of(k), Some(Move::Ahead(by)) if by != self.name)
-                });
-                Ok(if ahead {
-                    Review::instead(
-                        Vec::new(),
-                        "a write to a key a resharding moved, already in the value the \
-                         importing shard restored",
-                    )
-                } else {
-                    Review::keep()
-                })
-            }
             _ => Ok(Review::keep()),
         }
     }
@@ -605,40 +589,32 @@ impl ShardLink {
     }
 
     /// `RESTORE-ASKING`: a key moved in by a classic resharding. It is applied as
-    /// `RESTORE … REPLACE` (the target holds the exporter's copy until its `DEL`), and the move
-    /// recorded.
+    /// `RESTORE … REPLACE` (the target holds the exporter's copy until its `DEL`, which
+    /// [`review_delete`](ShardLink::review_delete) drops), once the exporter's writes to the
+    /// key are on the target ([`wait_for_others`](ShardLink::wait_for_others)).
     async fn restored(&self, args: &[Bytes], turn_ms: i64) -> Review {
         self.wait_for_others(turn_ms).await;
-        let key = &args[1];
         let mut restore = Vec::with_capacity(args.len() + 1);
         restore.push(Bytes::from_static(b"RESTORE"));
         restore.extend(args[1..].iter().cloned());
         if !args[1..].iter().any(|x| x.eq_ignore_ascii_case(b"REPLACE")) {
             restore.push(Bytes::from_static(b"REPLACE"));
         }
-        let mut commands: Vec<Vec<Bytes>> = self
-            .resharding
-            .restored(key, &self.name)
-            .into_iter()
-            .collect();
-        commands.push(restore);
         Review {
-            commands: Some(commands),
+            commands: Some(vec![restore]),
             note: None,
         }
     }
 
-    /// A `DEL`/`UNLINK`: drops the keys a resharding moved to another master.
+    /// A `DEL`/`UNLINK`: drops the keys a resharding moved to another master: those the node
+    /// their slot is moving to (or is at) holds, asked after the command arrived. A moved key's
+    /// `DEL` is the exporter's last word on it (its writes came before the move), so dropping
+    /// it keeps the value the importer restored (or will restore).
     async fn review_delete(&self, args: &[Bytes], turn_ms: i64) -> anyhow::Result<Review> {
         let mut moved = vec![false; args.len()];
-        let mut records = Vec::new();
         for (i, key) in args.iter().enumerate().skip(1) {
-            // Restored by the importer already: this DEL is the move's.
-            if matches!(self.resharding.move_of(key), Some(Move::Ahead(by)) if by != self.name) {
-                moved[i] = true;
-                records.extend(self.resharding.deleted_after_restore(key));
-            } else if self.resharding.is_failed_import(&self.name, key) {
-                // This shard removes what a failed import brought; the exporter keeps it.
+            // This shard removes what a failed import brought; the exporter keeps it.
+            if self.resharding.is_failed_import(&self.name, key) {
                 moved[i] = true;
             }
         }
@@ -646,10 +622,7 @@ impl ShardLink {
             .topology(turn_ms)
             .await
             .with_context(|| format!("shard {}: reading the cluster's topology", self.name))?;
-        let (master, group) = {
-            let st = self.lock();
-            (st.master.clone(), st.group.clone())
-        };
+        let master = self.lock().master.clone();
         let me = t.node(&master);
         // The others, by the node their slot is moving to (or is at).
         let mut ask: HashMap<String, Vec<usize>> = HashMap::new();
@@ -693,10 +666,6 @@ impl ShardLink {
             for (k, &i) in idx.iter().enumerate() {
                 if replies.get(2 * k + 1).and_then(Frame::as_integer) == Some(1) {
                     moved[i] = true;
-                    // An atomic migration's clean-up pairs with no RESTORE: nothing to record.
-                    if !self.resharding.is_exported(&group, hash_slot(&args[i])) {
-                        records.extend(self.resharding.deleted_before_restore(&args[i]));
-                    }
                 }
             }
         }
@@ -710,7 +679,7 @@ impl ShardLink {
             .filter(|(i, _)| *i == 0 || !moved[*i])
             .map(|(_, a)| a.clone())
             .collect();
-        let mut commands = records;
+        let mut commands = Vec::new();
         if kept.len() > 1 {
             commands.push(kept);
         }
