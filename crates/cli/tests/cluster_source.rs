@@ -9,15 +9,16 @@
 //! non-empty masters: see `Cluster::xor_digest`) equals the target's digest.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use redis_sync_commands::hash_slot;
+
+use crate::harness::{Harness, drop_checkpoints, tail};
 use redis_sync_testkit::{
     Client, Cluster, Flavor, Reply, Server, ServerVersion, poll_until, versions_where,
 };
@@ -791,97 +792,6 @@ fn differences(cluster: &Cluster, target: &Server) -> String {
     let n = out.len();
     out.truncate(10);
     format!("{n} keys differ: {}", out.join("; "))
-}
-
-/// Removes the checkpoint keys from a standalone target before comparing digests.
-fn drop_checkpoints(target: &Server) {
-    let keys = target
-        .cmd(&["KEYS", "redis-sync:checkpoint:*"])
-        .ok()
-        .array();
-    for k in keys {
-        target.cmd(&["DEL", k.text().as_str()]).ok();
-    }
-}
-
-/// redis-sync processes with their logs in files.
-struct Harness {
-    dir: tempfile::TempDir,
-    logs: Vec<(String, PathBuf)>,
-    child: Option<Child>,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        Harness {
-            dir: tempfile::tempdir().expect("a temporary directory"),
-            logs: Vec::new(),
-            child: None,
-        }
-    }
-
-    fn spawn(&mut self, label: &str, args: &[String]) {
-        let n = self.logs.len();
-        let err = self.dir.path().join(format!("run-{n}.stderr"));
-        let child = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&err).expect("create a log file"))
-            .spawn()
-            .expect("spawn redis-sync");
-        self.child = Some(child);
-        self.logs.push((label.to_string(), err));
-    }
-
-    fn log(&self, n: usize) -> String {
-        fs::read_to_string(&self.logs[n].1).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM (a clean stop) and a check that it exited 0.
-    fn terminate(&mut self) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let status = poll_until(Duration::from_secs(60), "redis-sync to stop", || {
-            c.try_wait().expect("wait")
-        });
-        let n = self.logs.len() - 1;
-        assert!(
-            status.success(),
-            "exit after SIGTERM: {status}\n{}",
-            tail(&self.log(n), 30)
-        );
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.kill();
-        if thread::panicking() {
-            for (label, path) in &self.logs {
-                let text = fs::read_to_string(path).unwrap_or_default();
-                eprintln!("--- {label}: the end of its log ---\n{}", tail(&text, 40));
-            }
-        }
-    }
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The Kubernetes example runs `sync` with flags that exist.

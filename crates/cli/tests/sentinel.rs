@@ -16,9 +16,6 @@
 //! oracle: once the writes stop and a last marker is on the target, `DEBUG DIGEST` of the
 //! source's master equals the target master's (checkpoint keys removed).
 
-use std::fs::{self, File};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -27,6 +24,8 @@ use std::time::Duration;
 use redis_sync_testkit::{
     Client, Flavor, Reply, Sentinels, Server, ServerVersion, poll_until, versions_where,
 };
+
+use crate::harness::{Harness, drop_checkpoints, tail};
 
 /// Keys of the workload.
 const KEYS: u64 = 300;
@@ -100,24 +99,27 @@ fn source_failover(v: &ServerVersion, switch: Switch) {
     }
     let mut h = Harness::new();
     let state = h.dir.path().join("state.json");
-    h.spawn(&[
-        "sync".into(),
-        "--source".into(),
-        sentinels.url(None),
-        "--target".into(),
-        target.addr(),
-        "--state-file".into(),
-        state.display().to_string(),
-        "--status-interval".into(),
-        "0.5".into(),
-    ]);
+    h.spawn(
+        "sync",
+        &[
+            "sync".into(),
+            "--source".into(),
+            sentinels.url(None),
+            "--target".into(),
+            target.addr(),
+            "--state-file".into(),
+            state.display().to_string(),
+            "--status-interval".into(),
+            "0.5".into(),
+        ],
+    );
     let writes = w.run_in_background();
     marker(sentinels.master_port(), &target, "started");
     assert!(
-        h.log()
+        h.log(0)
             .contains(&format!("the master is {}", master.addr())),
         "{}",
-        tail(&h.log(), 30)
+        tail(&h.log(0), 30)
     );
 
     // The switch: the writes pause, the replica catches up, the sentinels promote it.
@@ -137,7 +139,7 @@ fn source_failover(v: &ServerVersion, switch: Switch) {
     assert_eq!(promoted, replica.port(), "the replica is the new master");
     writes.release();
     marker(promoted, &target, "after-failover");
-    let log = h.log();
+    let log = h.log(0);
     let after = log
         .split_once("the source moved")
         .map(|(_, rest)| rest)
@@ -181,7 +183,7 @@ fn source_failover(v: &ServerVersion, switch: Switch) {
         target.digest(),
         replica.digest(),
         "the target differs from the source's new master after {written} writes\n{}",
-        tail(&h.log(), 40)
+        tail(&h.log(0), 40)
     );
 }
 
@@ -197,17 +199,20 @@ fn target_failover(v: &ServerVersion) {
     }
     let mut h = Harness::new();
     let state = h.dir.path().join("state.json");
-    h.spawn(&[
-        "sync".into(),
-        "--source".into(),
-        source.addr(),
-        "--target".into(),
-        sentinels.url(None),
-        "--state-file".into(),
-        state.display().to_string(),
-        "--status-interval".into(),
-        "0.5".into(),
-    ]);
+    h.spawn(
+        "sync",
+        &[
+            "sync".into(),
+            "--source".into(),
+            source.addr(),
+            "--target".into(),
+            sentinels.url(None),
+            "--state-file".into(),
+            state.display().to_string(),
+            "--status-interval".into(),
+            "0.5".into(),
+        ],
+    );
     let writes = w.run_in_background();
     marker_on(&source, &master, "started");
 
@@ -215,7 +220,7 @@ fn target_failover(v: &ServerVersion) {
     let promoted = sentinels.failover();
     assert_eq!(promoted, replica.port(), "the replica is the new master");
     marker_on(&source, &replica, "after-failover");
-    let log = h.log();
+    let log = h.log(0);
     assert!(
         log.contains(&format!(
             "the target's master moved from {} to {}",
@@ -232,7 +237,7 @@ fn target_failover(v: &ServerVersion) {
     let written = writes.stop();
     marker_on(&source, &replica, "end");
     h.terminate();
-    let log = h.log();
+    let log = h.log(0);
     // Whether the failover lost acknowledged transactions depends on timing: say which.
     eprintln!(
         "target failover on {v}: {written} writes; acknowledged writes lost by the failover \
@@ -416,89 +421,4 @@ impl Drop for Background {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// Removes the checkpoint keys from a target before comparing digests.
-fn drop_checkpoints(target: &Server) {
-    for k in target
-        .cmd(&["KEYS", "redis-sync:checkpoint:*"])
-        .ok()
-        .array()
-    {
-        target.cmd(&["DEL", k.text().as_str()]).ok();
-    }
-}
-
-/// One redis-sync process with its log in a file.
-struct Harness {
-    dir: tempfile::TempDir,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let log = dir.path().join("run.stderr");
-        Harness {
-            dir,
-            log,
-            child: None,
-        }
-    }
-
-    fn spawn(&mut self, args: &[String]) {
-        let child = Command::new(env!("CARGO_BIN_EXE_redis-sync"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&self.log).expect("create a log file"))
-            .spawn()
-            .expect("spawn redis-sync");
-        self.child = Some(child);
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM (a clean stop) and a check that it exited 0.
-    fn terminate(&mut self) {
-        let Some(mut c) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let status = poll_until(Duration::from_secs(60), "redis-sync to stop", || {
-            c.try_wait().expect("wait")
-        });
-        assert!(
-            status.success(),
-            "exit after SIGTERM: {status}\n{}",
-            tail(&self.log(), 30)
-        );
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if thread::panicking() {
-            eprintln!(
-                "--- redis-sync: the end of its log ---\n{}",
-                tail(&self.log(), 60)
-            );
-        }
-    }
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

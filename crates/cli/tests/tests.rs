@@ -1,6 +1,7 @@
 //! Integration tests of the `redis-sync` binary, one test binary (as ripgrep does).
 #![allow(clippy::unwrap_used)]
 
+mod harness;
 mod util;
 
 mod check;
