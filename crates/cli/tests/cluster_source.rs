@@ -302,19 +302,7 @@ fn two_processes_with_shards_split_a_cluster_and_together_end_equal() {
     assert!(logs[0].contains("this process syncs 2"), "{}", logs[0]);
     assert!(logs[1].contains("this process syncs 1"), "{}", logs[1]);
     // `verify` reads every master of the source cluster.
-    let out = crate::util::redis_sync(&[
-        "verify",
-        "--source",
-        &cluster.masters()[0].addr(),
-        "--target",
-        &target.addr(),
-    ]);
-    assert!(
-        out.status.success(),
-        "verify: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::assert_verify_equal(&cluster.masters()[0].addr(), &target.addr());
     drop_checkpoints(&target);
     assert_eq!(
         target.digest(),

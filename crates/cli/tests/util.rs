@@ -31,6 +31,18 @@ pub fn sync_until_caught_up(source: &str, target: &str, state: &Path, extra: &[&
     )
 }
 
+/// `redis-sync verify --source SOURCE --target TARGET` exits 0 (equal); its output otherwise.
+#[track_caller]
+pub fn assert_verify_equal(source: &str, target: &str) {
+    let out = redis_sync(&["verify", "--source", source, "--target", target]);
+    assert!(
+        out.status.success(),
+        "verify {source} {target}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// How long one run of the binary may take before the test fails instead of hanging CI.
 const RUN_DEADLINE: Duration = Duration::from_secs(300);
 
