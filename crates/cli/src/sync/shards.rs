@@ -785,9 +785,11 @@ pub(super) async fn run(
         one.shard = Some(link);
         shards.push(one);
     }
+    // The shards' loops run on this thread (as a single source's loop does) and their links'
+    // and sinks' tasks on the runtime's worker: two cores busy, as for one source.
     let mut views = Vec::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for one in shards {
+    let mut runs = futures_util::stream::FuturesUnordered::new();
+    for one in &shards {
         let shared: status::Shared = Arc::default();
         let name = one
             .shard
@@ -796,9 +798,9 @@ pub(super) async fn run(
         views.push((Some(name.clone()), shared.clone()));
         let stop = stop.clone();
         let span = tracing::info_span!("shard", source = %name);
-        tasks.spawn(
+        runs.push(
             async move {
-                let r = super::sync_one(&one, shared, stop).await;
+                let r = super::sync_one(one, shared, stop).await;
                 (name, r)
             }
             .instrument(span),
@@ -809,18 +811,11 @@ pub(super) async fn run(
         tracing::info!("metrics on http://{bound}/metrics (one series per shard)");
     }
     let mut first_error = None;
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((_, Ok(_))) => {}
-            Ok((name, Err(e))) => {
-                tracing::error!("shard {name} stopped: {e:#}");
-                let _ = stop_tx.send(true);
-                first_error.get_or_insert(e.context(format!("shard {name}")));
-            }
-            Err(e) => {
-                let _ = stop_tx.send(true);
-                first_error.get_or_insert(anyhow::anyhow!("a shard's task failed: {e}"));
-            }
+    while let Some((name, done)) = futures_util::StreamExt::next(&mut runs).await {
+        if let Err(e) = done {
+            tracing::error!("shard {name} stopped: {e:#}");
+            let _ = stop_tx.send(true);
+            first_error.get_or_insert(e.context(format!("shard {name}")));
         }
     }
     match first_error {
