@@ -131,6 +131,22 @@ fn tls_error(ep: &Endpoint, e: ClientError) -> anyhow::Error {
     }
 }
 
+/// The field/value pairs of a reply that is a flat array (RESP2: `HGETALL`, `SENTINEL MASTER`)
+/// or a map (RESP3); empty for anything else.
+pub fn pairs(f: &Frame) -> Vec<(String, String)> {
+    match f {
+        Frame::Array(items) => items
+            .chunks(2)
+            .filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?)))
+            .collect(),
+        Frame::Map(items) => items
+            .iter()
+            .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The text of a string-like reply.
 pub fn text(f: &Frame) -> Option<String> {
     match f {

@@ -11,7 +11,7 @@
 use anyhow::{Context, bail};
 use redis_sync_resp::Frame;
 
-use crate::client::{Client, text};
+use crate::client::Client;
 use crate::url::Endpoint;
 
 /// Timeout of each request made here.
@@ -103,21 +103,13 @@ async fn target_checkpoint(
         c = Client::connect_addr(target, &addr, TIMEOUT).await?;
         reply = c.call(&["HGETALL", key]).await?;
     }
-    let pairs: Vec<(String, String)> = match &reply {
-        Frame::Array(items) => items
-            .chunks(2)
-            .filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?)))
-            .collect(),
-        Frame::Map(items) => items
-            .iter()
-            .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
-            .collect(),
+    let pairs = match &reply {
         Frame::Error(e) => bail!(
             "{}: reading the checkpoint {key}: {}",
             c.addr(),
             String::from_utf8_lossy(e)
         ),
-        _ => Vec::new(),
+        other => crate::client::pairs(other),
     };
     if pairs.is_empty() {
         return Ok(None);

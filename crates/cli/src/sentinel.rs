@@ -186,15 +186,8 @@ async fn ask(ep: &Endpoint, s: &Sentinels, addr: &str) -> anyhow::Result<(u64, S
         }
         reply = c.call(&["SENTINEL", "MASTER", s.master.as_str()]).await?;
     }
-    let pairs: Vec<(String, String)> = match &reply {
-        Frame::Array(items) => items
-            .chunks(2)
-            .filter_map(|p| Some((text(p.first()?)?, text(p.get(1)?)?)))
-            .collect(),
-        Frame::Map(items) => items
-            .iter()
-            .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
-            .collect(),
+    let pairs = match &reply {
+        Frame::Array(_) | Frame::Map(_) => crate::client::pairs(&reply),
         Frame::Error(e) => bail!(
             "sentinel {addr}: SENTINEL MASTER {}: {}",
             s.master,
@@ -211,10 +204,6 @@ async fn ask(ep: &Endpoint, s: &Sentinels, addr: &str) -> anyhow::Result<(u64, S
         .and_then(|e| e.parse().ok())
         .unwrap_or(0);
     Ok((epoch, host_port(host, port)))
-}
-
-fn text(f: &Frame) -> Option<String> {
-    crate::client::text(f)
 }
 
 /// The address of the master of a sentinel endpoint now (its `addr()` for any other): every

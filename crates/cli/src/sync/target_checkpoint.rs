@@ -148,7 +148,7 @@ pub async fn read(s: &Settings) -> anyhow::Result<Option<TargetCheckpoint>> {
         "none" => Ok(None),
         "hash" => {
             let reply = c.ok(&["HGETALL", key.as_str()]).await?;
-            let pairs = hash_pairs(&reply);
+            let pairs = crate::client::pairs(&reply);
             TargetCheckpoint::parse(&pairs)
                 .map(Some)
                 .with_context(|| format!("the target's {key} is not a redis-sync checkpoint (delete it to start with a full copy)"))
@@ -270,7 +270,7 @@ pub async fn read_cluster(
             String::from_utf8_lossy(e)
         );
     }
-    let pairs = hash_pairs(&reply);
+    let pairs = crate::client::pairs(&reply);
     if pairs.is_empty() {
         return Ok(None);
     }
@@ -322,22 +322,6 @@ pub async fn read_cluster(
         cp.db = dbs[i];
     }
     Ok(Some((cp, floors)))
-}
-
-/// `HGETALL` reply (RESP2 flat array or RESP3 map) as text pairs.
-fn hash_pairs(f: &Frame) -> Vec<(String, String)> {
-    let items = f.as_slice().unwrap_or(&[]);
-    items
-        .chunks(2)
-        .filter_map(|p| {
-            let k = p.first()?.as_bytes()?;
-            let v = p.get(1)?.as_bytes()?;
-            Some((
-                String::from_utf8_lossy(k).into_owned(),
-                String::from_utf8_lossy(v).into_owned(),
-            ))
-        })
-        .collect()
 }
 
 #[cfg(test)]
